@@ -1,0 +1,1 @@
+"""Trading bot toolkit. Market data lives in :mod:`bot.data`."""

@@ -1,0 +1,406 @@
+"""``BarAggregator``: ticks in, completed OHLCV bars out, for several timeframes at once.
+
+Pure: no I/O, no clock. Time enters only as the ticks' exchange timestamps and
+as the ``now`` given to :meth:`BarAggregator.advance`, so the same ticks and the
+same ``now`` calls always give the same bars (which is what makes replay equal
+live, and what lets the tests drive time by hand).
+
+How a bar completes. Each symbol has a watermark: the latest exchange time seen
+minus ``reorder_window_ns``. A bar completes once the watermark passes its end
+(with no reorder window: at the first trade of a later interval), or once the
+clock given to ``advance`` passes its end plus ``grace_ns``, so a quiet market
+still gets its bars on time. A symbol on hold (stream down or being backfilled)
+is not advanced by the clock, so its bars wait for complete data.
+
+How timeframes share the work. Ticks update only bars of the *base* length, the
+greatest common divisor of the configured timeframes; each completed base bar
+is folded into the longer timeframes. A tick therefore costs one bar update
+whatever the number of timeframes, and the longer bars equal a direct
+aggregation because OHLCV folds exactly over contiguous sub-intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.data.models import UPDATES_ALL, UPDATES_HIGH_LOW, UPDATES_OPEN_CLOSE, UPDATES_VOLUME
+from bot.data.models import Bar, BarFlag, Side, Tick
+from bot.data.timeframes import TIMEFRAME_SECONDS, NS_PER_SECOND, align, base_length_ns
+
+_NO_BARS: tuple[Bar, ...] = ()
+assert UPDATES_ALL == 7  # literal in the hot path
+_BUY = Side.BUY
+_SELL = Side.SELL
+
+
+@dataclass
+class AggregatorCounters:
+    """What the aggregator refused, by reason (exposed through the manager's metrics)."""
+
+    duplicate: int = 0
+    late: int = 0
+    rejected: int = 0
+
+
+class _Builder:
+    """The mutable state of one bar being built (never leaves this module).
+
+    High and low start at -inf/+inf and open/close are unset (``open_ts < 0``)
+    until a trade whose conditions allow it updates them; a bar without such
+    trades shows ``reference`` (the previous close) for those fields, as
+    Binance klines do for intervals without trades.
+    """
+
+    __slots__ = (
+        "open_time", "end_time", "reference", "open", "high", "low", "close", "volume",
+        "quote", "buy_volume", "sell_volume", "buy_quote", "count", "first_id", "last_id",
+        "open_ts", "close_ts", "flags",
+    )
+
+    def __init__(self, open_time: int, end_time: int, reference: float) -> None:
+        self.open_time = open_time
+        self.end_time = end_time
+        self.reference = reference
+        self.open = self.close = reference
+        self.high = -math.inf
+        self.low = math.inf
+        self.volume = self.quote = self.buy_volume = self.sell_volume = self.buy_quote = 0.0
+        self.count = 0
+        self.first_id = self.last_id = -1
+        self.open_ts = self.close_ts = -1
+        self.flags = BarFlag.NONE
+
+    def add_tick(self, tick: Tick) -> None:
+        """Fold one trade in, honouring which fields its conditions let it update."""
+        updates = tick.updates
+        price = tick.price
+        if updates & UPDATES_HIGH_LOW:
+            if price > self.high:
+                self.high = price
+            if price < self.low:
+                self.low = price
+        if updates & UPDATES_OPEN_CLOSE:
+            ts = tick.timestamp
+            tid = tick.trade_id
+            self._take_open_close(price, ts, tid, price, ts, tid)
+        if updates & UPDATES_VOLUME:
+            qty = tick.volume
+            quote = price * qty
+            self.volume += qty
+            self.quote += quote
+            if tick.side is _BUY:
+                self.buy_volume += qty
+                self.buy_quote += quote
+            elif tick.side is _SELL:
+                self.sell_volume += qty
+        self.count += 1
+
+    def _take_open_close(self, open_price: float, open_ts: int, open_id: int,
+                         close_price: float, close_ts: int, close_id: int) -> None:
+        """Keep the earliest trade as open and the latest as close, by (time, trade id)."""
+        if self.open_ts < 0:
+            self.open, self.open_ts, self.first_id = open_price, open_ts, open_id
+            self.close, self.close_ts, self.last_id = close_price, close_ts, close_id
+            return
+        if open_ts < self.open_ts or (open_ts == self.open_ts and open_id < self.first_id):
+            self.open, self.open_ts, self.first_id = open_price, open_ts, open_id
+        if close_ts > self.close_ts or (close_ts == self.close_ts and close_id > self.last_id):
+            self.close, self.close_ts, self.last_id = close_price, close_ts, close_id
+
+    def merge(self, other: _Builder) -> None:
+        """Fold a contiguous sub-interval's state into this one."""
+        if other.high > self.high:
+            self.high = other.high
+        if other.low < self.low:
+            self.low = other.low
+        if other.open_ts >= 0:
+            self._take_open_close(other.open, other.open_ts, other.first_id,
+                                  other.close, other.close_ts, other.last_id)
+        elif self.open_ts < 0:
+            self.open = self.close = other.close
+        self.volume += other.volume
+        self.quote += other.quote
+        self.buy_volume += other.buy_volume
+        self.sell_volume += other.sell_volume
+        self.buy_quote += other.buy_quote
+        self.count += other.count
+        self.flags |= other.flags
+
+    @property
+    def fast_path_ready(self) -> bool:
+        """True once open, close, high and low are all set by full-eligibility trades."""
+        return self.open_ts >= 0 and self.high >= self.low
+
+    def copy(self) -> _Builder:
+        clone = _Builder.__new__(_Builder)
+        for name in _Builder.__slots__:
+            setattr(clone, name, getattr(self, name))
+        return clone
+
+    def to_bar(self, venue: str, symbol: str, timeframe: str, coverage_start: int) -> Bar:
+        flags = self.flags
+        if self.count == 0:
+            flags |= BarFlag.EMPTY
+        if self.open_time < coverage_start:
+            flags |= BarFlag.PARTIAL
+        high, low = self.high, self.low
+        if high < low:  # no trade could update high/low
+            high = max(self.open, self.close)
+            low = min(self.open, self.close)
+        return Bar(
+            venue, symbol, timeframe, self.open_time, self.end_time - 1,
+            self.open, high, low, self.close,
+            self.volume, self.quote, self.buy_volume, self.sell_volume, self.buy_quote,
+            self.count, self.first_id, self.last_id, flags,
+        )
+
+
+class _SymbolState:
+    """Per-symbol aggregation state."""
+
+    __slots__ = (
+        "venue", "symbol", "open_bars", "cur", "higher", "max_ts", "max_id", "ids_cur",
+        "ids_prev", "last_closed_end", "last_close", "coverage_start", "emit_empty", "held",
+    )
+
+    def __init__(self, venue: str, symbol: str, emit_empty: bool) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.open_bars: list[_Builder] = []  # base bars not yet complete, by open time
+        self.cur: _Builder | None = None  # the only open bar, when there is exactly one
+        self.higher: dict[str, _Builder] = {}
+        self.max_ts = -1
+        self.max_id = -(1 << 63)
+        self.ids_cur: set[int] = set()  # trade ids of the open window, for deduplication
+        self.ids_prev: set[int] = set()
+        self.last_closed_end: int | None = None
+        self.last_close = math.nan
+        self.coverage_start: int | None = None
+        self.emit_empty = emit_empty
+        self.held = False
+
+
+class BarAggregator:
+    """Builds bars of every configured timeframe for every symbol from ticks.
+
+    :meth:`add` returns ``None`` for a tick it refused (duplicate, late or
+    invalid; see :attr:`counters`), otherwise the bars the tick completed,
+    oldest first and, for one end time, shortest timeframe first.
+    """
+
+    def __init__(self, timeframes: Iterable[str], *, grace_ns: int = 2 * NS_PER_SECOND,
+                 reorder_window_ns: int = 0, emit_empty: bool = True) -> None:
+        self.timeframes = sorted(set(timeframes), key=TIMEFRAME_SECONDS.__getitem__)
+        if not self.timeframes:
+            raise ValueError("BarAggregator needs at least one timeframe")
+        self.base_ns = base_length_ns(self.timeframes)
+        self._lengths = {tf: TIMEFRAME_SECONDS[tf] * NS_PER_SECOND for tf in self.timeframes}
+        self._base_tf = next((tf for tf, n in self._lengths.items() if n == self.base_ns), None)
+        self._higher = [(tf, n) for tf, n in self._lengths.items() if n != self.base_ns]
+        self.grace_ns = grace_ns
+        self.reorder_window_ns = reorder_window_ns
+        self.emit_empty = emit_empty
+        self.counters = AggregatorCounters()
+        self._symbols: dict[str, _SymbolState] = {}
+
+    # -- configuration -------------------------------------------------------------
+    def configure_symbol(self, venue: str, symbol: str, *, emit_empty: bool | None = None,
+                         complete_from: int | None = None) -> None:
+        """Set a symbol's policy before its first tick.
+
+        ``emit_empty``: whether intervals without trades give empty bars (Binance
+        klines do, Alpaca bars do not). ``complete_from``: the exchange time from
+        which this symbol's trades are known to be complete (after a warm-up
+        backfill); bars opening before it are flagged PARTIAL.
+        """
+        st = self._state(venue, symbol)
+        if emit_empty is not None:
+            st.emit_empty = emit_empty
+        if complete_from is not None:
+            st.coverage_start = complete_from
+
+    def hold(self, symbol: str) -> None:
+        """Stop the clock from completing this symbol's bars (stream down or backfilling)."""
+        if symbol in self._symbols:
+            self._symbols[symbol].held = True
+
+    def release(self, symbol: str) -> None:
+        if symbol in self._symbols:
+            self._symbols[symbol].held = False
+
+    def forget(self, symbol: str) -> None:
+        """Drop a symbol's state (after it is unsubscribed)."""
+        self._symbols.pop(symbol, None)
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    # -- the hot path -------------------------------------------------------------
+    def add(self, tick: Tick) -> tuple[Bar, ...] | None:
+        """Fold one tick in; return the bars it completed, or None if it was refused."""
+        st = self._symbols.get(tick.symbol)
+        if st is None:
+            st = self._state(tick.venue, tick.symbol)
+        tid = tick.trade_id
+        if tid > st.max_id:
+            st.max_id = tid
+        elif tid in st.ids_cur or tid in st.ids_prev:
+            self.counters.duplicate += 1
+            return None
+        price = tick.price
+        qty = tick.volume
+        if not (price > 0.0 and qty > 0.0 and price < math.inf and qty < math.inf):
+            self.counters.rejected += 1
+            return None
+        ts = tick.timestamp
+        b = st.cur
+        if b is None or ts < b.open_time or ts >= b.end_time or tick.updates != 7:
+            return self._add_slow(st, tick)
+        # Fast path: the tick falls in the only open bar and may update every field.
+        st.ids_cur.add(tid)
+        if ts > st.max_ts:
+            st.max_ts = ts
+        if price > b.high:
+            b.high = price
+        elif price < b.low:
+            b.low = price
+        if ts > b.close_ts or (ts == b.close_ts and tid > b.last_id):
+            b.close = price
+            b.close_ts = ts
+            b.last_id = tid
+        elif ts < b.open_ts or (ts == b.open_ts and tid < b.first_id):
+            b.open = price
+            b.open_ts = ts
+            b.first_id = tid
+        quote = price * qty
+        b.volume += qty
+        b.quote += quote
+        side = tick.side
+        if side is _BUY:
+            b.buy_volume += qty
+            b.buy_quote += quote
+        elif side is _SELL:
+            b.sell_volume += qty
+        b.count += 1
+        return _NO_BARS
+
+    def _add_slow(self, st: _SymbolState, tick: Tick) -> tuple[Bar, ...] | None:
+        ts = tick.timestamp
+        base_open = align(ts, self.base_ns)
+        if st.last_closed_end is not None and base_open < st.last_closed_end:
+            self.counters.late += 1
+            return None
+        if st.coverage_start is None:
+            st.coverage_start = ts
+        bar = next((b for b in st.open_bars if b.open_time == base_open), None)
+        if bar is None:
+            bar = _Builder(base_open, base_open + self.base_ns, st.last_close)
+            st.open_bars.append(bar)
+            st.open_bars.sort(key=lambda b: b.open_time)
+        bar.add_tick(tick)
+        st.ids_cur.add(tick.trade_id)
+        if ts > st.max_ts:
+            st.max_ts = ts
+        out: list[Bar] = []
+        self._complete(st, st.max_ts - self.reorder_window_ns, out)
+        _refresh_fast_path(st)
+        return tuple(out) if out else _NO_BARS
+
+    # -- time ----------------------------------------------------------------------
+    def advance(self, now_ns: int) -> list[Bar]:
+        """Complete every bar whose end plus the grace is at or before ``now_ns``.
+
+        Symbols on hold are skipped. Call it a few times a second from a clock;
+        the aggregator never reads one itself.
+        """
+        out: list[Bar] = []
+        watermark = now_ns - self.grace_ns
+        for st in self._symbols.values():
+            if not st.held and st.coverage_start is not None:
+                self._complete(st, watermark, out)
+                _refresh_fast_path(st)
+        return out
+
+    def _complete(self, st: _SymbolState, watermark: int, out: list[Bar]) -> None:
+        """Close every base bar (and empty interval) that ends at or before ``watermark``."""
+        base = self.base_ns
+        while True:
+            nxt = st.open_bars[0] if st.open_bars else None
+            if st.emit_empty and st.last_closed_end is not None:
+                limit = nxt.open_time if nxt is not None else watermark
+                t = st.last_closed_end
+                while t < limit and t + base <= watermark:
+                    self._close_base(st, _Builder(t, t + base, st.last_close), out)
+                    t += base
+            if nxt is None or nxt.end_time > watermark:
+                break
+            st.open_bars.pop(0)
+            self._close_base(st, nxt, out)
+        self._close_higher(st, watermark, out)
+
+    def _close_base(self, st: _SymbolState, bar: _Builder, out: list[Bar]) -> None:
+        st.last_closed_end = bar.end_time
+        st.last_close = bar.close
+        for later in st.open_bars:  # a later bar without open/close shows this close
+            if later.open_ts < 0:
+                later.reference = later.open = later.close = bar.close
+        st.ids_prev = st.ids_cur
+        st.ids_cur = set()
+        coverage = st.coverage_start if st.coverage_start is not None else bar.open_time
+        if self._base_tf is not None:
+            out.append(bar.to_bar(st.venue, st.symbol, self._base_tf, coverage))
+        for tf, length in self._higher:
+            hb = st.higher.get(tf)
+            if hb is None:
+                start = align(bar.open_time, length)
+                hb = st.higher[tf] = _Builder(start, start + length, bar.reference)
+            hb.merge(bar)
+            if hb.end_time <= bar.end_time:
+                out.append(hb.to_bar(st.venue, st.symbol, tf, coverage))
+                del st.higher[tf]
+
+    def _close_higher(self, st: _SymbolState, watermark: int, out: list[Bar]) -> None:
+        """Close longer bars whose end passed while no base bar closed (quiet, no empties)."""
+        coverage = st.coverage_start if st.coverage_start is not None else 0
+        for tf, _ in self._higher:
+            hb = st.higher.get(tf)
+            if hb is not None and hb.end_time <= watermark and not any(
+                    b.open_time < hb.end_time for b in st.open_bars):
+                out.append(hb.to_bar(st.venue, st.symbol, tf, coverage))
+                del st.higher[tf]
+
+    # -- queries -------------------------------------------------------------------
+    def current_bar(self, symbol: str, timeframe: str) -> Bar | None:
+        """Snapshot of the bar being built for ``symbol`` and ``timeframe``, or None."""
+        st = self._symbols.get(symbol)
+        length = self._lengths.get(timeframe)
+        if st is None or length is None or not st.open_bars:
+            return None
+        latest = st.open_bars[-1]
+        start = align(latest.open_time, length)
+        if length == self.base_ns:
+            acc = latest.copy()
+        else:
+            held = st.higher.get(timeframe)
+            acc = held.copy() if held is not None else _Builder(start, start + length,
+                                                                st.last_close)
+            for b in st.open_bars:
+                if start <= b.open_time < acc.end_time:
+                    acc.merge(b)
+        coverage = st.coverage_start if st.coverage_start is not None else start
+        return acc.to_bar(st.venue, symbol, timeframe, coverage)
+
+    def _state(self, venue: str, symbol: str) -> _SymbolState:
+        st = self._symbols.get(symbol)
+        if st is None:
+            st = self._symbols[symbol] = _SymbolState(venue, symbol, self.emit_empty)
+        return st
+
+
+def _refresh_fast_path(st: _SymbolState) -> None:
+    """Let ticks take the fast path only while one bar is open and fully priced."""
+    only = st.open_bars[0] if len(st.open_bars) == 1 else None
+    st.cur = only if only is not None and only.fast_path_ready else None

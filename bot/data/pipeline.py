@@ -1,0 +1,100 @@
+"""``TickPipeline``: the one path every tick takes, whatever its source.
+
+tick -> aggregator -> tick buffer -> TICK event -> completed bars -> bar history
+-> BAR_COMPLETE events. Live connections, REST backfill, replay and the remote
+(NATS) source all feed :meth:`TickPipeline.process`, so they cannot disagree on
+how bars are built.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from bot.data.aggregation import BarAggregator
+from bot.data.config import StreamManagerConfig
+from bot.data.errors import UnknownSeriesError
+from bot.data.events import EventBus, EventType
+from bot.data.history import BarHistory
+from bot.data.models import Bar, Tick
+from bot.data.timeframes import NS_PER_MS
+
+
+class TickPipeline:
+    """Aggregates ticks into bars, keeps bounded history and publishes events."""
+
+    def __init__(self, config: StreamManagerConfig, bus: EventBus | None = None) -> None:
+        self.config = config
+        self.bus = bus if bus is not None else EventBus(config.async_handler_backlog)
+        self.aggregator = BarAggregator(
+            config.supported_timeframes,
+            grace_ns=config.bar_close_grace_ms * NS_PER_MS,
+            reorder_window_ns=config.reorder_window_ms * NS_PER_MS,
+            emit_empty=config.emit_empty_bars,
+        )
+        self.ticks: dict[str, deque[Tick]] = {}
+        self.bars: dict[tuple[str, str], BarHistory] = {}
+        self.bars_completed = 0
+
+    def process(self, tick: Tick) -> bool:
+        """Run one tick through the pipeline; False if the aggregator refused it."""
+        bars = self.aggregator.add(tick)
+        if bars is None:
+            return False
+        buf = self.ticks.get(tick.symbol)
+        if buf is None:
+            buf = self.ticks[tick.symbol] = deque(maxlen=self.config.tick_buffer_size)
+        buf.append(tick)
+        self.bus.emit_tick(tick, tick.venue, tick.receive_timestamp)
+        if bars:
+            self.publish_bars(bars)
+        return True
+
+    def advance(self, now_ns: int) -> list[Bar]:
+        """Complete the bars whose time is up by the clock; returns them after publishing."""
+        bars = self.aggregator.advance(now_ns)
+        if bars:
+            self.publish_bars(bars)
+        return bars
+
+    def publish_bars(self, bars: Iterable[Bar]) -> None:
+        for bar in bars:
+            self.history(bar.venue, bar.symbol, bar.timeframe).append(bar)
+            self.bars_completed += 1
+            self.bus.emit(EventType.BAR_COMPLETE, bar, bar.venue)
+
+    def history(self, venue: str, symbol: str, timeframe: str) -> BarHistory:
+        key = (symbol, timeframe)
+        hist = self.bars.get(key)
+        if hist is None:
+            hist = self.bars[key] = BarHistory(venue, symbol, timeframe,
+                                               self.config.bar_history_size)
+        return hist
+
+    def recent_ticks(self, symbol: str, limit: int | None = None) -> list[Tick]:
+        """The last ``limit`` ticks of ``symbol`` (all kept when None), oldest first."""
+        buf = self.ticks.get(symbol)
+        if not buf:
+            return []
+        if limit is None or limit >= len(buf):
+            return list(buf)
+        return list(buf)[-limit:] if limit > 0 else []
+
+    def forget(self, symbol: str) -> None:
+        """Drop everything kept for ``symbol`` (after it is unsubscribed)."""
+        self.aggregator.forget(symbol)
+        self.ticks.pop(symbol, None)
+        for key in [k for k in self.bars if k[0] == symbol]:
+            del self.bars[key]
+
+    # -- queries -------------------------------------------------------------------
+    def check_series(self, symbol: str, timeframe: str, known_symbols: Iterable[str]) -> None:
+        """Raise :class:`UnknownSeriesError` naming what is subscribed if the pair is unknown."""
+        known = sorted(set(known_symbols))
+        if symbol not in known:
+            raise UnknownSeriesError(
+                f"symbol {symbol!r} is not subscribed; subscribed: {', '.join(known) or 'none'}")
+        if timeframe not in self.config.supported_timeframes:
+            raise UnknownSeriesError(
+                f"timeframe {timeframe!r} is not configured; configured: "
+                f"{', '.join(self.config.supported_timeframes)}")
