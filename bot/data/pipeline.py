@@ -47,21 +47,28 @@ class TickPipeline:
         buf.append(tick)
         self.bus.emit_tick(tick, tick.venue, tick.receive_timestamp)
         if bars:
-            self.publish_bars(bars)
+            self.publish_bars(bars, tick.receive_timestamp)
         return True
 
     def advance(self, now_ns: int) -> list[Bar]:
         """Complete the bars whose time is up by the clock; returns them after publishing."""
         bars = self.aggregator.advance(now_ns)
         if bars:
-            self.publish_bars(bars)
+            self.publish_bars(bars, now_ns)
         return bars
 
-    def publish_bars(self, bars: Iterable[Bar]) -> None:
+    def publish_bars(self, bars: Iterable[Bar], trigger_ns: int) -> None:
+        """Store and announce completed bars.
+
+        ``trigger_ns`` is when what completed them reached us: the receive time
+        of the tick that closed them, or the clock reading that did. It becomes
+        the BAR_COMPLETE event's timestamp, from which tick-to-signal latency is
+        measured.
+        """
         for bar in bars:
             self.history(bar.venue, bar.symbol, bar.timeframe).append(bar)
             self.bars_completed += 1
-            self.bus.emit(EventType.BAR_COMPLETE, bar, bar.venue)
+            self.bus.emit(EventType.BAR_COMPLETE, bar, bar.venue, trigger_ns)
 
     def history(self, venue: str, symbol: str, timeframe: str) -> BarHistory:
         key = (symbol, timeframe)
