@@ -25,9 +25,17 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.data.models import UPDATES_ALL, UPDATES_HIGH_LOW, UPDATES_OPEN_CLOSE, UPDATES_VOLUME
-from bot.data.models import Bar, BarFlag, Side, Tick
-from bot.data.timeframes import TIMEFRAME_SECONDS, NS_PER_SECOND, align, base_length_ns
+from bot.data.models import (
+    UPDATES_ALL,
+    UPDATES_HIGH_LOW,
+    UPDATES_OPEN_CLOSE,
+    UPDATES_VOLUME,
+    Bar,
+    BarFlag,
+    Side,
+    Tick,
+)
+from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, align, base_length_ns
 
 _NO_BARS: tuple[Bar, ...] = ()
 assert UPDATES_ALL == 7  # literal in the hot path
@@ -54,9 +62,25 @@ class _Builder:
     """
 
     __slots__ = (
-        "open_time", "end_time", "reference", "open", "high", "low", "close", "volume",
-        "quote", "buy_volume", "sell_volume", "buy_quote", "count", "first_id", "last_id",
-        "open_ts", "close_ts", "flags",
+        "buy_quote",
+        "buy_volume",
+        "close",
+        "close_ts",
+        "count",
+        "end_time",
+        "first_id",
+        "flags",
+        "high",
+        "ids",
+        "last_id",
+        "low",
+        "open",
+        "open_time",
+        "open_ts",
+        "quote",
+        "reference",
+        "sell_volume",
+        "volume",
     )
 
     def __init__(self, open_time: int, end_time: int, reference: float) -> None:
@@ -71,6 +95,7 @@ class _Builder:
         self.first_id = self.last_id = -1
         self.open_ts = self.close_ts = -1
         self.flags = BarFlag.NONE
+        self.ids: set[int] = set()  # trade ids folded in, for deduplication
 
     def add_tick(self, tick: Tick) -> None:
         """Fold one trade in, honouring which fields its conditions let it update."""
@@ -134,6 +159,7 @@ class _Builder:
         return self.open_ts >= 0 and self.high >= self.low
 
     def copy(self) -> _Builder:
+        """A snapshot for queries (shares the id set, which a snapshot never reads)."""
         clone = _Builder.__new__(_Builder)
         for name in _Builder.__slots__:
             setattr(clone, name, getattr(self, name))
@@ -161,8 +187,19 @@ class _SymbolState:
     """Per-symbol aggregation state."""
 
     __slots__ = (
-        "venue", "symbol", "open_bars", "cur", "higher", "max_ts", "max_id", "ids_cur",
-        "ids_prev", "last_closed_end", "last_close", "coverage_start", "emit_empty", "held",
+        "closed_ids",
+        "coverage_start",
+        "cur",
+        "emit_empty",
+        "held",
+        "higher",
+        "last_close",
+        "last_closed_end",
+        "max_id",
+        "max_ts",
+        "open_bars",
+        "symbol",
+        "venue",
     )
 
     def __init__(self, venue: str, symbol: str, emit_empty: bool) -> None:
@@ -173,8 +210,7 @@ class _SymbolState:
         self.higher: dict[str, _Builder] = {}
         self.max_ts = -1
         self.max_id = -(1 << 63)
-        self.ids_cur: set[int] = set()  # trade ids of the open window, for deduplication
-        self.ids_prev: set[int] = set()
+        self.closed_ids: set[int] = set()  # trade ids of the last closed bar with trades
         self.last_closed_end: int | None = None
         self.last_close = math.nan
         self.coverage_start: int | None = None
@@ -247,7 +283,7 @@ class BarAggregator:
         tid = tick.trade_id
         if tid > st.max_id:
             st.max_id = tid
-        elif tid in st.ids_cur or tid in st.ids_prev:
+        elif tid in st.closed_ids or any(tid in b.ids for b in st.open_bars):
             self.counters.duplicate += 1
             return None
         price = tick.price
@@ -260,7 +296,7 @@ class BarAggregator:
         if b is None or ts < b.open_time or ts >= b.end_time or tick.updates != 7:
             return self._add_slow(st, tick)
         # Fast path: the tick falls in the only open bar and may update every field.
-        st.ids_cur.add(tid)
+        b.ids.add(tid)
         if ts > st.max_ts:
             st.max_ts = ts
         if price > b.high:
@@ -301,7 +337,7 @@ class BarAggregator:
             st.open_bars.append(bar)
             st.open_bars.sort(key=lambda b: b.open_time)
         bar.add_tick(tick)
-        st.ids_cur.add(tick.trade_id)
+        bar.ids.add(tick.trade_id)
         if ts > st.max_ts:
             st.max_ts = ts
         out: list[Bar] = []
@@ -347,8 +383,8 @@ class BarAggregator:
         for later in st.open_bars:  # a later bar without open/close shows this close
             if later.open_ts < 0:
                 later.reference = later.open = later.close = bar.close
-        st.ids_prev = st.ids_cur
-        st.ids_cur = set()
+        if bar.count:
+            st.closed_ids = bar.ids
         coverage = st.coverage_start if st.coverage_start is not None else bar.open_time
         if self._base_tf is not None:
             out.append(bar.to_bar(st.venue, st.symbol, self._base_tf, coverage))

@@ -32,7 +32,7 @@ from bot.data.throttle import LogThrottle
 logger = logging.getLogger(__name__)
 
 
-class EventType(str, enum.Enum):
+class EventType(enum.StrEnum):
     TICK = "tick"
     BAR_COMPLETE = "bar_complete"
     PREDICTION = "prediction"
@@ -64,7 +64,7 @@ class BusCounters:
 
 
 class _Subscription:
-    __slots__ = ("event_type", "fn", "payload_only", "is_async", "queue", "worker", "name")
+    __slots__ = ("event_type", "fn", "is_async", "name", "payload_only", "queue", "worker")
 
     def __init__(self, event_type: EventType, fn: Handler, payload_only: bool) -> None:
         self.event_type = event_type
@@ -168,7 +168,7 @@ class EventBus:
                 continue
             try:
                 sub.fn(arg)
-            except Exception as exc:  # noqa: BLE001 - a user handler must not stop the stream
+            except Exception as exc:
                 self._failed(sub, exc)
 
     def emit_tick(self, tick: Any, source: str, timestamp: int) -> None:
@@ -182,7 +182,7 @@ class EventBus:
             for fn in plain:
                 try:
                     fn(event)
-                except Exception as exc:  # noqa: BLE001 - a user handler must not stop the stream
+                except Exception as exc:
                     self._failed(next(s for s in subs if s.fn is fn), exc)
             return
         for sub in subs:
@@ -191,7 +191,7 @@ class EventBus:
                 continue
             try:
                 sub.fn(tick if sub.payload_only else event)
-            except Exception as exc:  # noqa: BLE001 - a user handler must not stop the stream
+            except Exception as exc:
                 self._failed(sub, exc)
 
     def _enqueue(self, sub: _Subscription, arg: Any) -> None:
@@ -253,7 +253,7 @@ class EventBus:
                 result = sub.fn(arg)
                 if inspect.isawaitable(result):
                     await result
-            except Exception as exc:  # noqa: BLE001 - isolate user code
+            except Exception as exc:
                 self._failed(sub, exc)
             finally:
                 queue.task_done()

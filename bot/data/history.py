@@ -44,7 +44,7 @@ DATAFRAME_COLUMNS = (
 class BarHistory:
     """Ring buffer of the last ``capacity`` completed bars of one symbol and timeframe."""
 
-    __slots__ = ("venue", "symbol", "timeframe", "capacity", "_data", "_next", "_size")
+    __slots__ = ("_data", "_next", "_size", "capacity", "symbol", "timeframe", "venue")
 
     def __init__(self, venue: str, symbol: str, timeframe: str, capacity: int) -> None:
         self.venue = venue

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import enum
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 
-class Side(str, enum.Enum):
+class Side(enum.StrEnum):
     """Side of the taker (aggressor) of a trade."""
 
     BUY = "buy"
@@ -136,7 +136,7 @@ class Prediction(msgspec.Struct, frozen=True):
     bar: Bar | None = None
 
 
-class SignalDirection(str, enum.Enum):
+class SignalDirection(enum.StrEnum):
     BUY = "buy"
     SELL = "sell"
 
@@ -154,4 +154,4 @@ class Signal(msgspec.Struct, frozen=True):
 
 def ns_to_datetime(timestamp_ns: int) -> datetime:
     """Nanoseconds since the epoch to an aware UTC datetime (microsecond precision)."""
-    return datetime.fromtimestamp(timestamp_ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(timestamp_ns / 1e9, tz=UTC)
