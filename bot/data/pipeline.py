@@ -8,6 +8,7 @@ how bars are built.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 
@@ -35,6 +36,9 @@ class TickPipeline:
         self.ticks: dict[str, deque[Tick]] = {}
         self.bars: dict[tuple[str, str], BarHistory] = {}
         self.bars_completed = 0
+        self.ticks_accepted = 0
+        # Receive (or clock) time -> BAR_COMPLETE dispatch, for the latency metrics.
+        self.dispatch_latency_ns: deque[int] = deque(maxlen=10_000)
 
     def process(self, tick: Tick) -> bool:
         """Run one tick through the pipeline; False if the aggregator refused it."""
@@ -45,6 +49,7 @@ class TickPipeline:
         if buf is None:
             buf = self.ticks[tick.symbol] = deque(maxlen=self.config.tick_buffer_size)
         buf.append(tick)
+        self.ticks_accepted += 1
         self.bus.emit_tick(tick, tick.venue, tick.receive_timestamp)
         if bars:
             self.publish_bars(bars, tick.receive_timestamp)
@@ -69,6 +74,7 @@ class TickPipeline:
             self.history(bar.venue, bar.symbol, bar.timeframe).append(bar)
             self.bars_completed += 1
             self.bus.emit(EventType.BAR_COMPLETE, bar, bar.venue, trigger_ns)
+            self.dispatch_latency_ns.append(time.time_ns() - trigger_ns)
 
     def history(self, venue: str, symbol: str, timeframe: str) -> BarHistory:
         key = (symbol, timeframe)

@@ -1,0 +1,384 @@
+"""``Connection``: one WebSocket session loop to one venue endpoint.
+
+It connects with a timeout, lets the venue session (a sans-I/O protocol object
+from :mod:`bot.data.venues`) do its handshake and subscriptions, reads frames,
+and reconnects with exponential backoff and full jitter. It knows nothing of
+bars: every decoded tick goes to ``on_tick``.
+
+Reliability rules it enforces:
+
+* backoff ``uniform(reconnect_delay, min(max_reconnect_delay, reconnect_delay * 2**n))``,
+  reset once a connection has stayed up for ``stable_connection_seconds``;
+* after ``reconnect_attempts`` consecutive failures, or at once on a fatal venue
+  answer (bad credentials, connection limit, insufficient subscription), the
+  connection is FAILED and the error is kept for whoever awaits it;
+* a connection that stays open but sends nothing for ``silence_timeout`` is recycled;
+* a connection with a maximum lifetime (Binance: 24 h) is replaced before it
+  expires, and on a ``serverShutdown`` notice: the new socket is opened and
+  streaming before the old one is closed; the overlap is deduplicated by trade
+  id downstream, so the rollover neither loses nor doubles a trade;
+* control messages are paced (Binance accepts at most 5 per second).
+
+Pings are answered by the websockets library; it also sends its own keepalive
+pings, so a dead peer is noticed even when the venue's pings stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from bot.data.errors import ExchangeError, MalformedFrame
+from bot.data.models import Tick
+from bot.data.throttle import LogThrottle
+from bot.data.venues.protocol import (
+    Ready,
+    Received,
+    ServerShutdown,
+    SubscriptionResult,
+    VenueSession,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectionState(str, enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    AUTHENTICATING = "authenticating"
+    SUBSCRIBING = "subscribing"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class ConnectionFailed(ExchangeError):
+    """A connection gave up: too many consecutive failures, or a fatal venue answer."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter between ``base`` and ``cap`` seconds."""
+
+    base: float
+    cap: float
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        upper = min(self.cap, self.base * 2 ** max(0, attempt - 1))
+        return self.base + (upper - self.base) * rng()
+
+
+@dataclass
+class ConnectionStats:
+    frames: int = 0
+    ticks: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    rollovers: int = 0
+    silent_recycles: int = 0
+    consecutive_failures: int = 0
+
+
+SessionFactory = Callable[[frozenset[str]], VenueSession]
+
+
+class Connection:
+    """Keeps one venue connection alive for a changing set of symbols."""
+
+    def __init__(
+        self,
+        name: str,
+        session_factory: SessionFactory,
+        symbols: Iterable[str],
+        *,
+        on_tick: Callable[[Tick], Any],
+        on_event: Callable[[Connection, object], None],
+        on_state: Callable[[Connection], None],
+        backoff: Backoff,
+        max_attempts: int,
+        connect_timeout: float,
+        silence_timeout: float,
+        stable_after: float,
+        max_lifetime: float | None = None,
+        control_interval: float = 0.0,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.name = name
+        self._factory = session_factory
+        self.symbols: set[str] = set(symbols)
+        self._on_tick = on_tick
+        self._on_event = on_event
+        self._on_state = on_state
+        self._backoff = backoff
+        self._max_attempts = max_attempts
+        self._connect_timeout = connect_timeout
+        self._silence_timeout = silence_timeout
+        self._stable_after = stable_after
+        self._max_lifetime = max_lifetime
+        self._control_interval = control_interval
+        self._rng = rng
+        self.state = ConnectionState.DISCONNECTED
+        self.state_since_ns = time.time_ns()
+        self.last_message_ns = 0
+        self.error: BaseException | None = None
+        self.stats = ConnectionStats()
+        self._session: VenueSession | None = None
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._rollover = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._last_send = 0.0
+        self._throttle = LogThrottle(logger)
+
+    # -- public ----------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until streaming; raise the connection's error if it FAILED first."""
+        ready = asyncio.ensure_future(self._ready.wait())
+        assert self._task is not None
+        done, _ = await asyncio.wait({ready, self._task}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self.error is not None and self.state is ConnectionState.FAILED:
+            raise self.error
+        if not done:
+            raise TimeoutError(f"{self.name}: not connected within {timeout:.0f}s "
+                               f"(state {self.state.value})")
+
+    async def stop(self) -> None:
+        """Close gracefully (close frame sent) and end the task."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._set_state(ConnectionState.STOPPED)
+
+    async def add(self, symbols: Iterable[str]) -> None:
+        new = set(symbols) - self.symbols
+        if not new:
+            return
+        self.symbols |= new
+        if self._session is not None and self._ws is not None:
+            await self._send(self._session.subscribe(sorted(new)))
+
+    async def remove(self, symbols: Iterable[str]) -> None:
+        gone = set(symbols) & self.symbols
+        if not gone:
+            return
+        self.symbols -= gone
+        if self._session is not None and self._ws is not None:
+            await self._send(self._session.unsubscribe(sorted(gone)))
+
+    def request_rollover(self) -> None:
+        """Open a replacement socket now and retire the current one once it streams."""
+        self._rollover.set()
+
+    # -- the loop --------------------------------------------------------------------
+    async def _run(self) -> None:
+        attempt = 0
+        try:
+            while True:
+                if not self.symbols:
+                    self._set_state(ConnectionState.DISCONNECTED)
+                    await asyncio.sleep(0.2)
+                    continue
+                started = time.monotonic()
+                try:
+                    await self._connect_and_stream()
+                except ExchangeError as exc:
+                    if exc.fatal:
+                        self._fail(exc)
+                        return
+                    self._note_failure(exc)
+                except (OSError, TimeoutError, websockets.exceptions.WebSocketException,
+                        MalformedFrame) as exc:
+                    self._note_failure(exc)
+                if time.monotonic() - started >= self._stable_after:
+                    attempt = 0
+                attempt += 1
+                self.stats.consecutive_failures = attempt
+                if attempt > self._max_attempts:
+                    self._fail(ConnectionFailed(
+                        self.name, 0, f"gave up after {self._max_attempts} consecutive failed "
+                        f"attempts; last error: {self.error!r}", fatal=True))
+                    return
+                self.stats.reconnects += 1
+                self._set_state(ConnectionState.RECONNECTING)
+                await asyncio.sleep(self._backoff.delay(attempt, self._rng))
+        except asyncio.CancelledError:
+            await self._close_ws(self._ws)
+            raise
+
+    async def _connect_and_stream(self) -> None:
+        session, ws = await self._open()
+        self._session, self._ws = session, ws
+        try:
+            while True:
+                reader = asyncio.ensure_future(self._pump(session, ws))
+                lifetime = self._max_lifetime
+                waiters: set[asyncio.Future[Any]] = {reader,
+                                                     asyncio.ensure_future(self._rollover.wait())}
+                done, pending = await asyncio.wait(
+                    waiters, timeout=lifetime, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    for fut in pending:
+                        fut.cancel()
+                    reader.result()  # re-raises what ended the stream
+                    return
+                # Lifetime reached or rollover asked for: replace the socket without a gap.
+                for fut in pending - {reader}:
+                    fut.cancel()
+                self._rollover.clear()
+                new_session, new_ws = await self._open(replacing=reader)
+                self.stats.rollovers += 1
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+                old_ws = ws
+                session, ws = new_session, new_ws
+                self._session, self._ws = session, ws
+                await self._close_ws(old_ws)
+        finally:
+            await self._close_ws(ws)
+            self._ws = None
+
+    async def _open(self, replacing: asyncio.Future[Any] | None = None,
+                    ) -> tuple[VenueSession, ClientConnection]:
+        """Connect and complete the handshake; the old reader (if any) keeps streaming meanwhile."""
+        if replacing is None:
+            self._ready.clear()
+            self._set_state(ConnectionState.CONNECTING)
+        session = self._factory(frozenset(self.symbols))
+        async with asyncio.timeout(self._connect_timeout):
+            ws = await websockets.connect(session.url(), max_size=2**24, open_timeout=None,
+                                          close_timeout=2)
+        try:
+            await self._send(session.on_open(), ws)
+            if replacing is None:
+                self._set_state(ConnectionState.AUTHENTICATING)
+            async with asyncio.timeout(self._connect_timeout):
+                while not session.ready:
+                    frame = await ws.recv()
+                    out = session.receive(frame, time.time_ns())
+                    self._handle(out)
+                    if isinstance(out, Received) and out.send:
+                        if self.state is ConnectionState.AUTHENTICATING and replacing is None:
+                            self._set_state(ConnectionState.SUBSCRIBING)
+                        await self._send(out.send, ws)
+        except BaseException:
+            await self._close_ws(ws)
+            raise
+        self.stats.consecutive_failures = 0
+        self.error = None
+        self._set_state(ConnectionState.CONNECTED)
+        self._ready.set()
+        return session, ws
+
+    async def _pump(self, session: VenueSession, ws: ClientConnection) -> None:
+        """Read frames until the socket closes or goes silent."""
+        receive = session.receive
+        on_tick = self._on_tick
+        clock = time.time_ns
+        stats = self.stats
+        recv = ws.recv
+        silence = self._silence_timeout
+        while True:
+            try:
+                async with asyncio.timeout(silence):
+                    frame = await recv()
+            except TimeoutError:
+                stats.silent_recycles += 1
+                raise TimeoutError(f"{self.name}: no message for {silence:.0f}s; recycling") \
+                    from None
+            now = clock()
+            self.last_message_ns = now
+            stats.frames += 1
+            try:
+                out = receive(frame, now)
+            except MalformedFrame as exc:
+                stats.malformed += 1
+                self._throttle.log("malformed", logging.WARNING, "%s: skipped malformed frame: %s",
+                                   self.name, exc)
+                continue
+            if type(out) is Tick:
+                stats.ticks += 1
+                on_tick(out)
+            elif isinstance(out, Received):
+                self._handle(out)
+                if out.send:
+                    await self._send(out.send, ws)
+
+    def _handle(self, out: Tick | Received) -> None:
+        """Deliver a frame's ticks and act on its control events (sending is the caller's)."""
+        if isinstance(out, Tick):
+            self.stats.ticks += 1
+            self._on_tick(out)
+            return
+        for tick in out.ticks:
+            self.stats.ticks += 1
+            self._on_tick(tick)
+        for event in out.events:
+            if isinstance(event, ExchangeError):
+                if event.fatal:
+                    raise event
+                self._throttle.log(f"venue:{event.code}", logging.WARNING, "%s: %s",
+                                   self.name, event)
+            elif isinstance(event, ServerShutdown):
+                self.request_rollover()
+            elif isinstance(event, SubscriptionResult) and not event.ok:
+                self._throttle.log("subscription", logging.ERROR,
+                                   "%s: subscription request %s refused: %s %s", self.name,
+                                   event.request_id, event.error_code, event.error_msg)
+            elif isinstance(event, Ready):
+                continue
+            self._on_event(self, event)
+
+    async def _send(self, messages: Iterable[str], ws: ClientConnection | None = None) -> None:
+        target = ws if ws is not None else self._ws
+        if target is None:
+            return
+        async with self._send_lock:
+            for msg in messages:
+                wait = self._last_send + self._control_interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await target.send(msg)
+                self._last_send = time.monotonic()
+
+    async def _close_ws(self, ws: ClientConnection | None) -> None:
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    # -- state -----------------------------------------------------------------------
+    def _note_failure(self, exc: BaseException) -> None:
+        self.error = exc
+        self._throttle.log(f"fail:{type(exc).__name__}", logging.WARNING,
+                           "%s: connection lost: %r", self.name, exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        logger.error("%s: connection FAILED: %s", self.name, exc)
+        self._set_state(ConnectionState.FAILED)
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state is not self.state:
+            self.state = state
+            self.state_since_ns = time.time_ns()
+            self._on_state(self)

@@ -1,0 +1,97 @@
+"""Demo: the seed's Quick Start flow, printed readably.
+
+    python scripts/demo/test_streaming.py --sim              # built-in exchange simulator
+    python scripts/demo/test_streaming.py                    # live Binance (needs the network)
+    python scripts/demo/test_streaming.py --stocks TSLA      # + Alpaca (ALPACA_API_KEY/SECRET_KEY)
+
+Ctrl-C stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bot.data import create_default_trading_stream
+from bot.data.events import StreamEvent
+from bot.data.models import Bar
+
+
+def _print_tick(event: StreamEvent, every: int, count: list[int]) -> None:
+    count[0] += 1
+    if count[0] % every == 0:
+        t = event.data
+        print(f"Tick #{count[0]:>6}: {t.symbol:<9} @ {t.price:<14.8g} qty {t.volume:<12.8g} "
+              f"{t.side.value}")
+
+
+def _print_bar(bar: Bar) -> None:
+    flags = f" [{bar.flags!r}]" if bar.flags else ""
+    print(f"Bar:  {bar.symbol:<9} {bar.timeframe:>3} {bar.open_datetime:%H:%M:%S} "
+          f"O {bar.open:.8g} H {bar.high:.8g} L {bar.low:.8g} C {bar.close:.8g} "
+          f"V {bar.volume:.6g} VWAP {bar.vwap:.8g} buy {bar.buy_volume:.6g} "
+          f"sell {bar.sell_volume:.6g} n {bar.trade_count}{flags}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    sim_ctx: Any = contextlib.nullcontext()
+    if args.sim:
+        from bot.data.sim import ExchangeSimulator
+
+        sim_ctx = ExchangeSimulator(symbols=args.symbols, stock_symbols=args.stocks,
+                                    seed=args.seed)
+    async with sim_ctx as sim:
+        if sim is not None:
+            os.environ.update(sim.env())
+            print(f"simulator: binance {sim.binance_ws_url}  alpaca {sim.alpaca_ws_url}")
+        manager = create_default_trading_stream(crypto_symbols=args.symbols,
+                                                stock_symbols=args.stocks)
+        count = [0]
+        manager.on_tick(lambda e: _print_tick(e, args.every, count))
+        manager.on_bar_complete(_print_bar)
+        manager.on_reconnect(lambda e: print(f"Reconnect: {e.data}"))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await manager.start()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.duration)
+        finally:
+            health = manager.get_health()
+            metrics = manager.get_metrics()
+            await manager.stop()
+        print("\nHealth:", health["status"], "; ".join(health["reasons"]) or "")
+        print("Metrics:", json.dumps({k: metrics[k] for k in ("counters", "latency")}, indent=2))
+        for symbol in args.symbols[:2]:
+            print(f"\nLast bars of {symbol}:")
+            print(manager.get_bar_dataframe(symbol, "1m", limit=5).to_string())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Stream trades and bars; print them.")
+    parser.add_argument("--sim", action="store_true",
+                        help="run against the built-in exchange simulator (no network, no keys)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds to run")
+    parser.add_argument("--symbols", nargs="+", default=["BTC/USDT", "XRP/USDT"],
+                        help="crypto symbols (Binance)")
+    parser.add_argument("--stocks", nargs="*", default=[],
+                        help="stock symbols (Alpaca; needs ALPACA_API_KEY and ALPACA_SECRET_KEY)")
+    parser.add_argument("--every", type=int, default=50, help="print every Nth tick")
+    parser.add_argument("--seed", type=int, default=1, help="simulator seed")
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
