@@ -34,3 +34,43 @@ class UnknownSeriesError(StreamError, KeyError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class MalformedFrame(StreamError, ValueError):
+    """A received frame could not be parsed.
+
+    The transport counts it, logs it once and skips it: bad input never stops a
+    stream. The message carries a short sample of the frame so the log shows
+    what arrived.
+    """
+
+    SAMPLE_CHARS = 160
+
+    def __init__(self, reason: str, frame: bytes | str) -> None:
+        if isinstance(frame, (bytes, bytearray, memoryview)):
+            frame = bytes(frame[: self.SAMPLE_CHARS * 4]).decode("utf-8", "replace")
+        self.reason = reason
+        self.sample = frame[: self.SAMPLE_CHARS]
+        cut = "..." if len(frame) > self.SAMPLE_CHARS else ""
+        super().__init__(f"{reason}; frame: {self.sample!r}{cut}")
+
+
+class ExchangeError(StreamError):
+    """An error the exchange reported on the stream, with its own code and text.
+
+    ``fatal`` is True when reconnecting cannot help (bad credentials, connection
+    or symbol limits, a subscription the account does not have): the transport
+    surfaces it and stops instead of retrying in a tight loop.
+    """
+
+    def __init__(self, venue: str, code: int, text: str, fatal: bool) -> None:
+        self.venue = venue
+        self.code = code
+        self.text = text
+        self.fatal = fatal
+        kind = "fatal error" if fatal else "error"
+        super().__init__(f"{venue} {kind} {code}: {text}")
+
+
+class MissingCredentialsError(StreamError):
+    """Credentials a venue needs are not configured; the message names the variables to set."""

@@ -228,33 +228,28 @@ class Connection:
     async def _connect_and_stream(self) -> None:
         session, ws = await self._open()
         self._session, self._ws = session, ws
+        reader = asyncio.ensure_future(self._pump(session, ws))
         try:
             while True:
-                reader = asyncio.ensure_future(self._pump(session, ws))
-                lifetime = self._max_lifetime
-                waiters: set[asyncio.Future[Any]] = {reader,
-                                                     asyncio.ensure_future(self._rollover.wait())}
-                done, pending = await asyncio.wait(
-                    waiters, timeout=lifetime, return_when=asyncio.FIRST_COMPLETED)
+                rollover = asyncio.ensure_future(self._rollover.wait())
+                done, _ = await asyncio.wait({reader, rollover}, timeout=self._max_lifetime,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                rollover.cancel()
                 if reader in done:
-                    for fut in pending:
-                        fut.cancel()
                     reader.result()  # re-raises what ended the stream
                     return
                 # Lifetime reached or rollover asked for: replace the socket without a gap.
-                for fut in pending - {reader}:
-                    fut.cancel()
+                # The old reader keeps streaming until the new socket is ready.
                 self._rollover.clear()
                 new_session, new_ws = await self._open(replacing=reader)
                 self.stats.rollovers += 1
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
-                old_ws = ws
-                session, ws = new_session, new_ws
+                await _cancel(reader)
+                old_ws, session, ws = ws, new_session, new_ws
                 self._session, self._ws = session, ws
+                reader = asyncio.ensure_future(self._pump(session, ws))
                 await self._close_ws(old_ws)
         finally:
+            await _cancel(reader)
             await self._close_ws(ws)
             self._ws = None
 
@@ -382,3 +377,10 @@ class Connection:
             self.state = state
             self.state_since_ns = time.time_ns()
             self._on_state(self)
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel a task and wait for it, swallowing what it ended with."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -152,6 +152,7 @@ class StreamingTradingEngine:
         else:
             self.features = combine(features)
         self.metrics = EngineMetrics()
+        self._executor_target = executor
         self._executor = (ExecutorDispatcher(executor, self.metrics)
                           if executor is not None else None)
         self._clock = clock
@@ -171,6 +172,9 @@ class StreamingTradingEngine:
         if self.is_running:
             return
         self._unsubscribe = self.manager.bus.on(EventType.BAR_COMPLETE, self._on_bar_complete)
+        attach = getattr(self._executor_target, "attach", None)
+        if callable(attach):
+            attach(self.manager.bus)  # e.g. a PaperExecutor built before the manager
         if not self.manager.is_running:
             await self.manager.start()
             self._started_manager = True

@@ -50,7 +50,8 @@ class Position(msgspec.Struct):
 class PaperExecutor:
     """Paper trading on the bus's TICK events; call :meth:`close` to stop listening."""
 
-    def __init__(self, bus: EventBus, *, initial_cash: float = 10_000.0, quantity: float = 1.0,
+    def __init__(self, bus: EventBus | None = None, *, initial_cash: float = 10_000.0,
+                 quantity: float = 1.0,
                  max_position: float | None = None, fee_bps: float = 10.0,
                  slippage_bps: float = 0.0, allow_short: bool = False) -> None:
         for name, value in (("quantity", quantity), ("initial_cash", initial_cash)):
@@ -75,7 +76,15 @@ class PaperExecutor:
         self.rejected: Counter[str] = Counter()
         self._marks: dict[str, float] = {}
         self._in_flight: dict[str, Signal] = {}
-        self._unsubscribe: Callable[[], None] | None = bus.on(EventType.TICK, self._on_tick)
+        self._unsubscribe: Callable[[], None] | None = None
+        if bus is not None:
+            self.attach(bus)
+
+    def attach(self, bus: EventBus) -> None:
+        """Listen to the trades of ``bus`` for fills and marks; the engine calls this at
+        start when the executor was built before the stream manager (as in the seed)."""
+        if self._unsubscribe is None:
+            self._unsubscribe = bus.on(EventType.TICK, self._on_tick)
 
     def close(self) -> None:
         """Stop listening to trades; orders still in flight stay unfilled."""

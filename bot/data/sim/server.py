@@ -1,0 +1,306 @@
+"""``ExchangeSimulator``: one loopback aiohttp server speaking Binance and Alpaca.
+
+It composes the market (generated or replayed trades on an injectable market
+clock), the venue protocols (Binance streams and REST, Alpaca streams and
+REST) and the fault switches, and exposes the exchange's truth (every trade it
+executed, its klines) so tests can compare a client's view against it::
+
+    async with ExchangeSimulator(symbols=["BTC/USDT"], stock_symbols=["AAPL"]) as sim:
+        os.environ.update(sim.env())
+        ...
+        sim.drop_all()                      # every connection cut, no close frame
+        truth = sim.trades("binance", "BTC/USDT")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from aiohttp import web
+
+from bot.data.sim.alpaca_rest import AlpacaRest
+from bot.data.sim.alpaca_ws import AlpacaStreams, AlpacaStreamSettings
+from bot.data.sim.binance_rest import BinanceRest
+from bot.data.sim.binance_ws import BinanceStreams, BinanceStreamSettings
+from bot.data.sim.clock import Clock, MarketClock
+from bot.data.sim.connection import Counters
+from bot.data.sim.faults import Faults, RestFault
+from bot.data.sim.feed import MarketFeed
+from bot.data.sim.klines import Kline, select_klines
+from bot.data.sim.market import Instrument, TradeGenerator, crypto_instrument, stock_instrument
+from bot.data.sim.replay import ReplaySource, load_trades
+from bot.data.sim.trades import SimTrade
+from bot.data.timeframes import timeframe_ns
+
+DEFAULT_KEY = "sim-key"
+DEFAULT_SECRET = "sim-secret"
+TEST_SYMBOL = "FAKEPACA"
+BINANCE_FIRST_TRADE_ID = 3_000_000_000
+ALPACA_FIRST_TRADE_ID = 1
+# Room for a combined-stream URL naming more than the 1024 streams a connection may hold.
+MAX_URL_BYTES = 131_072
+
+
+def binance_symbol(symbol: str) -> str:
+    """``"BTC/USDT"`` or ``"btcusdt"`` -> ``"BTCUSDT"``."""
+    return symbol.replace("/", "").replace("-", "").upper()
+
+
+class ExchangeSimulator:
+    """Simulated Binance spot and Alpaca market data on one local port.
+
+    ``symbols`` are Binance pairs (``"BTC/USDT"``), ``stock_symbols`` Alpaca
+    stocks, ``alpaca_crypto_symbols`` Alpaca crypto pairs (``"BTC/USD"``); the
+    stock ``FAKEPACA`` always trades for the ``/v2/test`` feed. ``replay`` maps a
+    Binance pair to a trade file that feeds it instead of the generator.
+    ``clock`` (ns) and ``speed`` set market time; ``start_time_ns`` is the
+    market time at start (default: now, or the first replayed trade), and
+    ``history_seconds`` of generated trades exist before it.
+    """
+
+    def __init__(
+        self,
+        symbols: Sequence[str] = ("BTC/USDT",),
+        stock_symbols: Sequence[str] = (),
+        *,
+        alpaca_crypto_symbols: Sequence[str] = (),
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock = time.time_ns,
+        speed: float = 1.0,
+        start_time_ns: int | None = None,
+        history_seconds: float = 0.0,
+        replay: Mapping[str, str | Path] | None = None,
+        retention: int = 200_000,
+        alpaca_keys: Mapping[str, str] | None = None,
+        alpaca_auth_timeout: float = 10.0,
+        alpaca_connections_per_key: int = 1,
+        ping_interval: float = 20.0,
+        pong_timeout: float = 60.0,
+        max_streams: int = 1024,
+        max_incoming_per_second: int = 5,
+        connection_lifetime: float = 86_400.0,
+        rest_weight_limit: int = 6000,
+        faults: Faults | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.faults = faults or Faults()
+        self.counters = Counters()
+        replayed = {binance_symbol(s): load_trades(p, binance_symbol(s))
+                    for s, p in (replay or {}).items()}
+        if start_time_ns is None and replayed:
+            start_time_ns = min(t[0].time_ns for t in replayed.values() if t)
+        self.clock = MarketClock(clock, speed, start_time_ns)
+        self.feed = MarketFeed(self.clock, retention)
+        self.instruments: dict[str, Instrument] = {}
+        origin = self.clock.origin_ns - int(history_seconds * 1e9)
+        for pair in symbols:
+            base, _, quote = pair.partition("/")
+            name = binance_symbol(pair)
+            instrument = crypto_instrument(base or name[:-4], quote or name[-4:], name)
+            self.instruments[name] = instrument
+            self.feed.add_source("binance", name, ReplaySource(replayed[name]) if name in replayed
+                                 else TradeGenerator(instrument, seed, origin,
+                                                     BINANCE_FIRST_TRADE_ID))
+        alpaca = [stock_instrument(s.upper()) for s in dict.fromkeys([*stock_symbols, TEST_SYMBOL])]
+        for pair in alpaca_crypto_symbols:
+            base, _, quote = pair.upper().partition("/")
+            alpaca.append(crypto_instrument(base, quote, pair.upper()))
+        for instrument in alpaca:
+            self.feed.add_source("alpaca", instrument.symbol, TradeGenerator(
+                instrument, seed, origin, ALPACA_FIRST_TRADE_ID))
+        self.feed.pump()
+        self.alpaca_keys = dict(alpaca_keys or {DEFAULT_KEY: DEFAULT_SECRET})
+        self.binance_settings = BinanceStreamSettings(
+            ping_interval, pong_timeout, max_streams, max_incoming_per_second,
+            connection_lifetime)
+        self.alpaca_settings = AlpacaStreamSettings(
+            self.alpaca_keys, alpaca_auth_timeout, alpaca_connections_per_key)
+        self.binance_streams = BinanceStreams(
+            self.feed, self.clock, self.faults, self.counters, self.binance_settings,
+            {s: i.tick_e8 for s, i in self.instruments.items()})
+        self.alpaca_streams = AlpacaStreams(self.feed, self.faults, self.counters,
+                                            self.alpaca_settings)
+        self.binance_rest = BinanceRest(self.feed, self.clock, self.instruments,
+                                        rest_weight_limit)
+        self.alpaca_rest = AlpacaRest(self.feed, self.clock, self.alpaca_keys)
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind the port (0 picks a free one) and start the market."""
+        app = web.Application(middlewares=[self._rest_faults])
+        app.add_routes(self.binance_streams.routes() + self.binance_rest.routes()
+                       + self.alpaca_rest.routes() + self.alpaca_streams.routes())
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     shutdown_timeout=1.0, max_line_size=MAX_URL_BYTES)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.feed.start()
+
+    async def stop(self) -> None:
+        """Close every connection politely, stop the market and release the port."""
+        await self.feed.stop()
+        await asyncio.gather(self.binance_streams.close_all(1001, "Server shutdown"),
+                             self.alpaca_streams.close_all(1001, "Server shutdown"))
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ExchangeSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    @web.middleware
+    async def _rest_faults(self, request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+        path = request.path
+        venue = "binance" if path.startswith("/api/") else "alpaca" if path.startswith(
+            "/v2/stocks/") else None
+        if venue is None:
+            return await handler(request)
+        self.counters.rest_requests += 1
+        fault = self.faults.take_rest_fault(venue)
+        if fault is None:
+            return await handler(request)
+        self.counters.rest_rejected += 1
+        headers = {"Retry-After": str(fault.retry_after)}
+        if venue == "alpaca":
+            return web.json_response({"message": "too many requests."}, status=fault.status,
+                                     headers=headers)
+        msg = ("Too much request weight used; current limit is "
+               f"{self.binance_rest.weights.limit} request weight per 1 MINUTE. Please use "
+               "WebSocket Streams for live updates to avoid polling the API."
+               if fault.status == 429 else
+               f"Way too much request weight used; IP banned until "
+               f"{(self.clock.now() // 1_000_000) + fault.retry_after * 1000}. Please use "
+               "WebSocket Streams for live updates to avoid bans.")
+        headers["X-MBX-USED-WEIGHT-1M"] = str(self.binance_rest.weights.used)
+        return web.json_response({"code": -1003, "msg": msg}, status=fault.status,
+                                 headers=headers)
+
+    # -- addresses -------------------------------------------------------------------
+    @property
+    def base_http(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def binance_ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def binance_rest_url(self) -> str:
+        return self.base_http
+
+    @property
+    def alpaca_ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def alpaca_rest_url(self) -> str:
+        return self.base_http
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the stream client at this simulator."""
+        key, secret = next(iter(self.alpaca_keys.items()))
+        return {"BINANCE_WS_URL": self.binance_ws_url, "BINANCE_REST_URL": self.binance_rest_url,
+                "ALPACA_WS_URL": self.alpaca_ws_url, "ALPACA_REST_URL": self.alpaca_rest_url,
+                "ALPACA_API_KEY": key, "ALPACA_SECRET_KEY": secret}
+
+    # -- the exchange's truth ----------------------------------------------------------
+    def now_ns(self) -> int:
+        """Current market time."""
+        return self.clock.now()
+
+    def _venue_symbol(self, venue: str, symbol: str) -> str:
+        return binance_symbol(symbol) if venue == "binance" else symbol.upper()
+
+    def trades(self, venue: str, symbol: str) -> list[SimTrade]:
+        """Every retained trade the simulator executed for ``symbol`` on ``venue``, in order."""
+        self.feed.pump()
+        log = self.feed.log(venue, self._venue_symbol(venue, symbol))
+        if log is None:
+            raise KeyError(f"{venue} does not trade {symbol!r} in this simulator")
+        return list(log.trades)
+
+    def klines(self, symbol: str, timeframe: str = "1m", limit: int = 1000,
+               start_ns: int | None = None, end_ns: int | None = None) -> list[Kline]:
+        """The official Binance klines of ``symbol`` (what ``/api/v3/klines`` returns)."""
+        self.feed.pump()
+        log = self.feed.log("binance", binance_symbol(symbol))
+        if log is None:
+            raise KeyError(f"binance does not trade {symbol!r} in this simulator")
+        return select_klines(log, timeframe_ns(timeframe), self.clock.now(), limit,
+                             start_ns, end_ns)
+
+    def advance(self) -> None:
+        """Publish everything due by now at once (after an injected clock moved)."""
+        self.feed.pump()
+        self.feed.nudge()
+
+    # -- faults ----------------------------------------------------------------------
+    def drop_after(self, messages: int | None) -> None:
+        """Cut each connection (no close frame) once it has sent ``messages`` frames."""
+        self.faults.drop_after_messages = messages
+
+    def drop_randomly(self, probability: float) -> None:
+        """Cut a connection before any frame with this probability (0 turns it off)."""
+        self.faults.drop_probability = probability
+
+    def drop_all(self) -> None:
+        """Cut every open connection now, without close frames."""
+        self.binance_streams.drop_all()
+        self.alpaca_streams.drop_all()
+
+    def go_silent(self, silent: bool = True) -> None:
+        """Stop (or resume) sending anything, pings and pongs included, keeping sockets open."""
+        self.faults.silent = silent
+
+    def send_malformed(self, rate: float) -> None:
+        """Corrupt this fraction of frames (cut-off JSON or wrong value types)."""
+        self.faults.malformed_rate = rate
+
+    def refuse_auth(self, refuse: bool = True) -> None:
+        """Answer every Alpaca authentication with 402 auth failed."""
+        self.faults.refuse_auth = refuse
+
+    def set_alpaca_connection_limit(self, per_key: int) -> None:
+        """Sessions one key may hold per endpoint; the next one gets 406."""
+        self.alpaca_settings.connections_per_key = per_key
+
+    def set_connection_lifetime(self, seconds: float) -> None:
+        """Binance connection lifetime in market seconds (24 h by default), open ones too."""
+        self.binance_settings.connection_lifetime = seconds
+
+    def slow_start(self, seconds: float) -> None:
+        """Delay every WebSocket handshake by ``seconds`` before accepting it."""
+        self.faults.accept_delay = seconds
+
+    def fail_rest(self, count: int, status: int = 429, retry_after: int = 1,
+                  venue: str | None = None) -> None:
+        """Answer the next ``count`` REST requests with ``status`` and ``Retry-After``."""
+        if status not in (418, 429):
+            raise ValueError(f"status must be 418 or 429, got {status!r}")
+        self.faults.rest = RestFault(status, retry_after, count, venue)
+
+    async def server_shutdown(self, grace: float = 0.1) -> None:
+        """Send Binance's ``serverShutdown`` event, then close those connections."""
+        await self.binance_streams.shutdown(grace)
+
+    def clear_faults(self) -> None:
+        """Back to a healthy exchange."""
+        self.faults.reset()
