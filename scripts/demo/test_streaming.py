@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace) -> None:
         from bot.data.sim import ExchangeSimulator
 
         sim_ctx = ExchangeSimulator(symbols=args.symbols, stock_symbols=args.stocks,
-                                    seed=args.seed)
+                                    seed=args.seed, speed=args.speed)
     async with sim_ctx as sim:
         if sim is not None:
             os.environ.update(sim.env())
@@ -89,6 +89,8 @@ def main() -> None:
                         help="stock symbols (Alpaca; needs ALPACA_API_KEY and ALPACA_SECRET_KEY)")
     parser.add_argument("--every", type=int, default=50, help="print every Nth tick")
     parser.add_argument("--seed", type=int, default=1, help="simulator seed")
+    parser.add_argument("--speed", type=float, default=30.0,
+                        help="simulator market time per real second (30: a 1m bar every 2 s)")
     args = parser.parse_args()
     asyncio.run(run(args))
 
