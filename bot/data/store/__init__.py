@@ -1,0 +1,18 @@
+"""Record, store, replay and bulk-aggregate market data.
+
+- :class:`Recorder` writes the bus's ticks and completed bars to a partitioned
+  Parquet tree, atomically and off the event loop.
+- :class:`TradeStore` reads it back as pandas/polars DataFrames or records, and
+  runs SQL over it in DuckDB.
+- :func:`replay` feeds recorded ticks through a ``TickPipeline``.
+- :func:`aggregate_ticks` builds the streaming aggregator's bars from a whole
+  tick table at once, vectorized.
+"""
+
+from bot.data.store.bulk import aggregate_ticks
+from bot.data.store.files import StoreError
+from bot.data.store.recorder import Recorder
+from bot.data.store.replay import ReplayResult, replay
+from bot.data.store.store import TradeStore
+
+__all__ = ["Recorder", "ReplayResult", "StoreError", "TradeStore", "aggregate_ticks", "replay"]
