@@ -24,6 +24,7 @@ from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError, StreamError
 from bot.data.events import EventType, Handler
 from bot.data.health import ConnectionFacts, HealthReport, SymbolFacts, assess, nyse_open
+from bot.data.history import BarHistory
 from bot.data.metrics import RateTracker, latency_summary
 from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
@@ -300,17 +301,18 @@ class StreamManager:
     def get_bar_dataframe(self, symbol: str, timeframe: str = "1m",
                           limit: int = 100) -> pd.DataFrame:
         """The last ``limit`` completed bars as a DataFrame indexed by UTC open time."""
-        symbol = symbol.upper()
-        self.pipeline.check_series(symbol, timeframe, self.symbols)
-        venue = "alpaca" if symbol in self._stocks else self.config.binance_venue
-        return self.pipeline.history(venue, symbol, timeframe).dataframe(limit)
+        return self._history(symbol, timeframe).dataframe(limit)
 
     def get_bars(self, symbol: str, timeframe: str = "1m", limit: int = 100) -> list[Bar]:
         """The last ``limit`` completed bars as ``Bar`` records, oldest first."""
+        return self._history(symbol, timeframe).bars(limit)
+
+    def _history(self, symbol: str, timeframe: str) -> BarHistory:
+        """The bar history of a subscribed series; raises naming what is subscribed."""
         symbol = symbol.upper()
         self.pipeline.check_series(symbol, timeframe, self.symbols)
         venue = "alpaca" if symbol in self._stocks else self.config.binance_venue
-        return self.pipeline.history(venue, symbol, timeframe).bars(limit)
+        return self.pipeline.history(venue, symbol, timeframe)
 
     def get_current_bar(self, symbol: str, timeframe: str = "1m") -> Bar | None:
         """The bar being built now, or None before the symbol's first trade."""
