@@ -1,0 +1,213 @@
+"""Alpaca historical stock data over REST: trades and bars (``/v2/stocks/{symbol}/...``).
+
+A REST trade becomes the :class:`~bot.data.models.Tick` the stream session
+(:mod:`bot.data.venues.alpaca`) makes for the same trade, field by field but
+the receive time: trade id ``stock_trade_id(x, i)``, exact nanosecond time,
+conditions, exchange and the ``updates`` mask of the conditions. Stock trades
+carry no taker side; the stream infers it with the tick rule, and so do these
+ticks, in time order, continuing from the price before the window when the
+caller knows it.
+
+Requests carry ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` (never shown in a
+repr, log or error), ``feed`` from the configuration, and follow
+``next_page_token`` until the answer is complete. A refused request raises
+:class:`~bot.data.rest.limits.RestError` with Alpaca's ``message`` (and
+``code`` when it sends one); 429 waits ``Retry-After`` and retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import aiohttp
+import msgspec
+
+from bot.data.config import StreamManagerConfig
+from bot.data.errors import ConfigError, MalformedFrame
+from bot.data.models import Bar, BarFlag, Tick
+from bot.data.rest.limits import HttpClient, RateLimiter, decode
+from bot.data.timeframes import NS_PER_SECOND, timeframe_ns
+from bot.data.venues.alpaca import VENUE_ALPACA, AlpacaCredentials, stock_trade_id
+from bot.data.venues.conditions import updates_for
+from bot.data.venues.tickrule import TickRule
+from bot.data.venues.timestamps import parse_rfc3339_ns
+
+PAGE_LIMIT = 10_000  # the documented maximum rows per request
+# The project's timeframes Alpaca's bars endpoint serves, by Alpaca's name.
+TIMEFRAMES = {"1m": "1Min", "5m": "5Min", "15m": "15Min", "1h": "1Hour", "1d": "1Day"}
+# The REST feeds: the stream's "test" feed has no REST counterpart (the server default is used).
+REST_FEEDS = {"iex": "iex", "sip": "sip", "delayed_sip": "delayed_sip", "test": None}
+# How far back bars() looks for `limit` bars: the span of `limit` bars times this, or
+# MIN_LOOKBACK_NS (weekends and holidays), whichever is longer.
+MAX_SPARSITY = 64
+MIN_LOOKBACK_NS = 14 * 86_400 * NS_PER_SECOND
+
+
+class _Trade(msgspec.Struct, gc=False):
+    t: str
+    x: str
+    p: float
+    s: float
+    i: int
+    c: tuple[str, ...] = ()
+
+
+class _TradesPage(msgspec.Struct):
+    trades: list[_Trade] | None = None
+    next_page_token: str | None = None
+
+
+class _Bar(msgspec.Struct, gc=False):
+    t: str
+    o: float
+    h: float
+    low: float = msgspec.field(name="l")
+    c: float
+    v: float
+    n: int = 0
+    vw: float = 0.0
+
+
+class _BarsPage(msgspec.Struct):
+    bars: list[_Bar] | None = None
+    next_page_token: str | None = None
+
+
+_TRADES_PAGE = msgspec.json.Decoder(_TradesPage)
+_BARS_PAGE = msgspec.json.Decoder(_BarsPage)
+P = TypeVar("P", _TradesPage, _BarsPage)
+
+
+def rfc3339_ns(time_ns: int) -> str:
+    """Nanoseconds since the epoch as RFC 3339 with nine fractional digits, in UTC."""
+    seconds, fraction = divmod(time_ns, NS_PER_SECOND)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+
+
+class AlpacaRest(HttpClient):
+    """Alpaca stock trades and bars for the configured feed."""
+
+    venue = VENUE_ALPACA
+
+    def __init__(self, config: StreamManagerConfig, credentials: AlpacaCredentials, *,
+                 session: aiohttp.ClientSession | None = None,
+                 limiter: RateLimiter | None = None) -> None:
+        super().__init__(config.alpaca_rest_url or "", config.connect_timeout,
+                         session=session, limiter=limiter,
+                         headers={"APCA-API-KEY-ID": credentials.key_id,
+                                  "APCA-API-SECRET-KEY": credentials.secret_key})
+        self.feed = REST_FEEDS[config.alpaca_feed]
+
+    def __repr__(self) -> str:
+        return f"AlpacaRest(feed={self.feed!r}, base_url={self.base_url!r})"
+
+    async def trades(self, symbol: str, start_ns: int, end_ns: int, *,
+                     previous_price: float | None = None) -> list[Tick]:
+        """Every trade with ``start_ns <= time <= end_ns``, ordered by time, without duplicates.
+
+        Duplicates (same exchange, id and time, e.g. across pages) are kept
+        once. Sides come from the tick rule applied in order, seeded with
+        ``previous_price`` (the last price before the window) when given; the
+        side of that earlier trade is not known here, so trades at exactly that
+        price before the first price move stay UNKNOWN where the stream may
+        have carried a side over.
+        """
+        symbol = _stock_symbol(symbol)
+        if end_ns < start_ns:
+            raise ConfigError("end_ns", end_ns, f"must be >= start_ns ({start_ns})")
+        params = {"start": rfc3339_ns(start_ns), "end": rfc3339_ns(end_ns)}
+        unique: dict[tuple[str, int, int], tuple[int, int, _Trade]] = {}
+        async for page in self._pages(f"/v2/stocks/{symbol}/trades", params, _TRADES_PAGE):
+            for row in page.trades or ():
+                timestamp, trade_id = _trade_keys(row)
+                unique.setdefault((row.x, row.i, timestamp), (timestamp, trade_id, row))
+        receive_ns = time.time_ns()
+        rule = TickRule()
+        if previous_price is not None:
+            rule.classify(symbol, previous_price)
+        return [Tick(VENUE_ALPACA, symbol, r.p, r.s, rule.classify(symbol, r.p), trade_id,
+                     timestamp, receive_ns, r.c, r.x, updates_for(r.c))
+                for timestamp, trade_id, r in sorted(unique.values(), key=lambda e: e[0])]
+
+    async def bars(self, symbol: str, timeframe: str, *, limit: int,
+                   end_ns: int | None = None) -> list[Bar]:
+        """The last ``limit`` bars closed at or before ``end_ns`` (default: now), oldest first.
+
+        ``timeframe`` is one of ``1m 5m 15m 1h 1d``. Alpaca bars carry no taker
+        side: ``buy_volume``, ``sell_volume`` and ``buy_quote_volume`` are 0 (all
+        volume is of unknown side); ``quote_volume`` is ``vw * v``,
+        ``trade_count`` is ``n``, trade ids are -1. Alpaca has no bar for an
+        interval without an eligible trade. Its daily bars open at midnight New
+        York time, not UTC. The window grows backwards (doubling) until
+        ``limit`` bars are found or it spans ``MAX_SPARSITY`` times the bars'
+        span (at least 14 days); a sparser symbol returns fewer bars.
+        """
+        symbol = _stock_symbol(symbol)
+        name = TIMEFRAMES.get(timeframe)
+        if name is None:
+            raise ConfigError("timeframe", timeframe,
+                              f"Alpaca bars allow: {', '.join(TIMEFRAMES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError("limit", limit, "must be an integer >= 1")
+        length = timeframe_ns(timeframe)
+        end = time.time_ns() if end_ns is None else end_ns
+        span = limit * length
+        horizon = max(end - max(span * MAX_SPARSITY, MIN_LOOKBACK_NS), 0) // length * length
+        found: dict[int, Bar] = {}
+        window_end = end
+        while len(found) < limit and window_end > horizon:
+            start = max((end - span) // length * length, horizon)
+            params = {"timeframe": name, "start": rfc3339_ns(start),
+                      "end": rfc3339_ns(window_end)}
+            async for page in self._pages(f"/v2/stocks/{symbol}/bars", params, _BARS_PAGE):
+                for row in page.bars or ():
+                    bar = self._bar(row, symbol, timeframe, length)
+                    if bar.close_time <= end:
+                        found.setdefault(bar.open_time, bar)
+            window_end = start - 1
+            span *= 2
+        return [found[t] for t in sorted(found)[-limit:]]
+
+    def _bar(self, row: _Bar, symbol: str, timeframe: str, length: int) -> Bar:
+        try:
+            open_ns = parse_rfc3339_ns(row.t)
+        except ValueError as exc:
+            raise MalformedFrame(f"bad bar in Alpaca's answer: {exc}",
+                                 msgspec.json.encode(row)) from None
+        return Bar(VENUE_ALPACA, symbol, timeframe, open_ns, open_ns + length - 1,
+                   row.o, row.h, row.low, row.c, row.v, row.vw * row.v, 0.0, 0.0, 0.0,
+                   row.n, -1, -1, BarFlag.NONE)
+
+    async def _pages(self, path: str, params: dict[str, str], decoder: msgspec.json.Decoder[P]
+                     ) -> AsyncIterator[P]:
+        """Every page of a paginated answer, following ``next_page_token``."""
+        query = {**params, "limit": str(PAGE_LIMIT)}
+        if self.feed is not None:
+            query["feed"] = self.feed
+        while True:
+            page = decode(decoder, await self._get(path, query), path)
+            yield page
+            token = page.next_page_token
+            if not token:
+                return
+            query["page_token"] = token
+
+
+def _trade_keys(row: _Trade) -> tuple[int, int]:
+    """A trade's time in ns and its per-symbol id, as the stream session computes them."""
+    try:
+        return parse_rfc3339_ns(row.t), stock_trade_id(row.x, row.i)
+    except ValueError as exc:
+        raise MalformedFrame(f"bad trade in Alpaca's answer: {exc}",
+                             msgspec.json.encode(row)) from None
+
+
+def _stock_symbol(symbol: str) -> str:
+    ticker = symbol.strip().upper()
+    if not ticker or "/" in ticker:
+        raise ConfigError("symbol", symbol, "Alpaca stock history takes tickers such as 'TSLA'")
+    return ticker

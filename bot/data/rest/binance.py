@@ -1,0 +1,239 @@
+"""Binance spot REST market data: trades by id, aggregate trades, klines.
+
+A REST trade becomes the very :class:`~bot.data.models.Tick` the stream codec
+(:mod:`bot.data.venues.binance`) makes for the same trade, field by field but
+the receive time: same venue and unified symbol, ``id`` (``a`` for aggregate
+trades) as trade id, ``isBuyerMaker``/``m`` true meaning a taker SELL,
+millisecond times scaled to nanoseconds, prices parsed from the same decimal
+strings by the same parser.
+
+Endpoints and request weights (Binance spot API documentation):
+``/api/v3/historicalTrades`` 25, ``/api/v3/aggTrades`` 4, ``/api/v3/klines`` 2,
+``/api/v3/time`` 1; at most 1000 rows per request. Requests go through a
+:class:`~bot.data.rest.limits.RateLimiter` that keeps the minute's weight under
+the limit and honours ``Retry-After``; a refused request raises
+:class:`~bot.data.rest.limits.RestError` with Binance's ``code`` and ``msg``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import msgspec
+
+from bot.data.config import StreamManagerConfig
+from bot.data.errors import ConfigError
+from bot.data.models import Bar, BarFlag, Side, Tick
+from bot.data.rest.limits import HttpClient, RateLimiter, decode
+from bot.data.timeframes import NS_PER_MS, timeframe_ns
+from bot.data.venues.binance import to_raw_symbol
+
+MAX_LIMIT = 1000
+WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1}
+
+
+class _Trade(msgspec.Struct, gc=False):
+    """A ``historicalTrades`` row; prices and quantities arrive as decimal strings."""
+
+    id: int
+    price: float
+    qty: float
+    time: int
+    isBuyerMaker: bool  # Binance's field name
+
+
+class _AggTrade(msgspec.Struct, gc=False):
+    """An ``aggTrades`` row: ``a`` aggregate id, ``f`` its first trade id, ``T`` time."""
+
+    a: int
+    p: float
+    q: float
+    f: int
+    T: int
+    m: bool
+
+
+class _Kline(msgspec.Struct, array_like=True, gc=False):
+    """A kline row, in the documented column order."""
+
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_time: int
+    quote_volume: float
+    count: int
+    taker_buy_volume: float
+    taker_buy_quote_volume: float
+    ignore: str
+
+
+class _ServerTime(msgspec.Struct):
+    serverTime: int  # Binance's field name
+
+
+# strict=False: decimal strings decode into floats, exactly as the stream codec reads them.
+_TRADES = msgspec.json.Decoder(list[_Trade], strict=False)
+_AGG_TRADES = msgspec.json.Decoder(list[_AggTrade], strict=False)
+_KLINES = msgspec.json.Decoder(list[_Kline], strict=False)
+_SERVER_TIME = msgspec.json.Decoder(_ServerTime)
+
+
+def _require_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ConfigError("limit", limit, f"must be an integer from 1 to {MAX_LIMIT}")
+    return limit
+
+
+class BinanceRest(HttpClient):
+    """Binance (or Binance.US, per ``config.binance_venue``) spot market data over REST.
+
+    Symbols are unified (``"BTC/USDT"``); ticks and bars carry them that way.
+    Use ``async with BinanceRest(config) as rest:`` or call :meth:`close`.
+    """
+
+    def __init__(self, config: StreamManagerConfig, *,
+                 session: aiohttp.ClientSession | None = None,
+                 limiter: RateLimiter | None = None) -> None:
+        super().__init__(config.binance_rest_url or "", config.connect_timeout,
+                         session=session, limiter=limiter)
+        self.venue = config.binance_venue
+
+    def __repr__(self) -> str:
+        return f"BinanceRest(venue={self.venue!r}, base_url={self.base_url!r})"
+
+    @property
+    def used_weight(self) -> int:
+        """The last ``X-MBX-USED-WEIGHT-1M`` Binance reported (reset when a new minute starts)."""
+        return self.limiter.used_weight
+
+    # -- trades ------------------------------------------------------------------------
+    async def historical_trades(self, symbol: str, from_id: int,
+                                limit: int = 1000) -> list[Tick]:
+        """Up to ``limit`` (1-1000) trades from trade id ``from_id`` on, oldest first."""
+        raw = to_raw_symbol(symbol)
+        params = {"symbol": raw, "fromId": str(from_id), "limit": str(_require_limit(limit))}
+        body = await self._get("/api/v3/historicalTrades", params,
+                               weight=WEIGHTS["historicalTrades"])
+        rows = decode(_TRADES, body, "historicalTrades")
+        receive_ns = time.time_ns()
+        unified = symbol.upper()
+        return [Tick(self.venue, unified, r.price, r.qty, Side.SELL if r.isBuyerMaker else Side.BUY,
+                     r.id, r.time * NS_PER_MS, receive_ns) for r in rows]
+
+    async def agg_trades(self, symbol: str, *, from_id: int | None = None,
+                         start_ms: int | None = None, end_ms: int | None = None,
+                         limit: int = 1000) -> list[Tick]:
+        """Up to ``limit`` aggregate trades, as the ``@aggTrade`` stream's ticks.
+
+        From aggregate id ``from_id``, or within ``[start_ms, end_ms]``
+        (milliseconds, inclusive), or the most recent ones when neither is given.
+        A tick's ``trade_id`` is the aggregate id.
+        """
+        if from_id is not None and (start_ms is not None or end_ms is not None):
+            raise ConfigError("from_id", from_id,
+                              "give either from_id or start_ms/end_ms, not both")
+        params = {"symbol": to_raw_symbol(symbol), "limit": str(_require_limit(limit))}
+        for name, value in (("fromId", from_id), ("startTime", start_ms), ("endTime", end_ms)):
+            if value is not None:
+                params[name] = str(value)
+        rows = await self._agg_rows(params)
+        receive_ns = time.time_ns()
+        unified = symbol.upper()
+        return [Tick(self.venue, unified, r.p, r.q, Side.SELL if r.m else Side.BUY, r.a,
+                     r.T * NS_PER_MS, receive_ns) for r in rows]
+
+    async def trades_from(self, symbol: str, from_id: int, *, until_id: int | None = None,
+                          aggregate: bool = False) -> list[Tick]:
+        """Every trade from id ``from_id`` to ``until_id`` (inclusive), or up to the latest.
+
+        Pages of 1000 through ``historicalTrades`` (``aggTrades`` and aggregate
+        ids when ``aggregate``), until ``until_id`` is reached or a short page
+        says the venue has nothing newer. Ordered by id, without duplicates.
+        Trades older than the venue keeps are not served: the result then
+        starts later than ``from_id`` (or is empty).
+        """
+        if until_id is not None and until_id < from_id:
+            raise ConfigError("until_id", until_id, f"must be >= from_id ({from_id})")
+        out: list[Tick] = []
+        next_id = from_id
+        while until_id is None or next_id <= until_id:
+            want = MAX_LIMIT if until_id is None else min(MAX_LIMIT, until_id - next_id + 1)
+            if aggregate:
+                page = await self.agg_trades(symbol, from_id=next_id, limit=want)
+            else:
+                page = await self.historical_trades(symbol, next_id, want)
+            fresh = [t for t in page if t.trade_id >= next_id
+                     and (until_id is None or t.trade_id <= until_id)]
+            out.extend(fresh)
+            if len(page) < want or not fresh:
+                break
+            next_id = fresh[-1].trade_id + 1
+        return out
+
+    async def first_trade_id_at(self, symbol: str, start_ms: int) -> int | None:
+        """Id of the first trade at or after ``start_ms``; None if there is none yet.
+
+        One ``aggTrades`` request from ``startTime``: the first aggregate trade's
+        ``f`` is its first trade's id.
+        """
+        rows = await self._agg_rows({"symbol": to_raw_symbol(symbol), "startTime": str(start_ms),
+                                     "limit": "1"})
+        return rows[0].f if rows else None
+
+    async def _agg_rows(self, params: dict[str, str]) -> list[_AggTrade]:
+        body = await self._get("/api/v3/aggTrades", params, weight=WEIGHTS["aggTrades"])
+        return decode(_AGG_TRADES, body, "aggTrades")
+
+    # -- klines ------------------------------------------------------------------------
+    async def klines(self, symbol: str, timeframe: str, *, limit: int,
+                     end_ms: int | None = None) -> list[Bar]:
+        """The last ``limit`` closed klines ending at or before ``end_ms`` (default now), as bars.
+
+        Oldest first, fetched in pages of 1000 backwards from the end. The
+        still-open kline is never returned: Binance's clock (``/api/v3/time``)
+        decides what is closed. Bars are shaped as the aggregator makes them:
+        ``close_time = open_time + length - 1`` ns, taker-buy volumes from the
+        kline, ``sell_volume = volume - buy_volume``, trade ids -1 (klines
+        carry none), flags EMPTY for a kline without trades and NONE otherwise.
+        Fewer bars come back when the symbol's history is shorter.
+        """
+        length_ns = timeframe_ns(timeframe)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError("limit", limit, "must be an integer >= 1")
+        length_ms = length_ns // NS_PER_MS
+        now_ms = await self._server_time_ms()
+        last_close = now_ms - 1 if end_ms is None else min(end_ms, now_ms - 1)
+        last_open = (last_close + 1 - length_ms) // length_ms * length_ms
+        if last_open < 0:
+            return []
+        raw, unified = to_raw_symbol(symbol), symbol.upper()
+        pages: list[list[_Kline]] = []
+        remaining = limit
+        while remaining > 0:
+            want = min(MAX_LIMIT, remaining)
+            body = await self._get("/api/v3/klines", {
+                "symbol": raw, "interval": timeframe, "endTime": str(last_open),
+                "limit": str(want)}, weight=WEIGHTS["klines"])
+            rows = [k for k in decode(_KLINES, body, "klines") if k.open_time <= last_open]
+            pages.append(rows)
+            remaining -= len(rows)
+            if len(rows) < want:
+                break
+            last_open = rows[0].open_time - length_ms
+        return [self._bar(k, unified, timeframe, length_ns)
+                for rows in reversed(pages) for k in rows]
+
+    def _bar(self, k: _Kline, symbol: str, timeframe: str, length_ns: int) -> Bar:
+        open_ns = k.open_time * NS_PER_MS
+        return Bar(self.venue, symbol, timeframe, open_ns, open_ns + length_ns - 1,
+                   k.open, k.high, k.low, k.close, k.volume, k.quote_volume,
+                   k.taker_buy_volume, k.volume - k.taker_buy_volume, k.taker_buy_quote_volume,
+                   k.count, -1, -1, BarFlag.NONE if k.count else BarFlag.EMPTY)
+
+    async def _server_time_ms(self) -> int:
+        body = await self._get("/api/v3/time", {}, weight=WEIGHTS["time"])
+        return decode(_SERVER_TIME, body, "time").serverTime
