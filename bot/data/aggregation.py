@@ -153,6 +153,23 @@ class _Builder:
         self.count += other.count
         self.flags |= other.flags
 
+    @classmethod
+    def from_bar(cls, bar: Bar) -> _Builder:
+        """A completed bar as builder state, to fold into longer bars (warm-up seeding)."""
+        b = cls(bar.open_time, bar.close_time + 1, bar.open)
+        b.open, b.high, b.low, b.close = bar.open, bar.high, bar.low, bar.close
+        if bar.trade_count:
+            b.open_ts, b.close_ts = bar.open_time, bar.close_time
+            b.first_id, b.last_id = bar.first_trade_id, bar.last_trade_id
+        else:
+            b.high, b.low = -math.inf, math.inf
+        b.volume, b.quote = bar.volume, bar.quote_volume
+        b.buy_volume, b.sell_volume, b.buy_quote = (bar.buy_volume, bar.sell_volume,
+                                                     bar.buy_quote_volume)
+        b.count = bar.trade_count
+        b.flags = bar.flags & ~(BarFlag.EMPTY | BarFlag.PARTIAL)
+        return b
+
     @property
     def fast_path_ready(self) -> bool:
         """True once open, close, high and low are all set by full-eligibility trades."""
@@ -195,6 +212,7 @@ class _SymbolState:
         "higher",
         "last_close",
         "last_closed_end",
+        "marks",
         "max_id",
         "max_ts",
         "open_bars",
@@ -216,6 +234,7 @@ class _SymbolState:
         self.coverage_start: int | None = None
         self.emit_empty = emit_empty
         self.held = False
+        self.marks: list[tuple[int, int, BarFlag]] = []  # (start, end) ns ranges to flag
 
 
 class BarAggregator:
@@ -241,6 +260,10 @@ class BarAggregator:
         self.counters = AggregatorCounters()
         self._symbols: dict[str, _SymbolState] = {}
 
+    def timeframe_ns(self, timeframe: str) -> int:
+        """The length of a configured timeframe in nanoseconds."""
+        return self._lengths[timeframe]
+
     # -- configuration -------------------------------------------------------------
     def configure_symbol(self, venue: str, symbol: str, *, emit_empty: bool | None = None,
                          complete_from: int | None = None) -> None:
@@ -256,6 +279,49 @@ class BarAggregator:
             st.emit_empty = emit_empty
         if complete_from is not None:
             st.coverage_start = complete_from
+
+    def mark(self, venue: str, symbol: str, start_ns: int, end_ns: int, flag: BarFlag) -> None:
+        """Flag every bar of ``symbol`` overlapping ``[start_ns, end_ns]`` when it completes.
+
+        Recovery uses it: BACKFILLED over the span of trades that came from REST,
+        GAP over a span whose trades could not be recovered. Bars already
+        completed are not revised (completed bars are final).
+        """
+        if end_ns < start_ns:
+            raise ValueError(f"mark range ends before it starts: {start_ns} > {end_ns}")
+        self._state(venue, symbol).marks.append((start_ns, end_ns, flag))
+
+    def seed(self, venue: str, symbol: str, bars: Iterable[Bar]) -> None:
+        """Continue a symbol from completed bars of the base length (a warm-up from klines).
+
+        The bars (venues without empty bars may skip intervals) must end where
+        the stream's first interval opens. They become the symbol's past: the
+        longer timeframes' current bars fold them in, so those bars are whole
+        even though the stream started inside them; trades before them are late.
+        """
+        st = self._state(venue, symbol)
+        if st.open_bars or st.last_closed_end is not None:
+            raise ValueError(f"seed {symbol} before its first trade, not after")
+        ordered = sorted(bars, key=lambda b: b.open_time)
+        for bar in ordered:
+            length = bar.close_time + 1 - bar.open_time
+            if length != self.base_ns:
+                raise ValueError(f"seed bars must be {self.base_ns // NS_PER_SECOND}s long, "
+                                 f"got a {length // NS_PER_SECOND}s bar at {bar.open_time}")
+            built = _Builder.from_bar(bar)
+            st.last_closed_end = built.end_time
+            st.last_close = built.close
+            for tf, length in self._higher:
+                hb = st.higher.get(tf)
+                start = align(bar.open_time, length)
+                if hb is None or hb.open_time != start:
+                    hb = st.higher[tf] = _Builder(start, start + length, bar.open)
+                hb.merge(built)
+        if ordered:
+            # Only the longer bars still open need the seed; the rest are history already.
+            end = ordered[-1].close_time + 1
+            st.higher = {tf: hb for tf, hb in st.higher.items() if hb.end_time > end}
+            st.coverage_start = ordered[0].open_time
 
     def hold(self, symbol: str) -> None:
         """Stop the clock from completing this symbol's bars (stream down or backfilling)."""
@@ -378,6 +444,8 @@ class BarAggregator:
         self._close_higher(st, watermark, out)
 
     def _close_base(self, st: _SymbolState, bar: _Builder, out: list[Bar]) -> None:
+        if st.marks:
+            _apply_marks(st, bar)
         st.last_closed_end = bar.end_time
         st.last_close = bar.close
         for later in st.open_bars:  # a later bar without open/close shows this close
@@ -434,6 +502,17 @@ class BarAggregator:
         if st is None:
             st = self._symbols[symbol] = _SymbolState(venue, symbol, self.emit_empty)
         return st
+
+
+def _apply_marks(st: _SymbolState, bar: _Builder) -> None:
+    """Flag ``bar`` with every mark overlapping it; forget marks that end inside it."""
+    keep = []
+    for start, end, flag in st.marks:
+        if start < bar.end_time and end >= bar.open_time:
+            bar.flags |= flag
+        if end >= bar.end_time:
+            keep.append((start, end, flag))
+    st.marks = keep
 
 
 def _refresh_fast_path(st: _SymbolState) -> None:

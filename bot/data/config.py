@@ -75,6 +75,21 @@ class StreamManagerConfig:
     alpaca_ws_url: str | None = None
     alpaca_rest_url: str | None = None
 
+    # Recovery: fill gaps (id jumps, reconnects) from REST before their bars complete,
+    # and at start load bar history and the current interval's trades from REST.
+    backfill: bool = True
+    warm_up: bool = True
+    backfill_timeout_seconds: float = 60.0
+
+    # Local store: record ticks and completed bars as Parquet under this directory, and
+    # after a restart resume from the last stored trade (None: no store).
+    store_path: str | None = None
+    store_flush_interval: float = 5.0
+    store_retention_days: int | None = None
+    # Resume from the store only when its last trade is at most this old (REST pages
+    # through every missed trade; a longer outage starts afresh and says so in the log).
+    store_resume_max_gap_seconds: float = 6 * 3600.0
+
     # Transport
     connect_timeout: float = 10.0
     silence_timeout_seconds: float = 60.0
@@ -84,7 +99,8 @@ class StreamManagerConfig:
         self._validate_timeframes()
         for name in ("reconnect_delay", "max_reconnect_delay", "health_check_interval",
                      "stale_threshold_seconds", "connect_timeout", "silence_timeout_seconds",
-                     "stable_connection_seconds"):
+                     "stable_connection_seconds", "backfill_timeout_seconds",
+                     "store_flush_interval", "store_resume_max_gap_seconds"):
             _require_positive(name, getattr(self, name))
         if self.max_reconnect_delay < self.reconnect_delay:
             raise ConfigError("max_reconnect_delay", self.max_reconnect_delay,
@@ -105,6 +121,13 @@ class StreamManagerConfig:
         _require_choice("binance_ticker_channel", self.binance_ticker_channel,
                         BINANCE_TICKER_CHANNELS)
         _require_choice("alpaca_feed", self.alpaca_feed, ALPACA_FEEDS)
+        if self.store_retention_days is not None:
+            _require_positive_int("store_retention_days", self.store_retention_days)
+        if self.store_path is not None and not isinstance(self.store_path, (str, os.PathLike)):
+            raise ConfigError("store_path", self.store_path, "a directory path or None")
+        for name in ("backfill", "warm_up"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, getattr(self, name), "must be True or False")
         ws_default, rest_default = BINANCE_VENUES[self.binance_venue]
         self.binance_ws_url = (self.binance_ws_url or _env("BINANCE_WS_URL") or ws_default)
         self.binance_rest_url = (self.binance_rest_url or _env("BINANCE_REST_URL")

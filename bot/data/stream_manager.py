@@ -6,6 +6,9 @@ It composes, and owns nothing it could delegate:
   connection carries more than ``binance_max_streams_per_connection`` streams,
   all Alpaca stock symbols on one connection (Alpaca allows one per feed);
 * the :class:`~bot.data.pipeline.TickPipeline` (aggregator, buffers, history, bus);
+* :class:`~bot.data.recovery.GapRecovery` in front of it, which fills gaps
+  (trade-id jumps, reconnects) from REST before their bars complete, and the
+  warm-up (:mod:`bot.data.warmup`) that loads bar history at start;
 * a clock task that completes bars of quiet markets and samples the counters;
 * a health task that judges the stream every ``health_check_interval`` seconds,
   emits HEALTH events, and resubscribes stale symbols.
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +32,18 @@ from bot.data.history import BarHistory
 from bot.data.metrics import RateTracker, latency_summary
 from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
+from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
 from bot.data.timeframes import NS_PER_SECOND
 from bot.data.transport import Backoff, Connection, ConnectionState
 from bot.data.venues.alpaca import AlpacaCredentials, AlpacaSession
 from bot.data.venues.binance import BinanceSession, to_raw_symbol
+from bot.data.venues.protocol import TickerUpdate
+from bot.data.warmup import BarSource, warm_up, warmup_start
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from bot.data.store import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +76,19 @@ class StreamManager:
         self._last_health: HealthReport | None = None
         self._reconnects = 0
         self._credentials: AlpacaCredentials | None = None
+        self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
+                                     fetch_timeout=self.config.backfill_timeout_seconds)
+        self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
+        self._gaps: deque[dict[str, Any]] = deque(maxlen=50)
+        self.recorder: Recorder | None = None
+        if self.config.store_path is not None:
+            from bot.data.store import Recorder
+
+            self.recorder = Recorder(self.config.store_path,
+                                     flush_interval=self.config.store_flush_interval,
+                                     retention_days=self.config.store_retention_days,
+                                     clock_ns=clock)
+            self.recorder.attach(self.bus)
 
     # -- symbols ---------------------------------------------------------------------
     def add_crypto_symbols(self, symbols: Iterable[str]) -> None:
@@ -79,7 +101,7 @@ class StreamManager:
                 self._crypto[symbol] = None
                 new.append(symbol)
         if new and self._running:
-            self._spawn(self._assign_crypto(new))
+            self._spawn(self._subscribe_new(new, stocks=False))
 
     def add_stock_symbols(self, symbols: Iterable[str]) -> None:
         """Subscribe Alpaca stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
@@ -93,7 +115,7 @@ class StreamManager:
                 self.pipeline.aggregator.configure_symbol("alpaca", symbol, emit_empty=False)
                 new.append(symbol)
         if new and self._running:
-            self._spawn(self._assign_stocks(new))
+            self._spawn(self._subscribe_new(new, stocks=True))
 
     def remove_symbols(self, symbols: Iterable[str]) -> None:
         """Unsubscribe symbols and drop their state; other symbols' streams are untouched."""
@@ -109,6 +131,7 @@ class StreamManager:
                     self._spawn(self._alpaca.remove([symbol]))
             else:
                 continue
+            self._recovery.forget(symbol)
             self.pipeline.forget(symbol)
 
     @property
@@ -134,14 +157,16 @@ class StreamManager:
         self._running = True
         self._started_ns = self._clock()
         self.bus.start()
+        if self.recorder is not None:
+            await self.recorder.start()
+        self._open_history_sources()
         self._tasks.append(asyncio.create_task(self._clock_loop(), name="stream-clock"))
         self._tasks.append(asyncio.create_task(self._health_loop(), name="stream-health"))
-        await self._assign_crypto(list(self._crypto))
-        await self._assign_stocks(list(self._stocks))
         timeout = wait_connected if wait_connected is not None else (
             self.config.connect_timeout + self.config.max_reconnect_delay)
         try:
-            await asyncio.gather(*(c.wait_ready(timeout) for c in self._connections))
+            await self._subscribe_new(list(self._crypto), stocks=False, wait=timeout)
+            await self._subscribe_new(list(self._stocks), stocks=True, wait=timeout)
         except BaseException:
             await self.stop()
             raise
@@ -155,11 +180,18 @@ class StreamManager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self._recovery.stop()
         await asyncio.gather(*(c.stop() for c in self._connections), return_exceptions=True)
         self._connections.clear()
         self._alpaca = None
         self._crypto = dict.fromkeys(self._crypto)
+        await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
+                             return_exceptions=True)
+        self._sources.clear()
+        self._recovery.fetchers = {}
         await self.bus.stop()
+        if self.recorder is not None:
+            await self.recorder.stop()
 
     async def __aenter__(self) -> StreamManager:
         await self.start()
@@ -172,6 +204,104 @@ class StreamManager:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    # -- recovery and warm-up ---------------------------------------------------------
+    def _venue_of(self, symbol: str) -> str:
+        return "alpaca" if symbol in self._stocks else self.config.binance_venue
+
+    def _open_history_sources(self) -> None:
+        """REST history per subscribed venue, for gap fills and warm-up (when either is on).
+
+        Idempotent: a venue's client is opened once, when its first symbol arrives.
+        """
+        cfg = self.config
+        if not (cfg.backfill or cfg.warm_up):
+            return
+        from bot.data.history_sources import AlpacaTradeHistory, BinanceTradeHistory
+        from bot.data.rest.binance import BinanceRest
+
+        if self._crypto and cfg.binance_venue not in self._sources:
+            self._sources[cfg.binance_venue] = BinanceTradeHistory(
+                BinanceRest(cfg), aggregate=cfg.binance_trade_channel == "aggTrade")
+        if self._stocks and "alpaca" not in self._sources:
+            from bot.data.rest.alpaca import AlpacaRest
+
+            creds = self._credentials or AlpacaCredentials.from_env()
+            self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(cfg, creds))
+        fetchers: dict[str, TradeFetcher] = dict(self._sources) if cfg.backfill else {}
+        self._recovery.fetchers = fetchers
+
+    async def _subscribe_new(self, symbols: list[str], *, stocks: bool,
+                             wait: float | None = None) -> None:
+        """Track, connect and warm up new symbols; live ticks wait until the warm-up fill ends."""
+        if not symbols:
+            return
+        self._open_history_sources()
+        now = self._clock()
+        fill_start = warmup_start(self.pipeline, now)
+        stored = await self._stored_last_trades(symbols, now)
+        starts: dict[str, int] = {}
+        for symbol in symbols:
+            last = stored.get(symbol)
+            starts[symbol] = fill_start if last is None else min(
+                fill_start, warmup_start(self.pipeline, last.timestamp))
+            self._recovery.track(self._venue_of(symbol), symbol, after=last,
+                                 since_ns=starts[symbol] if self.config.warm_up else None)
+            if last is not None and self.recorder is not None:
+                self.recorder.resume_after(last)
+        before = set(self._connections)
+        if stocks:
+            await self._assign_stocks(symbols)
+        else:
+            await self._assign_crypto(symbols)
+        waits = [c.wait_ready(wait) for c in self._connections if c not in before] \
+            if wait is not None else []
+        warmups = [self._warm_up(symbol, starts[symbol], symbol in stored) for symbol in symbols] \
+            if self.config.warm_up else []
+        await asyncio.gather(*waits, *warmups)
+
+    async def _stored_last_trades(self, symbols: list[str], now: int) -> dict[str, Tick]:
+        """The last stored trade of each symbol, when a store is kept and it is recent enough."""
+        if self.recorder is None:
+            return {}
+        from bot.data.store import TradeStore
+
+        store = TradeStore(self.recorder.root)
+        out: dict[str, Tick] = {}
+        max_gap = self.config.store_resume_max_gap_seconds * NS_PER_SECOND
+        for symbol in symbols:
+            last = await asyncio.to_thread(store.last_trade, self._venue_of(symbol), symbol)
+            if last is None:
+                continue
+            if now - last.timestamp > max_gap:
+                logger.warning("store: last %s trade is %.0f s old, more than "
+                               "store_resume_max_gap_seconds; not resuming from it", symbol,
+                               (now - last.timestamp) / NS_PER_SECOND)
+                continue
+            out[symbol] = last
+        return out
+
+    async def _warm_up(self, symbol: str, fill_start: int, resume: bool) -> None:
+        venue = self._venue_of(symbol)
+        source: BarSource | None = self._sources.get(venue)
+        stored: list[Tick] = []
+        if resume and self.recorder is not None:
+            from bot.data.store import TradeStore
+
+            store = TradeStore(self.recorder.root)
+            stored = await asyncio.to_thread(store.tick_records, venue, symbol, fill_start)
+        await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start, stored)
+
+    def _on_gap(self, gap: GapReport) -> None:
+        """A span REST could not fill: its bars carry GAP, and HEALTH says so at once."""
+        self._gaps.append(gap.to_dict())
+        report = self.get_health()
+        if report["status"] == "healthy":
+            report["status"] = "degraded"
+        report["reasons"].append(
+            f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
+            f"({gap.cause}); those bars carry the GAP flag")
+        self.bus.emit(EventType.HEALTH, report, gap.venue)
 
     # -- connections -----------------------------------------------------------------
     async def _assign_crypto(self, symbols: list[str]) -> None:
@@ -231,19 +361,19 @@ class StreamManager:
         return conn
 
     def _on_tick(self, tick: Tick) -> None:
-        self.pipeline.process(tick)
+        self._recovery.on_tick(tick)
 
     def _on_venue_event(self, conn: Connection, event: object) -> None:
-        self.bus.emit(EventType.TICKER, event, conn.name)
+        """Ticker updates become TICKER events; other control events are the transport's."""
+        if isinstance(event, TickerUpdate):
+            self.bus.emit(EventType.TICKER, event, conn.name)
 
     def _on_state(self, conn: Connection) -> None:
         if conn.state is ConnectionState.RECONNECTING:
-            for symbol in conn.symbols:
-                self.pipeline.aggregator.hold(symbol)
+            self._recovery.disconnected(conn.symbols)
         elif conn.state is ConnectionState.CONNECTED:
-            for symbol in conn.symbols:
-                self.pipeline.aggregator.release(symbol)
             if conn.stats.reconnects:
+                self._recovery.reconnected(conn.symbols)
                 self._reconnects += 1
                 self.bus.emit(EventType.RECONNECT, {
                     "connection": conn.name, "reconnect_count": conn.stats.reconnects,
@@ -328,7 +458,16 @@ class StreamManager:
 
     def get_health(self) -> dict[str, Any]:
         """Current health (JSON-serialisable); see the README's Health section."""
-        return self._assess().to_dict()
+        report = self._assess().to_dict()
+        report["backfilling"] = self._recovery.filling_symbols()
+        report["gaps"] = list(self._gaps)
+        if self.recorder is not None:
+            store = report["store"] = self.recorder.health()
+            if not store["ok"]:
+                if report["status"] == "healthy":
+                    report["status"] = "degraded"
+                report["reasons"].append(f"store: {store['last_error']}")
+        return report
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""
@@ -344,6 +483,7 @@ class StreamManager:
             "latency": {
                 "exchange_to_receive": latency_summary(exchange_latency),
                 "receive_to_bar_dispatch": latency_summary(self.pipeline.dispatch_latency_ns),
+                "backfill": latency_summary(self._recovery.counters.backfill_latency_ns),
             },
             "connections": {c.name: {"state": c.state.value, "frames": c.stats.frames,
                                      "reconnects": c.stats.reconnects,
@@ -353,6 +493,7 @@ class StreamManager:
 
     def _counters(self) -> dict[str, int]:
         agg = self.pipeline.aggregator.counters
+        rec = self._recovery.counters
         stats = [c.stats for c in self._connections]
         return {
             "frames": sum(s.frames for s in stats),
@@ -367,6 +508,9 @@ class StreamManager:
             "reconnects": sum(s.reconnects for s in stats),
             "silent_recycles": sum(s.silent_recycles for s in stats),
             "rollovers": sum(s.rollovers for s in stats),
+            "gaps_found": rec.gaps_found,
+            "gaps_unfilled": rec.gaps_unfilled,
+            "trades_backfilled": rec.trades_backfilled,
         }
 
     # -- event registration (delegated to the bus) -------------------------------------

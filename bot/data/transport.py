@@ -232,9 +232,11 @@ class Connection:
         try:
             while True:
                 rollover = asyncio.ensure_future(self._rollover.wait())
-                done, _ = await asyncio.wait({reader, rollover}, timeout=self._max_lifetime,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                rollover.cancel()
+                try:
+                    done, _ = await asyncio.wait({reader, rollover}, timeout=self._max_lifetime,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    rollover.cancel()
                 if reader in done:
                     reader.result()  # re-raises what ended the stream
                     return
@@ -286,21 +288,38 @@ class Connection:
         return session, ws
 
     async def _pump(self, session: VenueSession, ws: ClientConnection) -> None:
-        """Read frames until the socket closes or goes silent."""
+        """Read frames until the socket closes or goes silent.
+
+        One deadline covers the whole read loop and is pushed back at most once
+        a second (a per-frame timeout costs about half the ingest rate), so a
+        silent socket is recycled between ``silence - 1`` and ``silence`` seconds
+        after its last message.
+        """
+        silence = self._silence_timeout
+        try:
+            async with asyncio.timeout(silence) as deadline:
+                await self._read_frames(session, ws, deadline)
+        except TimeoutError:
+            self.stats.silent_recycles += 1
+            raise TimeoutError(f"{self.name}: no message for {silence:.0f}s; recycling") \
+                from None
+
+    async def _read_frames(self, session: VenueSession, ws: ClientConnection,
+                           deadline: asyncio.Timeout) -> None:
         receive = session.receive
         on_tick = self._on_tick
         clock = time.time_ns
         stats = self.stats
         recv = ws.recv
         silence = self._silence_timeout
+        loop_time = asyncio.get_running_loop().time
+        next_push = 0.0
         while True:
-            try:
-                async with asyncio.timeout(silence):
-                    frame = await recv()
-            except TimeoutError:
-                stats.silent_recycles += 1
-                raise TimeoutError(f"{self.name}: no message for {silence:.0f}s; recycling") \
-                    from None
+            frame = await recv()
+            mono = loop_time()
+            if mono >= next_push:
+                deadline.reschedule(mono + silence)
+                next_push = mono + 1.0
             now = clock()
             self.last_message_ns = now
             stats.frames += 1
@@ -353,7 +372,12 @@ class Connection:
                 wait = self._last_send + self._control_interval - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                await target.send(msg)
+                try:
+                    await target.send(msg)
+                except websockets.ConnectionClosed:
+                    # The read loop sees the closure and reconnects, subscribing the
+                    # current symbol set: nothing sent here needs repeating.
+                    return
                 self._last_send = time.monotonic()
 
     async def _close_ws(self, ws: ClientConnection | None) -> None:

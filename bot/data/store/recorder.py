@@ -124,6 +124,7 @@ class Recorder:
         self._last_flush_ns: int | None = None
         self._last_retention_ns: int | None = None
         self._throttle = LogThrottle(logger)
+        self._stored_up_to: dict[str, tuple[int, int]] = {}
 
     # -- input ---------------------------------------------------------------------
     def attach(self, bus: EventBus) -> Callable[[], None]:
@@ -139,8 +140,20 @@ class Recorder:
     def _on_tick_event(self, event: StreamEvent) -> None:
         self.record_tick(event.data)
 
+    def resume_after(self, trade: Tick) -> None:
+        """Skip ticks of ``trade``'s symbol up to it, by (exchange time, id): already stored.
+
+        After a restart the manager replays the stored trades of the current
+        interval through the pipeline; they are not written twice.
+        """
+        self._stored_up_to[trade.symbol] = (trade.timestamp, trade.trade_id)
+
     def record_tick(self, tick: Tick) -> None:
         """Buffer one tick (the oldest buffered tick is dropped and counted when full)."""
+        if self._stored_up_to:
+            floor = self._stored_up_to.get(tick.symbol)
+            if floor is not None and (tick.timestamp, tick.trade_id) <= floor:
+                return
         buf = self._ticks
         if len(buf) == self.max_buffered_rows:
             self.counters.dropped_ticks += 1

@@ -1,0 +1,89 @@
+"""The venues' REST history as recovery and warm-up need it.
+
+Two small adapters per venue over the REST clients of :mod:`bot.data.rest`:
+trades after a known position (what :class:`~bot.data.recovery.GapRecovery`
+fetches to fill a gap) and the last completed bars (what the warm-up loads
+into the bar history).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.data.models import Bar, Tick
+from bot.data.recovery import Position
+from bot.data.timeframes import NS_PER_MS
+
+if TYPE_CHECKING:
+    from bot.data.rest.alpaca import AlpacaRest
+    from bot.data.rest.binance import BinanceRest
+
+
+class BinanceTradeHistory:
+    """Binance trades by id: ``historicalTrades`` (or ``aggTrades`` for the aggTrade channel)."""
+
+    sequenced = True
+
+    def __init__(self, rest: BinanceRest, *, aggregate: bool) -> None:
+        self.rest = rest
+        self.aggregate = aggregate
+
+    async def fetch(self, symbol: str, after: Position, until: Tick | None,
+                    now_ns: int) -> list[Tick]:
+        """Trades from the one after ``after`` (or from ``after.since_ns``) up to ``until``."""
+        if after.last_id >= 0:
+            from_id: int | None = after.last_id + 1
+        elif after.since_ns is not None:
+            from_id = await self.first_trade_id(symbol, after.since_ns)
+        else:
+            return []
+        if from_id is None:
+            return []
+        until_id = until.trade_id - 1 if until is not None else None
+        if until_id is not None and until_id < from_id:
+            return []
+        return await self.rest.trades_from(symbol, from_id, until_id=until_id,
+                                           aggregate=self.aggregate)
+
+    async def _first_id_at(self, symbol: str, start_ms: int) -> int | None:
+        if not self.aggregate:
+            return await self.rest.first_trade_id_at(symbol, start_ms)
+        first = await self.rest.agg_trades(symbol, start_ms=start_ms, limit=1)
+        return first[0].trade_id if first else None
+
+    async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
+        """The id (trade or aggTrade, as streamed) of the first trade at or after ``start_ns``."""
+        return await self._first_id_at(symbol, start_ns // NS_PER_MS)
+
+    async def bars(self, symbol: str, timeframe: str, limit: int, end_ns: int) -> list[Bar]:
+        """The last ``limit`` klines closed at or before ``end_ns``."""
+        bars = await self.rest.klines(symbol, timeframe, limit=limit, end_ms=end_ns // NS_PER_MS)
+        return [b for b in bars if b.close_time <= end_ns]
+
+
+class AlpacaTradeHistory:
+    """Alpaca stock trades by time window (Alpaca trades carry no sequence)."""
+
+    sequenced = False
+
+    def __init__(self, rest: AlpacaRest) -> None:
+        self.rest = rest
+
+    async def fetch(self, symbol: str, after: Position, until: Tick | None,
+                    now_ns: int) -> list[Tick]:
+        """Trades from the last one received (inclusive: duplicates are refused downstream)
+        up to ``until`` or now; the tick rule continues from the last price."""
+        start = after.last_ts if after.last_ts >= 0 else after.since_ns
+        if start is None:
+            return []
+        end = until.timestamp if until is not None else now_ns
+        return await self.rest.trades(symbol, start, end, previous_price=after.last_price)
+
+    async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
+        """None: Alpaca trade ids are per exchange, not a sequence to start from."""
+        return None
+
+    async def bars(self, symbol: str, timeframe: str, limit: int, end_ns: int) -> list[Bar]:
+        """The last ``limit`` bars closed at or before ``end_ns`` (the configured feed)."""
+        bars = await self.rest.bars(symbol, timeframe, limit=limit, end_ns=end_ns)
+        return [b for b in bars if b.close_time <= end_ns]

@@ -1,0 +1,341 @@
+"""Gap recovery: no trade lost between the stream and the bars.
+
+``GapRecovery`` stands between the venue connections and the
+:class:`~bot.data.pipeline.TickPipeline`. Per symbol it keeps a cursor (the
+last trade passed on) and finds gaps two ways:
+
+* **sequence**: Binance trade ids (and aggTrade ids) are consecutive per
+  symbol, so a jump is a gap whatever caused it (reconnect, rollover, a frame
+  lost in between);
+* **window**: Alpaca has no sequence, so every reconnect opens a gap from the
+  last trade received before it to the moment the stream is back.
+
+A gap is filled from REST before the bars it touches complete: the symbol is
+held (the clock does not complete its bars), live ticks wait in a buffer, the
+missing trades are fetched and passed on in order, then the buffer follows
+(duplicates are refused by the aggregator's trade-id check, so no trade is
+delivered twice as a TICK). Bars that received REST trades are flagged
+BACKFILLED. What REST cannot give (older than its history, endpoint refused)
+is flagged GAP on the bars of that span and reported; it is never hidden.
+
+The warm-up at start uses the same path: the cursor is placed at the open of
+the current interval and the "gap" up to the live stream is filled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.data.models import BarFlag, Tick
+from bot.data.pipeline import TickPipeline
+from bot.data.throttle import LogThrottle
+
+logger = logging.getLogger(__name__)
+_log_throttle = LogThrottle(logger)
+
+
+@dataclass
+class Position:
+    """Where a symbol's known trades end: what a fetch continues from.
+
+    ``last_id`` / ``last_ts`` / ``last_price`` describe the last trade passed on
+    (``last_id`` < 0 and ``last_ts`` < 0 when there is none yet); ``since_ns``
+    is where to start when there is no last trade (the warm-up's interval open).
+    """
+
+    last_id: int = -1
+    last_ts: int = -1
+    last_price: float | None = None
+    since_ns: int | None = None
+
+
+class TradeFetcher(Protocol):
+    """A venue's REST history of trades, seen from recovery."""
+
+    sequenced: bool  # trade ids are consecutive per symbol (gap = id jump)
+
+    async def fetch(self, symbol: str, after: Position, until: Tick | None,
+                    now_ns: int) -> list[Tick]:
+        """Trades after ``after`` up to ``until`` (exclusive) or, without it, up to now."""
+        ...
+
+
+@dataclass
+class GapReport:
+    """A span of trades that could not be recovered (its bars carry GAP)."""
+
+    venue: str
+    symbol: str
+    start_ns: int
+    end_ns: int
+    cause: str
+    missing_ids: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"venue": self.venue, "symbol": self.symbol, "start_ns": self.start_ns,
+                "end_ns": self.end_ns, "cause": self.cause,
+                "missing_ids": list(self.missing_ids) if self.missing_ids else None}
+
+
+@dataclass
+class RecoveryCounters:
+    gaps_found: int = 0
+    gaps_filled: int = 0
+    gaps_unfilled: int = 0
+    trades_backfilled: int = 0
+    backfill_latency_ns: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+class _Cursor:
+    __slots__ = ("buffer", "connected", "fetcher", "filling", "position", "refill", "symbol",
+                 "venue")
+
+    def __init__(self, venue: str, symbol: str, fetcher: TradeFetcher | None) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.fetcher = fetcher
+        self.position = Position()
+        self.filling = False
+        self.connected = True
+        self.refill = False  # reconnected while a fill ran: the new window needs one too
+        self.buffer: list[Tick] = []
+
+
+class GapRecovery:
+    """Detects gaps per symbol and fills them from REST before their bars complete.
+
+    ``fetchers`` maps a venue to its REST trade history; a venue without one
+    passes ticks straight through (its gaps are then only visible as GAP-free
+    but short bars, which is why every supported venue has one). ``on_gap`` is
+    told about every span that could not be recovered.
+    """
+
+    def __init__(self, pipeline: TickPipeline, fetchers: dict[str, TradeFetcher], *,
+                 clock: Callable[[], int] = time.time_ns,
+                 on_gap: Callable[[GapReport], None] | None = None,
+                 concurrency: int = 4, fetch_timeout: float = 60.0) -> None:
+        self.pipeline = pipeline
+        self.fetchers = fetchers
+        self.counters = RecoveryCounters()
+        self._clock = clock
+        self._on_gap = on_gap
+        self._cursors: dict[str, _Cursor] = {}
+        self._limit = asyncio.Semaphore(concurrency)
+        self._fetch_timeout = fetch_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- symbols -------------------------------------------------------------------
+    def track(self, venue: str, symbol: str, *, since_ns: int | None = None,
+              after: Tick | None = None) -> None:
+        """Follow ``symbol``; with ``since_ns`` its trades from then on are filled from REST
+        first (warm-up), live ticks waiting meanwhile. ``after``: the last trade
+        already known (stored before a restart); the fill continues after it."""
+        cur = self._cursors.get(symbol)
+        if cur is None:
+            cur = self._cursors[symbol] = _Cursor(venue, symbol, self.fetchers.get(venue))
+        if after is not None:
+            cur.position = Position(after.trade_id, after.timestamp, after.price)
+        if since_ns is not None and cur.fetcher is not None:
+            cur.position.since_ns = since_ns
+            cur.filling = True
+            self.pipeline.aggregator.hold(symbol)
+
+    def forget(self, symbol: str) -> None:
+        self._cursors.pop(symbol, None)
+
+    def is_filling(self, symbol: str) -> bool:
+        cur = self._cursors.get(symbol)
+        return cur is not None and cur.filling
+
+    def begin(self, symbol: str) -> None:
+        """Start the warm-up fill registered by :meth:`track` (``since_ns``)."""
+        cur = self._cursors.get(symbol)
+        if cur is not None and cur.filling:
+            self._spawn(cur)
+
+    def disconnected(self, symbols: Iterable[str]) -> None:
+        """The stream of these symbols is down: hold their bars until it is back and filled."""
+        for symbol in symbols:
+            cur = self._cursors.get(symbol)
+            if cur is not None:
+                cur.connected = False
+            self.pipeline.aggregator.hold(symbol)
+
+    def reconnected(self, symbols: Iterable[str]) -> None:
+        """The stream is back: fill what was missed while it was down, then release."""
+        for symbol in symbols:
+            cur = self._cursors.get(symbol)
+            if cur is None:
+                self.pipeline.aggregator.release(symbol)
+                continue
+            cur.connected = True
+            if cur.filling:
+                cur.refill = True  # the running fill ends before this window; fill it after
+                continue
+            has_position = cur.position.last_ts >= 0 or cur.position.since_ns is not None
+            if cur.fetcher is not None and has_position:
+                self.counters.gaps_found += 1
+                cur.filling = True
+                self._spawn(cur)
+            else:
+                self.pipeline.aggregator.release(symbol)
+
+    # -- the hot path ----------------------------------------------------------------
+    def on_tick(self, tick: Tick) -> None:
+        """Pass a live tick on, or buffer it while its symbol's gap is being filled.
+
+        Only tracked symbols pass: ticks of a symbol just removed, still in
+        flight, would otherwise bring its state back."""
+        cur = self._cursors.get(tick.symbol)
+        if cur is None:
+            return  # not (or no longer) subscribed: in flight before the unsubscribe took effect
+        if cur.filling:
+            cur.buffer.append(tick)
+            return
+        pos = cur.position
+        if (pos.last_id >= 0 and tick.trade_id > pos.last_id + 1 and cur.fetcher is not None
+                and cur.fetcher.sequenced):
+            self.counters.gaps_found += 1
+            cur.filling = True
+            cur.buffer.append(tick)
+            self.pipeline.aggregator.hold(tick.symbol)
+            self._spawn(cur)
+            return
+        self._pass_on(cur, tick)
+
+    def _pass_on(self, cur: _Cursor, tick: Tick) -> bool:
+        if not self.pipeline.process(tick):
+            return False
+        pos = cur.position
+        if tick.trade_id > pos.last_id:
+            pos.last_id = tick.trade_id
+        if tick.timestamp >= pos.last_ts:
+            pos.last_ts = tick.timestamp
+            pos.last_price = tick.price
+        return True
+
+    # -- filling ---------------------------------------------------------------------
+    def _spawn(self, cur: _Cursor) -> None:
+        until = cur.buffer[0] if cur.buffer else None  # the live tick that ends the gap
+        task = asyncio.get_running_loop().create_task(self._fill(cur, until),
+                                                      name=f"backfill-{cur.symbol}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fill(self, cur: _Cursor, until: Tick | None) -> None:
+        started = time.monotonic_ns()
+        fetcher = cur.fetcher
+        assert fetcher is not None
+        before = Position(cur.position.last_id, cur.position.last_ts,
+                          cur.position.last_price, cur.position.since_ns)
+        trades: list[Tick] = []
+        error: str | None = None
+        async with self._limit:
+            try:
+                trades = await asyncio.wait_for(
+                    fetcher.fetch(cur.symbol, before, until, self._clock()), self._fetch_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure is reported as a gap, never hidden
+                error = f"{type(exc).__name__}: {exc}"
+                _log_throttle.log(f"backfill {cur.symbol}", logging.WARNING,
+                                  "backfill of %s failed: %s", cur.symbol, error)
+        if self._cursors.get(cur.symbol) is not cur:
+            return  # unsubscribed meanwhile
+        self._apply(cur, before, until, trades, error)
+        self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
+        self._drain(cur)
+
+    def _apply(self, cur: _Cursor, before: Position, until: Tick | None,
+               trades: list[Tick], error: str | None) -> None:
+        """Pass the fetched trades on, flag what they built, and report what is missing."""
+        agg = self.pipeline.aggregator
+        if until is not None:
+            trades = [t for t in trades if t.timestamp <= until.timestamp]
+        hole = self._hole(cur, before, until, trades, error)
+        # Marks go first: passing the trades on may already complete their bars.
+        if trades:
+            times = [t.timestamp for t in trades]
+            agg.mark(cur.venue, cur.symbol, min(times), max(times), BarFlag.BACKFILLED)
+        if hole is not None:
+            agg.mark(cur.venue, cur.symbol, hole.start_ns, hole.end_ns, BarFlag.GAP)
+        late_before = agg.counters.late
+        for tick in trades:
+            if self._pass_on(cur, tick):
+                self.counters.trades_backfilled += 1
+        late = agg.counters.late - late_before
+        if late and hole is None:
+            # Recovered, but their bars had completed already (the loss was noticed
+            # after the grace): those bars are final and short, so say so.
+            hole = GapReport(cur.venue, cur.symbol, trades[0].timestamp, trades[-1].timestamp,
+                             f"{late} recovered trades arrived after their bars completed")
+        if hole is None:
+            self.counters.gaps_filled += 1
+            return
+        self.counters.gaps_unfilled += 1
+        if until is not None and until.trade_id - 1 > cur.position.last_id:
+            cur.position.last_id = until.trade_id - 1  # accept the hole, do not chase it again
+        if self._on_gap is not None:
+            self._on_gap(hole)
+
+    def _hole(self, cur: _Cursor, before: Position, until: Tick | None,
+              trades: list[Tick], error: str | None) -> GapReport | None:
+        """The span still missing after the fetch, or None when it was filled."""
+        fetcher = cur.fetcher
+        assert fetcher is not None
+        start = before.last_ts if before.last_ts >= 0 else (before.since_ns or 0)
+        end_of_gap = until.timestamp if until is not None else self._clock()
+        if error is not None:
+            ids = ((before.last_id + 1, until.trade_id - 1)
+                   if fetcher.sequenced and until is not None and before.last_id >= 0 else None)
+            return GapReport(cur.venue, cur.symbol, start, end_of_gap, error, ids)
+        if not fetcher.sequenced or before.last_id < 0:
+            return None
+        expected = before.last_id + 1
+        got = sorted(t.trade_id for t in trades)
+        if got and got[0] > expected:
+            return GapReport(cur.venue, cur.symbol, start, trades[0].timestamp,
+                             "older than the venue's REST history", (expected, got[0] - 1))
+        if until is not None and (got[-1] if got else before.last_id) < until.trade_id - 1:
+            last = got[-1] if got else before.last_id
+            return GapReport(cur.venue, cur.symbol, start, until.timestamp,
+                             "the venue's REST history ends before the stream resumed",
+                             (last + 1, until.trade_id - 1))
+        return None
+
+    def _drain(self, cur: _Cursor) -> None:
+        """Pass the buffered live ticks on; a new gap among them starts a new fill."""
+        buffered, cur.buffer = cur.buffer, []
+        cur.filling = False
+        cur.position.since_ns = None
+        for i, tick in enumerate(buffered):
+            self.on_tick(tick)
+            if cur.filling:
+                cur.buffer.extend(buffered[i + 1:])
+                return
+        if cur.refill and cur.connected:
+            cur.refill = False
+            self.counters.gaps_found += 1
+            cur.filling = True
+            self._spawn(cur)
+        elif cur.connected:
+            self.pipeline.aggregator.release(cur.symbol)
+
+    async def stop(self) -> None:
+        """Cancel running fills (their symbols' buffered ticks are dropped with them)."""
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def filling_symbols(self) -> list[str]:
+        """Symbols whose live ticks wait for a fill right now."""
+        return sorted(s for s, cur in self._cursors.items() if cur.filling)

@@ -1,0 +1,108 @@
+"""Warm-up at start: bar history from REST, and a first streamed bar that is whole.
+
+For each symbol, before its stream is let through:
+
+1. every configured timeframe's history is filled with the last
+   ``bar_history_size`` completed bars from REST (Binance klines, Alpaca bars),
+   so ``get_bar_dataframe`` is useful from the first second;
+2. the aggregator is seeded with the base-length bars of the longest
+   timeframe's current interval, so the longer bars being built are whole;
+3. :class:`~bot.data.recovery.GapRecovery` fills the trades of the current base
+   interval from REST and then lets the buffered live ticks through, so the
+   first bar built from the stream is complete rather than partial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from bot.data.aggregation import BarAggregator
+from bot.data.models import Bar, Tick
+from bot.data.pipeline import TickPipeline
+from bot.data.recovery import GapRecovery
+from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, align
+
+logger = logging.getLogger(__name__)
+
+
+class BarSource(Protocol):
+    async def bars(self, symbol: str, timeframe: str, limit: int, end_ns: int) -> list[Bar]:
+        """The last ``limit`` bars closed at or before ``end_ns``, oldest first."""
+        ...
+
+    async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
+        """The id of the first trade at or after ``start_ns`` (None where ids are not known)."""
+        ...
+
+
+async def _with_first_ids(source: BarSource, symbol: str, seed: list[Bar], fill_start: int,
+                          agg: BarAggregator) -> list[Bar]:
+    """Give the first seed bar of each longer interval its first trade id.
+
+    Klines carry no trade ids; the longer bars being built take their first id
+    from the earliest seed bar with trades, so that one id is looked up.
+    """
+    out = list(seed)
+    for length in {agg.timeframe_ns(tf) for tf in agg.timeframes} - {agg.base_ns}:
+        start = align(fill_start, length)
+        i = next((i for i, b in enumerate(out) if b.open_time >= start and b.trade_count), None)
+        if i is not None and out[i].first_trade_id < 0:
+            first = await source.first_trade_id(symbol, out[i].open_time)
+            if first is not None:
+                out[i] = msgspec.structs.replace(out[i], first_trade_id=first)
+    return out
+
+
+def warmup_start(pipeline: TickPipeline, now_ns: int) -> int:
+    """Where the stream's first interval opens: the open of the current base interval."""
+    return align(now_ns, pipeline.aggregator.base_ns)
+
+
+async def warm_up(pipeline: TickPipeline, recovery: GapRecovery, source: BarSource | None,
+                  venue: str, symbol: str, fill_start: int,
+                  stored: Sequence[Tick] = ()) -> None:
+    """Load history and seed the aggregator for ``symbol``, then start the trade fill.
+
+    ``stored``: trades from ``fill_start`` on kept by the local store before a
+    restart; they are replayed first, and the fill continues after the last.
+
+    The symbol must already be tracked by ``recovery`` with ``since_ns=fill_start``
+    (so live ticks wait). Whatever fails here is logged and the fill still
+    starts: the stream is never blocked by a history that cannot be loaded.
+    """
+    agg = pipeline.aggregator
+    end = fill_start - 1
+    size = pipeline.config.bar_history_size
+    try:
+        if source is None:
+            raise LookupError(f"no REST history for {venue}")
+        for timeframe in pipeline.config.supported_timeframes:
+            history = pipeline.history(venue, symbol, timeframe)
+            if len(history):
+                continue
+            for bar in await source.bars(symbol, timeframe, size, end):
+                history.append(bar)
+        # The fill covers the base interval from its open; the seed (if any) reaches back further.
+        agg.configure_symbol(venue, symbol, complete_from=fill_start)
+        longest = max(TIMEFRAME_SECONDS[tf] for tf in agg.timeframes) * NS_PER_SECOND
+        seed_count = (fill_start - align(fill_start, longest)) // agg.base_ns
+        base_tf = _timeframe_of(agg.base_ns)
+        if seed_count and base_tf is not None:
+            seed = await source.bars(symbol, base_tf, seed_count, end)
+            agg.seed(venue, symbol, await _with_first_ids(source, symbol, seed, fill_start, agg))
+    except Exception as exc:  # history is a convenience; never block the stream for it
+        logger.warning("warm-up of %s: bar history not loaded: %s: %s", symbol,
+                       type(exc).__name__, exc)
+    for tick in stored:
+        pipeline.process(tick)
+    recovery.begin(symbol)
+
+
+def _timeframe_of(length_ns: int) -> str | None:
+    """The timeframe name of a bar length, if the venues know one."""
+    seconds = length_ns // NS_PER_SECOND
+    return next((tf for tf, s in TIMEFRAME_SECONDS.items() if s == seconds), None)
