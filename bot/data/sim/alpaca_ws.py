@@ -81,6 +81,8 @@ class AlpacaSession:
         wanted = self.subscriptions["trades"]
         if ("/" in symbol) != self.crypto or (symbol not in wanted and "*" not in wanted):
             return
+        if self.hub.faults.is_quiet(VENUE, symbol):
+            return
         for t in batch:
             self.conn.send(stream_trade(t, self.crypto), batchable=True)
 

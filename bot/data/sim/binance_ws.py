@@ -91,6 +91,8 @@ class BinanceSession:
         self.conn.send({"stream": stream, "data": payload} if self.combined else payload)
 
     def on_trades(self, symbol: str, batch: list[SimTrade], aggs: list[AggTrade]) -> None:
+        if self.hub.faults.is_quiet(VENUE, symbol):
+            return
         lower = symbol.lower()
         if (stream := f"{lower}@trade") in self.streams:
             for t in batch:
@@ -107,7 +109,8 @@ class BinanceSession:
         for stream in self.streams:
             symbol, _, channel = stream.partition("@")
             log = self.hub.feed.log(VENUE, symbol.upper())
-            if channel != "ticker" or log is None:
+            if (channel != "ticker" or log is None
+                    or self.hub.faults.is_quiet(VENUE, symbol.upper())):
                 continue
             payload = ticker_event(log, symbol.upper(), now, self.hub.tick_e8(symbol.upper()),
                                    self.unit)

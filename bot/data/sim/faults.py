@@ -1,9 +1,10 @@
 """Fault switches shared by every connection and REST route of the simulator.
 
 Each switch models a way real exchanges fail a client: connections cut without
-a close frame, streams that go quiet while the socket stays open, garbage
-frames, refused credentials, slow handshakes and REST rate limiting. They are
-plain state read on every send or request, so a test can flip them at any time.
+a close frame, streams that go quiet while the socket stays open (all of them,
+or one symbol's while the others flow), garbage frames, refused credentials,
+slow handshakes and REST rate limiting. They are plain state read on every
+send or request, so a test can flip them at any time.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Faults:
     refuse_auth: bool = False
     accept_delay: float = 0.0
     rest: RestFault | None = None
+    # (venue, venue symbol) pairs whose trades are executed and logged but not streamed.
+    quiet: set[tuple[str, str]] = field(default_factory=set)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def reset(self) -> None:
@@ -44,6 +47,11 @@ class Faults:
         self.refuse_auth = False
         self.accept_delay = 0.0
         self.rest = None
+        self.quiet.clear()
+
+    def is_quiet(self, venue: str, symbol: str) -> bool:
+        """True while the streams of ``venue`` must not publish ``symbol`` (venue spelling)."""
+        return bool(self.quiet) and (venue, symbol) in self.quiet
 
     def should_drop(self, messages_sent: int) -> bool:
         """True when a connection that has sent ``messages_sent`` frames must be cut now."""

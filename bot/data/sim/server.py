@@ -270,6 +270,29 @@ class ExchangeSimulator:
         """Stop (or resume) sending anything, pings and pongs included, keeping sockets open."""
         self.faults.silent = silent
 
+    def go_quiet(self, symbol: str, quiet: bool = True, venue: str | None = None) -> None:
+        """Stop (or resume) streaming ``symbol``'s trades while everything else flows.
+
+        The market keeps trading it (the trade log and REST show every trade) and
+        every socket stays open; only the stream frames of that symbol (trades,
+        aggregate trades, tickers) are withheld, as when an exchange's stream
+        stalls for one symbol. ``venue`` is ``"binance"`` or ``"alpaca"``; by
+        default every venue that trades ``symbol``.
+        """
+        venues = [v for v in ("binance", "alpaca") if venue in (None, v)]
+        if not venues:
+            raise ValueError(f"venue must be 'binance', 'alpaca' or None, got {venue!r}")
+        keys = [(v, self._venue_symbol(v, symbol)) for v in venues]
+        keys = [key for key in keys if self.feed.log(*key) is not None]
+        if not keys:
+            raise KeyError(f"{symbol!r} is not traded by {venue or 'any venue'} in this "
+                           "simulator")
+        for key in keys:
+            if quiet:
+                self.faults.quiet.add(key)
+            else:
+                self.faults.quiet.discard(key)
+
     def send_malformed(self, rate: float) -> None:
         """Corrupt this fraction of frames (cut-off JSON or wrong value types)."""
         self.faults.malformed_rate = rate

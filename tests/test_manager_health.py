@@ -1,0 +1,67 @@
+"""A symbol whose stream goes quiet while the others trade is reported stale, then healthy.
+
+The simulator withholds one symbol's trades (``go_quiet``) while its market keeps
+trading and the connection stays open; its trade log tells what the stream withheld.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.data.models import Tick
+from bot.data.sim import ExchangeSimulator
+from bot.data.stream_manager import StreamManager
+from tests.test_stream_integration import _fast_config, _point_at, _wait_for
+
+STALE_AFTER_S = 1.0
+
+
+def _symbol(report: dict[str, Any], symbol: str) -> dict[str, Any]:
+    return next(s for s in report["symbols"] if s["symbol"] == symbol)
+
+
+async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=51, speed=10.0) as sim:
+        _point_at(sim, monkeypatch)
+        manager = StreamManager(_fast_config(stale_threshold_seconds=STALE_AFTER_S,
+                                             health_check_interval=0.5))
+        manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
+        events: list[dict[str, Any]] = []
+        manager.on_health(lambda e: events.append(e.data))
+        ticks: list[Tick] = []
+        manager.on_tick(lambda e: ticks.append(e.data))
+        await manager.start()
+        try:
+            await _wait_for(lambda: manager.get_health()["status"] == "healthy")
+
+            sim.go_quiet("ETH/USDT")
+            quiet_from_id = sim.trades("binance", "ETH/USDT")[-1].trade_id
+            quiet_events, quiet_ticks = len(events), len(ticks)
+            await _wait_for(lambda: any(e["status"] == "degraded"
+                                        for e in events[quiet_events:]))
+            degraded = next(e for e in events[quiet_events:] if e["status"] == "degraded")
+            now = manager.get_health()
+            btc_during = sum(t.symbol == "BTC/USDT" for t in ticks[quiet_ticks:])
+            eth_traded = sim.trades("binance", "ETH/USDT")[-1].trade_id - quiet_from_id
+
+            sim.go_quiet("ETH/USDT", False)
+            resumed_events = len(events)
+            await _wait_for(lambda: any(e["status"] == "healthy"
+                                        for e in events[resumed_events:]))
+            healthy_again = manager.get_health()
+        finally:
+            await manager.stop()
+
+    assert degraded["stale_symbols"] == ["ETH/USDT"]
+    assert any("ETH/USDT" in reason for reason in degraded["reasons"])
+    assert not any("BTC/USDT" in reason for reason in degraded["reasons"])
+    assert now["status"] == "degraded" and now["stale_symbols"] == ["ETH/USDT"]
+    assert _symbol(now, "ETH/USDT")["stale"] and not _symbol(now, "BTC/USDT")["stale"]
+    assert _symbol(now, "ETH/USDT")["last_tick_age_s"] > STALE_AFTER_S
+    assert eth_traded > 0, "the market kept trading ETH/USDT: only its stream was quiet"
+    assert btc_during > 0, "the other symbol streamed on"
+    assert healthy_again["status"] == "healthy" and healthy_again["stale_symbols"] == []
+    assert not _symbol(healthy_again, "ETH/USDT")["stale"]
