@@ -38,6 +38,9 @@ from bot.data.models import (
 from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, align, base_length_ns
 
 _NO_BARS: tuple[Bar, ...] = ()
+# Venues whose trade ids are not one sequence per symbol (Alpaca: per exchange) and whose
+# bars skip intervals without trades: equal times are ordered by arrival, not by id.
+UNSEQUENCED_VENUES = frozenset({"alpaca"})
 assert UPDATES_ALL == 7  # literal in the hot path
 _BUY = Side.BUY
 _SELL = Side.SELL
@@ -64,6 +67,7 @@ class _Builder:
     __slots__ = (
         "buy_quote",
         "buy_volume",
+        "by_id",
         "close",
         "close_ts",
         "count",
@@ -96,6 +100,7 @@ class _Builder:
         self.open_ts = self.close_ts = -1
         self.flags = BarFlag.NONE
         self.ids: set[int] = set()  # trade ids folded in, for deduplication
+        self.by_id = True  # equal times ordered by trade id (else by arrival)
 
     def add_tick(self, tick: Tick) -> None:
         """Fold one trade in, honouring which fields its conditions let it update."""
@@ -124,14 +129,21 @@ class _Builder:
 
     def _take_open_close(self, open_price: float, open_ts: int, open_id: int,
                          close_price: float, close_ts: int, close_id: int) -> None:
-        """Keep the earliest trade as open and the latest as close, by (time, trade id)."""
+        """Keep the earliest trade as open and the latest as close, by (time, trade id).
+
+        Where ids are no sequence (``by_id`` false), equal times keep arrival
+        order: the first to arrive opens, the last to arrive closes.
+        """
         if self.open_ts < 0:
             self.open, self.open_ts, self.first_id = open_price, open_ts, open_id
             self.close, self.close_ts, self.last_id = close_price, close_ts, close_id
             return
-        if open_ts < self.open_ts or (open_ts == self.open_ts and open_id < self.first_id):
+        by_id = self.by_id
+        if open_ts < self.open_ts or (open_ts == self.open_ts and by_id
+                                      and open_id < self.first_id):
             self.open, self.open_ts, self.first_id = open_price, open_ts, open_id
-        if close_ts > self.close_ts or (close_ts == self.close_ts and close_id > self.last_id):
+        if close_ts > self.close_ts or (close_ts == self.close_ts and (
+                not by_id or close_id > self.last_id)):
             self.close, self.close_ts, self.last_id = close_price, close_ts, close_id
 
     def merge(self, other: _Builder) -> None:
@@ -369,11 +381,11 @@ class BarAggregator:
             b.high = price
         elif price < b.low:
             b.low = price
-        if ts > b.close_ts or (ts == b.close_ts and tid > b.last_id):
+        if ts > b.close_ts or (ts == b.close_ts and (tid > b.last_id or not b.by_id)):
             b.close = price
             b.close_ts = ts
             b.last_id = tid
-        elif ts < b.open_ts or (ts == b.open_ts and tid < b.first_id):
+        elif ts < b.open_ts or (ts == b.open_ts and b.by_id and tid < b.first_id):
             b.open = price
             b.open_ts = ts
             b.first_id = tid
@@ -400,6 +412,7 @@ class BarAggregator:
         bar = next((b for b in st.open_bars if b.open_time == base_open), None)
         if bar is None:
             bar = _Builder(base_open, base_open + self.base_ns, st.last_close)
+            bar.by_id = st.venue not in UNSEQUENCED_VENUES
             st.open_bars.append(bar)
             st.open_bars.sort(key=lambda b: b.open_time)
         bar.add_tick(tick)
@@ -500,7 +513,8 @@ class BarAggregator:
     def _state(self, venue: str, symbol: str) -> _SymbolState:
         st = self._symbols.get(symbol)
         if st is None:
-            st = self._symbols[symbol] = _SymbolState(venue, symbol, self.emit_empty)
+            emit_empty = self.emit_empty and venue not in UNSEQUENCED_VENUES
+            st = self._symbols[symbol] = _SymbolState(venue, symbol, emit_empty)
         return st
 
 

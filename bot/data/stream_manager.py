@@ -112,7 +112,6 @@ class StreamManager:
             symbol = symbol.upper()
             if symbol not in self._stocks:
                 self._stocks.add(symbol)
-                self.pipeline.aggregator.configure_symbol("alpaca", symbol, emit_empty=False)
                 new.append(symbol)
         if new and self._running:
             self._spawn(self._subscribe_new(new, stocks=True))
