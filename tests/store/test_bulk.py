@@ -117,3 +117,19 @@ def test_bulk_equals_the_stream_for_gaps_duplicates_and_quiet_periods(
     bulk = aggregate_ticks(_frame(delivered), timeframes, emit_empty=emit_empty)
     for tf in timeframes:
         assert_bars_equal([b for b in expected if b.timeframe == tf], frame_bars(bulk[tf]))
+
+
+def test_stock_trades_of_one_instant_keep_arrival_order_as_the_stream_does() -> None:
+    from bot.data.venues.alpaca import stock_trade_id
+
+    rng = random.Random(4)
+    ticks = []
+    ts = START
+    for i in range(3000):
+        ts += rng.choice([0, 0, 0, 1_000, 250 * 10**6, 40 * SECOND])  # many equal times
+        exchange = rng.choice("KPQVZ")
+        ticks.append(Tick("alpaca", "AAPL", round(100 + rng.gauss(0, 1), 2), 1.0 + i % 7,
+                          Side.UNKNOWN, stock_trade_id(exchange, i), ts, ts))
+    assert len(ticks) - len({t.timestamp for t in ticks}) > 1000, "ties are the point"
+    # Stock bars skip intervals without trades, in the stream and in bulk alike.
+    _assert_same(ticks, emit_empty=False)

@@ -38,7 +38,7 @@ import pandas as pd
 import polars as pl
 
 from bot.data.models import UPDATES_ALL, BarFlag
-from bot.data.store.layout import BAR_SCHEMA
+from bot.data.store.layout import BAR_SCHEMA, exchange_order
 from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, base_length_ns
 
 Column = npt.NDArray[Any]
@@ -102,7 +102,7 @@ def aggregate_ticks(ticks: pl.DataFrame | pd.DataFrame, timeframes: Iterable[str
                          "by bulk aggregation; feed them to BarAggregator instead")
     order = sorted(set(timeframes), key=TIMEFRAME_SECONDS.__getitem__)
     base = base_length_ns(order)
-    ts, ids, price, qty, buy, sell = _clean_arrays(frame)
+    ts, ids, price, qty, buy, sell = _clean_arrays(frame, exchange_order(venue))
     out: dict[str, pl.DataFrame] = {}
     if len(ts) == 0:
         out = {tf: pl.from_arrow(BAR_SCHEMA.empty_table()) for tf in order}  # type: ignore[misc]
@@ -133,8 +133,9 @@ def _single_value(frame: pl.DataFrame, column: str, given: str | None) -> str:
     return str(first)
 
 
-def _clean_arrays(frame: pl.DataFrame) -> tuple[Column, Column, Column, Column, Column, Column]:
-    """Valid, deduplicated ticks in (timestamp, trade_id) order, as NumPy columns."""
+def _clean_arrays(frame: pl.DataFrame, order: tuple[str, ...],
+                  ) -> tuple[Column, Column, Column, Column, Column, Column]:
+    """Valid, deduplicated ticks in the venue's exchange order, as NumPy columns."""
     price = frame["price"].to_numpy()
     qty = frame["volume"].to_numpy()
     valid = (price > 0.0) & (qty > 0.0) & (price < np.inf) & (qty < np.inf)
@@ -142,10 +143,11 @@ def _clean_arrays(frame: pl.DataFrame) -> tuple[Column, Column, Column, Column, 
         frame = frame.filter(pl.Series(valid))
     ts = frame["timestamp"].to_numpy()
     ids = frame["trade_id"].to_numpy()
-    in_order = bool(np.all(ts[1:] >= ts[:-1]) and np.all(ids[1:] > ids[:-1]))
-    if not in_order:  # duplicates or disorder: the slow, general path
+    in_order = bool(len(order) == 2 and np.all(ts[1:] >= ts[:-1])
+                    and np.all(ids[1:] > ids[:-1]))
+    if not in_order:  # duplicates, disorder or ids without order: the general path
         frame = (frame.filter(pl.col("trade_id").is_first_distinct())
-                 .sort("timestamp", "trade_id"))
+                 .sort(*order, maintain_order=True))
         ts = frame["timestamp"].to_numpy()
         ids = frame["trade_id"].to_numpy()
     sides = frame.select(buy=pl.col("side") == "buy", sell=pl.col("side") == "sell")

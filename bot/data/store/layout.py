@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
+from bot.data.aggregation import UNSEQUENCED_VENUES
 from bot.data.models import Bar, BarFlag, Side, Tick
 
 TICKS = "ticks"
@@ -68,6 +69,16 @@ BAR_SCHEMA = pa.schema([
 
 
 # -- paths ---------------------------------------------------------------------------
+def exchange_order(venue: str) -> tuple[str, ...]:
+    """Columns that order a venue's ticks as the exchange executed them.
+
+    Sequenced venues (Binance) by time then trade id; others (Alpaca, whose ids
+    are per exchange) by time alone, sorted stably so the recorded arrival
+    order decides between trades of one instant.
+    """
+    return ("timestamp",) if venue in UNSEQUENCED_VENUES else ("timestamp", "trade_id")
+
+
 def encode_symbol(symbol: str) -> str:
     """Path-safe, reversible form of a symbol (``BTC/USDT`` -> ``BTC%2FUSDT``)."""
     return quote(symbol, safe="")

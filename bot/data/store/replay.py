@@ -24,6 +24,7 @@ import pandas as pd
 import polars as pl
 from tqdm import tqdm
 
+from bot.data.aggregation import UNSEQUENCED_VENUES
 from bot.data.models import Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store.layout import rows_to_ticks
@@ -86,7 +87,7 @@ def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
         ticks = rows_to_ticks(frame.iter_rows(named=True))
     else:
         ticks = list(source)
-    ticks.sort(key=lambda t: (t.timestamp, t.trade_id))
+    ticks.sort(key=lambda t: (t.timestamp, 0 if t.venue in UNSEQUENCED_VENUES else t.trade_id))
     return ticks
 
 

@@ -41,6 +41,7 @@ from bot.data.store.layout import (
     TICK_SCHEMA,
     TICKS,
     date_partitions,
+    exchange_order,
     part_files,
     rows_to_bars,
     rows_to_ticks,
@@ -73,7 +74,7 @@ class TradeStore:
         """
         frame = self._read(TICKS, venue, symbol, "timestamp", start, end, TICK_SCHEMA)
         frame = (frame.unique("trade_id", keep="first", maintain_order=True)
-                 .sort("timestamp", "trade_id"))
+                 .sort(*exchange_order(venue), maintain_order=True))
         return frame if as_polars else frame.to_pandas()
 
     @overload
@@ -117,7 +118,7 @@ class TradeStore:
                 continue
             frame = _load(files, TICK_SCHEMA, None)
             if frame.height:
-                last = frame.sort("timestamp", "trade_id").tail(1)
+                last = frame.sort(*exchange_order(venue), maintain_order=True).tail(1)
                 return rows_to_ticks(last.iter_rows(named=True))[0]
         return None
 
