@@ -22,6 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.data import create_default_trading_stream
+from bot.data.cli.formatting import bar_line
 from bot.data.events import StreamEvent
 from bot.data.models import Bar
 
@@ -35,11 +36,7 @@ def _print_tick(event: StreamEvent, every: int, count: list[int]) -> None:
 
 
 def _print_bar(bar: Bar) -> None:
-    flags = f" [{bar.flags!r}]" if bar.flags else ""
-    print(f"Bar:  {bar.symbol:<9} {bar.timeframe:>3} {bar.open_datetime:%H:%M:%S} "
-          f"O {bar.open:.8g} H {bar.high:.8g} L {bar.low:.8g} C {bar.close:.8g} "
-          f"V {bar.volume:.6g} VWAP {bar.vwap:.8g} buy {bar.buy_volume:.6g} "
-          f"sell {bar.sell_volume:.6g} n {bar.trade_count}{flags}")
+    print(f"Bar:  {bar_line(bar)}")
 
 
 async def run(args: argparse.Namespace) -> None:

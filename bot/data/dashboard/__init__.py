@@ -1,0 +1,11 @@
+"""A live web dashboard of a running stream: candlestick charts, volume by taker side,
+signal markers, connection health and latency, served locally (``bot-stream dashboard``).
+
+The chart library (TradingView's lightweight-charts) is vendored under
+``static/vendor/`` by ``scripts/vendor_chart_library.sh``; nothing is fetched
+from the internet when the page runs.
+"""
+
+from bot.data.dashboard.server import DashboardServer
+
+__all__ = ["DashboardServer"]

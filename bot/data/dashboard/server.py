@@ -1,0 +1,162 @@
+"""``DashboardServer``: the status server plus the dashboard page and its WebSocket.
+
+Routes added to :class:`~bot.data.status_server.StatusServer`'s: ``GET /``
+(the page), ``/static/...`` (its script, style and the vendored chart library)
+and ``GET /ws`` (the live feed, see :mod:`bot.data.dashboard.feed`).
+
+One publisher task drains the feed every ``push_interval`` seconds and sends
+the status every ``status_interval``; each message is encoded once and queued
+for every client. A client whose queue fills (a page that stopped reading) is
+disconnected rather than allowed to hold memory; the page reconnects and gets
+the history again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bot.data.dashboard.feed import DashboardFeed
+from bot.data.status_server import StatusServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.data.stream_manager import StreamManager
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+CLIENT_QUEUE = 1000
+HEARTBEAT_S = 20.0
+_encode = msgspec.json.Encoder().encode
+
+
+class _Client:
+    """One connected page: its socket and the messages waiting to be sent to it."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
+
+    def send(self, text: str) -> bool:
+        """Queue ``text``; False when the client is too far behind."""
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+
+class DashboardServer(StatusServer):
+    """Serves the dashboard of ``manager`` (and ``/health``, ``/metrics``)."""
+
+    def __init__(self, manager: StreamManager, host: str = "127.0.0.1", port: int = 0, *,
+                 push_interval: float = 0.25, status_interval: float = 1.0,
+                 history: int | None = None) -> None:
+        if not push_interval > 0 or not status_interval > 0:
+            raise ValueError(f"push_interval ({push_interval!r}) and status_interval "
+                             f"({status_interval!r}) must be > 0 seconds")
+        super().__init__(manager, host, port)
+        self.feed = DashboardFeed(manager, history)
+        self.push_interval = push_interval
+        self.status_interval = status_interval
+        self._clients: set[_Client] = set()
+        self._publisher: asyncio.Task[None] | None = None
+        self._detach: Callable[[], None] | None = None
+        self._closing: set[asyncio.Task[bool]] = set()
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [*super().routes(), web.get("/", self.index), web.get("/ws", self.websocket),
+                web.static("/static", STATIC_DIR)]
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        await super().start()
+        if self._publisher is None:
+            self._detach = self.feed.attach()
+            self._publisher = asyncio.get_running_loop().create_task(
+                self._publish(), name="dashboard-publisher")
+
+    async def stop(self) -> None:
+        task, self._publisher = self._publisher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+        for client in list(self._clients):
+            await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+        await super().stop()
+
+    # -- handlers --------------------------------------------------------------------
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+        await ws.prepare(request)
+        client = _Client(ws)
+        # Snapshot and registration without an await between them: every bar completed
+        # after the snapshot reaches this client through the updates.
+        for message in (self.feed.hello(), *self.feed.history(), self.feed.status()):
+            client.send(_encode(message).decode())
+        self._clients.add(client)
+        sender = asyncio.get_running_loop().create_task(self._send(client))
+        try:
+            async for msg in ws:  # the page sends nothing; reading notices the close
+                if msg.type is WSMsgType.ERROR:
+                    break
+        finally:
+            self._clients.discard(client)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        return ws
+
+    async def _send(self, client: _Client) -> None:
+        while True:
+            text = await client.queue.get()
+            try:
+                await client.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                await client.ws.close()
+                return
+
+    # -- publishing ------------------------------------------------------------------
+    async def _publish(self) -> None:
+        next_status = time.monotonic() + self.status_interval
+        while True:
+            await asyncio.sleep(self.push_interval)
+            update = self.feed.update()  # drained with or without clients: nothing piles up
+            if update is not None and self._clients:
+                self._broadcast(_encode(update).decode())
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + self.status_interval
+                if self._clients:
+                    self._broadcast(_encode(self.feed.status()).decode())
+
+    def _broadcast(self, text: str) -> None:
+        for client in list(self._clients):
+            if not client.send(text):
+                logger.warning("dashboard client %s is too slow; disconnecting it",
+                               client.ws.get_extra_info("peername"))
+                self._clients.discard(client)
+                task = asyncio.get_running_loop().create_task(
+                    client.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)

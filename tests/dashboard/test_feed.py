@@ -1,0 +1,77 @@
+"""The dashboard's WebSocket feed, read by a plain client: history, live bars, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.data.dashboard import DashboardServer
+from bot.data.events import EventType
+from bot.data.models import Prediction, Signal, SignalDirection
+from tests.dashboard.support import SYMBOLS, e8, kline_ohlc_e8, streaming, wait_for
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await ws.receive_str(timeout=10))
+    return message
+
+
+async def test_page_feed_sends_history_then_the_exchanges_bars_as_they_complete() -> None:
+    async with streaming() as (sim, manager), DashboardServer(manager) as server, \
+            aiohttp.ClientSession() as http, http.ws_connect(f"{server.url}/ws") as ws:
+        hello = await receive(ws)
+        assert hello == {"type": "hello", "symbols": SYMBOLS, "timeframes": ["1m", "5m"],
+                         "default_timeframe": "1m"}
+        history = [await receive(ws) for _ in range(len(SYMBOLS) * 2)]
+        assert {(m["type"], m["symbol"], m["timeframe"]) for m in history} == {
+            ("history", s, tf) for s in SYMBOLS for tf in ("1m", "5m")}
+        assert (await receive(ws))["type"] == "status"
+        completed: list[dict[str, Any]] = []
+        current_seen = 0
+        async with asyncio.timeout(30):
+            while sum(1 for c in completed if c["symbol"] == "BTC/USDT" and not c["flags"]) < 3:
+                message = await receive(ws)
+                if message["type"] == "update":
+                    completed.extend(message["bars"])
+                    current_seen += len(message["current"])
+        truth = {s: kline_ohlc_e8(sim, s, "1m") for s in SYMBOLS}
+    assert current_seen > 0, "bars being built are sent too"
+    checked = 0
+    for candle in completed:
+        if candle["timeframe"] == "1m" and not candle["flags"]:
+            assert e8(candle["open"], candle["high"], candle["low"], candle["close"]) == \
+                truth[candle["symbol"]][candle["time"]]
+            assert candle["buy_volume"] + candle["sell_volume"] == \
+                pytest.approx(candle["volume"], rel=1e-9)
+            checked += 1
+    assert checked >= 3
+
+
+async def test_signals_reach_open_pages_and_later_ones_in_their_history() -> None:
+    async with streaming() as (_sim, manager), DashboardServer(manager) as server, \
+            aiohttp.ClientSession() as http:
+        await wait_for(lambda: len(manager.get_bars("BTC/USDT", "1m")) > 0, 20, "a bar")
+        bar = manager.get_bars("BTC/USDT", "1m")[-1]
+        async with http.ws_connect(f"{server.url}/ws") as first:
+            for _ in range(1 + len(SYMBOLS) * 2 + 1):  # hello, history, status
+                await receive(first)
+            prediction = Prediction("BTC/USDT", "1m", bar.open_time, 0.83, "test", 0)
+            manager.bus.emit(EventType.SIGNAL, Signal("BTC/USDT", SignalDirection.BUY, 0.83, bar,
+                                                      prediction, bar.close_time))
+            async with asyncio.timeout(20):
+                while True:
+                    message = await receive(first)
+                    if message["type"] == "update" and message["signals"]:
+                        break
+        assert message["signals"] == [{"symbol": "BTC/USDT", "timeframe": "1m",
+                                       "time": bar.open_time // 10**9, "direction": "buy",
+                                       "confidence": 0.83}]
+        async with http.ws_connect(f"{server.url}/ws") as second:
+            messages = [await receive(second) for _ in range(1 + len(SYMBOLS) * 2)]
+        history = next(m for m in messages if m.get("symbol") == "BTC/USDT"
+                       and m.get("timeframe") == "1m")
+        assert history["signals"] == message["signals"]
