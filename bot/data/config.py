@@ -11,6 +11,7 @@ point the stream at the built-in simulator.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.data.errors import ConfigError
@@ -156,6 +157,17 @@ class StreamManagerConfig:
         # Keep a canonical order (shortest first) and no repeats.
         self.supported_timeframes = sorted(set(self.supported_timeframes),
                                            key=TIMEFRAME_SECONDS.__getitem__)
+
+
+def symbol_list(symbols: Iterable[str], field: str) -> list[str]:
+    """``symbols`` as a list, refusing one bare string and empty or non-string entries."""
+    if isinstance(symbols, str):
+        raise ConfigError(field, symbols, "a list of symbols, e.g. ['BTC/USDT'], not one string")
+    out = list(symbols)
+    for s in out:
+        if not isinstance(s, str) or not s.strip():
+            raise ConfigError(field, s, "each symbol must be a non-empty string")
+    return out
 
 
 def _require_positive(name: str, value: object) -> None:

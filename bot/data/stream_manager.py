@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from bot.data.config import StreamManagerConfig
+from bot.data.config import StreamManagerConfig, symbol_list
 from bot.data.errors import ConfigError, StreamError
 from bot.data.events import EventType, Handler
 from bot.data.health import ConnectionFacts, HealthReport, SymbolFacts, assess, nyse_open
@@ -34,7 +34,7 @@ from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
 from bot.data.timeframes import NS_PER_SECOND
-from bot.data.transport import Backoff, Connection, ConnectionState
+from bot.data.transport import Connection, ConnectionState
 from bot.data.venues.alpaca import AlpacaCredentials, AlpacaSession
 from bot.data.venues.binance import BinanceSession, to_raw_symbol
 from bot.data.venues.protocol import TickerUpdate
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLOCK_INTERVAL_S = 0.25
-BINANCE_LIFETIME_S = 23.5 * 3600  # Binance closes connections at 24 h; roll over before.
-BINANCE_CONTROL_INTERVAL_S = 0.25  # at most 5 incoming messages per second per connection
 
 
 class StreamManager:
@@ -94,7 +92,7 @@ class StreamManager:
     def add_crypto_symbols(self, symbols: Iterable[str]) -> None:
         """Subscribe Binance symbols (``"BTC/USDT"``); at runtime too, without touching others."""
         new = []
-        for symbol in _as_list(symbols, "crypto_symbols"):
+        for symbol in symbol_list(symbols, "crypto_symbols"):
             to_raw_symbol(symbol)  # validates the form, raises naming the symbol
             symbol = symbol.upper()
             if symbol not in self._crypto:
@@ -106,7 +104,7 @@ class StreamManager:
     def add_stock_symbols(self, symbols: Iterable[str]) -> None:
         """Subscribe Alpaca stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
         new = []
-        for symbol in _as_list(symbols, "stock_symbols"):
+        for symbol in symbol_list(symbols, "stock_symbols"):
             if not symbol.replace(".", "").isalnum():
                 raise ConfigError("stock_symbols", symbol, "a ticker such as 'TSLA' or 'BRK.B'")
             symbol = symbol.upper()
@@ -118,7 +116,7 @@ class StreamManager:
 
     def remove_symbols(self, symbols: Iterable[str]) -> None:
         """Unsubscribe symbols and drop their state; other symbols' streams are untouched."""
-        for symbol in _as_list(symbols, "symbols"):
+        for symbol in symbol_list(symbols, "symbols"):
             symbol = symbol.upper()
             if symbol in self._crypto:
                 conn = self._crypto.pop(symbol)
@@ -329,7 +327,7 @@ class StreamManager:
         name = f"{cfg.binance_venue}-{sum(c is not self._alpaca for c in self._connections)}"
         conn = self._connection(
             name, lambda syms: BinanceSession(cfg, syms), symbols,
-            max_lifetime=BINANCE_LIFETIME_S, control_interval=BINANCE_CONTROL_INTERVAL_S)
+            binance=True)
         return conn
 
     async def _assign_stocks(self, symbols: list[str]) -> None:
@@ -345,16 +343,11 @@ class StreamManager:
         else:
             await self._alpaca.add(symbols)
 
-    def _connection(self, name: str, factory: Any, symbols: list[str],
-                    **kwargs: Any) -> Connection:
-        cfg = self.config
-        conn = Connection(
-            name, factory, symbols, on_tick=self._on_tick, on_event=self._on_venue_event,
-            on_state=self._on_state,
-            backoff=Backoff(cfg.reconnect_delay, cfg.max_reconnect_delay),
-            max_attempts=cfg.reconnect_attempts, connect_timeout=cfg.connect_timeout,
-            silence_timeout=cfg.silence_timeout_seconds,
-            stable_after=cfg.stable_connection_seconds, **kwargs)
+    def _connection(self, name: str, factory: Any, symbols: list[str], *,
+                    binance: bool = False) -> Connection:
+        conn = Connection.for_venue(
+            name, factory, symbols, self.config, binance=binance, on_tick=self._on_tick,
+            on_event=self._on_venue_event, on_state=self._on_state)
         self._connections.append(conn)
         conn.start()
         return conn
@@ -539,16 +532,6 @@ async def _resubscribe(conn: Connection, symbol: str) -> None:
     with contextlib.suppress(StreamError, OSError):
         await conn.remove([symbol])
         await conn.add([symbol])
-
-
-def _as_list(symbols: Iterable[str], field: str) -> list[str]:
-    if isinstance(symbols, str):
-        raise ConfigError(field, symbols, "a list of symbols, e.g. ['BTC/USDT'], not one string")
-    out = list(symbols)
-    for s in out:
-        if not isinstance(s, str) or not s.strip():
-            raise ConfigError(field, s, "each symbol must be a non-empty string")
-    return out
 
 
 def create_default_trading_stream(crypto_symbols: Iterable[str] | None = None,

@@ -38,9 +38,11 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from bot.data.config import StreamManagerConfig
 from bot.data.errors import ExchangeError, MalformedFrame
 from bot.data.models import Tick
 from bot.data.throttle import LogThrottle
+from bot.data.venues import binance as binance_limits
 from bot.data.venues.protocol import (
     Ready,
     Received,
@@ -141,6 +143,26 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._last_send = 0.0
         self._throttle = LogThrottle(logger)
+
+    @classmethod
+    def for_venue(cls, name: str, session_factory: SessionFactory, symbols: Iterable[str],
+                  config: StreamManagerConfig, *, binance: bool,
+                  on_tick: Callable[[Tick], Any], on_event: Callable[[Connection, object], None],
+                  on_state: Callable[[Connection], None]) -> Connection:
+        """A connection with the config's reconnect, timeout and silence settings.
+
+        Binance connections also roll over before the venue's 24-hour limit and
+        pace control messages to its 5 per second.
+        """
+        return cls(
+            name, session_factory, symbols, on_tick=on_tick, on_event=on_event,
+            on_state=on_state,
+            backoff=Backoff(config.reconnect_delay, config.max_reconnect_delay),
+            max_attempts=config.reconnect_attempts, connect_timeout=config.connect_timeout,
+            silence_timeout=config.silence_timeout_seconds,
+            stable_after=config.stable_connection_seconds,
+            max_lifetime=binance_limits.LIFETIME_S if binance else None,
+            control_interval=binance_limits.CONTROL_INTERVAL_S if binance else 0.0)
 
     # -- public ----------------------------------------------------------------------
     def start(self) -> None:

@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from bot.data.config import BINANCE_VENUES, StreamManagerConfig
+from bot.data.config import BINANCE_VENUES, StreamManagerConfig, symbol_list
 from bot.data.errors import ConfigError, ExchangeError
 from bot.data.events import EventBus, EventType
 from bot.data.models import Tick
-from bot.data.stream_manager import BINANCE_CONTROL_INTERVAL_S, BINANCE_LIFETIME_S, _as_list
-from bot.data.transport import Backoff, Connection, ConnectionState, ConnectionStats
+from bot.data.transport import Connection, ConnectionState, ConnectionStats
 from bot.data.venues.alpaca import VENUE_ALPACA, AlpacaCredentials, AlpacaSession
 from bot.data.venues.binance import BinanceSession
 from bot.data.venues.protocol import VenueSession
@@ -73,7 +72,7 @@ class WebSocketStream:
         elif venue in BINANCE_VENUES and config.binance_venue != venue:
             raise ConfigError("venue", venue, f"config.binance_venue is "
                               f"{config.binance_venue!r}; give a config for the same venue")
-        symbols = _as_list(symbols, "symbols")
+        symbols = symbol_list(symbols, "symbols")
         if not symbols:
             raise ConfigError("symbols", symbols, "at least one symbol is needed")
         self.venue = venue
@@ -130,15 +129,9 @@ class WebSocketStream:
         cfg = self.config
         binance = self.venue in BINANCE_VENUES
         self._bus.start()
-        self._connection = Connection(
-            self.venue, self._factory, self._symbols,
-            on_tick=self._on_tick, on_event=self._on_event, on_state=self._on_state,
-            backoff=Backoff(cfg.reconnect_delay, cfg.max_reconnect_delay),
-            max_attempts=cfg.reconnect_attempts, connect_timeout=cfg.connect_timeout,
-            silence_timeout=cfg.silence_timeout_seconds,
-            stable_after=cfg.stable_connection_seconds,
-            max_lifetime=BINANCE_LIFETIME_S if binance else None,
-            control_interval=BINANCE_CONTROL_INTERVAL_S if binance else 0.0)
+        self._connection = Connection.for_venue(
+            self.venue, self._factory, self._symbols, cfg, binance=binance,
+            on_tick=self._on_tick, on_event=self._on_event, on_state=self._on_state)
         self._connection.start()
         timeout = wait_connected if wait_connected is not None else (
             cfg.connect_timeout + cfg.max_reconnect_delay)

@@ -60,6 +60,9 @@ WS_ERROR_CODES = {
 _BUY = Side.BUY
 _SELL = Side.SELL
 
+LIFETIME_S = 23.5 * 3600  # Binance closes connections at 24 h; roll over before.
+CONTROL_INTERVAL_S = 0.25  # at most 5 incoming messages per second per connection
+
 
 class _Trade(msgspec.Struct, gc=False):
     e: str
