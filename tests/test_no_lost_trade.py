@@ -202,3 +202,48 @@ async def test_warm_up_serves_500_bars_at_start_and_a_whole_first_streamed_bar(
     assert first.volume == pytest.approx(kline.volume_e8 / 1e8, rel=1e-9)
     assert first.buy_volume == pytest.approx(kline.taker_buy_volume_e8 / 1e8, rel=1e-9)
     assert first.trade_count == kline.count
+
+
+async def test_an_alpaca_reconnect_refills_the_window_so_stock_bars_are_uninterrupted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.data.aggregation import BarAggregator
+    from bot.data.rest.alpaca import AlpacaRest
+    from bot.data.venues.alpaca import AlpacaCredentials
+    from tests.rest.conftest import alpaca_stream_ticks
+
+    async with ExchangeSimulator([], ["AAPL"], seed=9, speed=20.0, history_seconds=600) as sim:
+        _point_at(sim, monkeypatch)
+        manager = StreamManager(_config(reconnect_delay=1.0, max_reconnect_delay=1.2,
+                                        supported_timeframes=["1m"]), clock=sim.now_ns)
+        manager.add_stock_symbols(["AAPL"])
+        completed: list[Bar] = []
+        manager.on_bar_complete(completed.append)
+        await manager.start()
+        await _wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 20)
+        sim.drop_all()  # about 20 s of market time missed at 20x
+        await _wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 1)
+        await _wait_for(lambda: manager.get_metrics()["counters"]["trades_backfilled"] > 0
+                        and len(completed) >= 3)
+        await manager.stop()
+        config = StreamManagerConfig(alpaca_rest_url=sim.alpaca_rest_url)
+        async with AlpacaRest(config, AlpacaCredentials("sim-key", "sim-secret")) as rest:
+            official = {b.open_time: b for b in await rest.bars("AAPL", "1m", limit=100,
+                                                                end_ns=sim.now_ns())}
+        log = sim.trades("alpaca", "AAPL")
+
+    assert manager.get_metrics()["counters"]["gaps_unfilled"] == 0
+    uninterrupted = BarAggregator(["1m"])
+    truth: dict[int, Bar] = {}
+    for tick in alpaca_stream_ticks(log, "AAPL"):
+        for bar in uninterrupted.add(tick) or ():
+            truth[bar.open_time] = bar
+    for bar in completed:
+        assert bar.is_complete_data
+        kline = official[bar.open_time]  # the venue's own bar
+        assert (bar.open, bar.high, bar.low, bar.close, bar.trade_count) == (
+            kline.open, kline.high, kline.low, kline.close, kline.trade_count)
+        assert bar.volume == pytest.approx(kline.volume, rel=1e-9)
+        same = truth[bar.open_time]  # tick-rule sides as one uninterrupted session gives them
+        assert (bar.buy_volume, bar.sell_volume) == pytest.approx(
+            (same.buy_volume, same.sell_volume), rel=1e-9)
+    assert any(b.flags & BarFlag.BACKFILLED for b in completed)

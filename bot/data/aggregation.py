@@ -352,6 +352,14 @@ class BarAggregator:
     def symbols(self) -> list[str]:
         return list(self._symbols)
 
+    def is_duplicate(self, tick: Tick) -> bool:
+        """True when ``tick``'s trade id is already in one of its symbol's recent bars."""
+        st = self._symbols.get(tick.symbol)
+        if st is None or tick.trade_id > st.max_id:
+            return False
+        tid = tick.trade_id
+        return tid in st.closed_ids or any(tid in b.ids for b in st.open_bars)
+
     # -- the hot path -------------------------------------------------------------
     def add(self, tick: Tick) -> tuple[Bar, ...] | None:
         """Fold one tick in; return the bars it completed, or None if it was refused."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.data.models import Bar, Tick
 from bot.data.recovery import Position
-from bot.data.timeframes import NS_PER_MS
+from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND
 
 if TYPE_CHECKING:
     from bot.data.rest.alpaca import AlpacaRest
@@ -23,6 +23,7 @@ class BinanceTradeHistory:
     """Binance trades by id: ``historicalTrades`` (or ``aggTrades`` for the aggTrade channel)."""
 
     sequenced = True
+    tick_rule = False
 
     def __init__(self, rest: BinanceRest, *, aggregate: bool) -> None:
         self.rest = rest
@@ -61,10 +62,14 @@ class BinanceTradeHistory:
         return [b for b in bars if b.close_time <= end_ns]
 
 
+TICK_RULE_LEAD_NS = 5 * 60 * NS_PER_SECOND  # trades read before a warm-up window, for sides
+
+
 class AlpacaTradeHistory:
     """Alpaca stock trades by time window (Alpaca trades carry no sequence)."""
 
     sequenced = False
+    tick_rule = True  # stock trades carry no side
 
     def __init__(self, rest: AlpacaRest) -> None:
         self.rest = rest
@@ -73,11 +78,16 @@ class AlpacaTradeHistory:
                     now_ns: int) -> list[Tick]:
         """Trades from the last one received (inclusive: duplicates are refused downstream)
         up to ``until`` or now; the tick rule continues from the last price."""
-        start = after.last_ts if after.last_ts >= 0 else after.since_ns
-        if start is None:
-            return []
         end = until.timestamp if until is not None else now_ns
-        return await self.rest.trades(symbol, start, end, previous_price=after.last_price)
+        if after.last_ts >= 0:
+            return await self.rest.trades(symbol, after.last_ts, end,
+                                          previous_price=after.last_price,
+                                          previous_side=after.last_side)
+        if after.since_ns is None:
+            return []
+        # A warm-up: the trades just before ``since`` only give the tick rule its start.
+        ticks = await self.rest.trades(symbol, after.since_ns - TICK_RULE_LEAD_NS, end)
+        return [t for t in ticks if t.timestamp >= after.since_ns]
 
     async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
         """None: Alpaca trade ids are per exchange, not a sequence to start from."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -33,9 +34,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.data.models import BarFlag, Tick
+import msgspec
+
+from bot.data.models import BarFlag, Side, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.throttle import LogThrottle
+from bot.data.venues.tickrule import TickRule
 
 logger = logging.getLogger(__name__)
 _log_throttle = LogThrottle(logger)
@@ -45,7 +49,7 @@ _log_throttle = LogThrottle(logger)
 class Position:
     """Where a symbol's known trades end: what a fetch continues from.
 
-    ``last_id`` / ``last_ts`` / ``last_price`` describe the last trade passed on
+    ``last_id`` / ``last_ts`` / ``last_price`` / ``last_side`` describe the last trade passed on
     (``last_id`` < 0 and ``last_ts`` < 0 when there is none yet); ``since_ns``
     is where to start when there is no last trade (the warm-up's interval open).
     """
@@ -54,12 +58,14 @@ class Position:
     last_ts: int = -1
     last_price: float | None = None
     since_ns: int | None = None
+    last_side: Side = Side.UNKNOWN
 
 
 class TradeFetcher(Protocol):
     """A venue's REST history of trades, seen from recovery."""
 
     sequenced: bool  # trade ids are consecutive per symbol (gap = id jump)
+    tick_rule: bool  # sides are inferred by the tick rule (stocks), so order matters
 
     async def fetch(self, symbol: str, after: Position, until: Tick | None,
                     now_ns: int) -> list[Tick]:
@@ -95,7 +101,7 @@ class RecoveryCounters:
 
 class _Cursor:
     __slots__ = ("buffer", "connected", "fetcher", "filling", "position", "refill", "symbol",
-                 "venue")
+                 "tick_rule", "venue")
 
     def __init__(self, venue: str, symbol: str, fetcher: TradeFetcher | None) -> None:
         self.venue = venue
@@ -105,6 +111,7 @@ class _Cursor:
         self.filling = False
         self.connected = True
         self.refill = False  # reconnected while a fill ran: the new window needs one too
+        self.tick_rule = TickRule() if fetcher is not None and fetcher.tick_rule else None
         self.buffer: list[Tick] = []
 
 
@@ -141,7 +148,8 @@ class GapRecovery:
         if cur is None:
             cur = self._cursors[symbol] = _Cursor(venue, symbol, self.fetchers.get(venue))
         if after is not None:
-            cur.position = Position(after.trade_id, after.timestamp, after.price)
+            cur.position = Position(after.trade_id, after.timestamp, after.price,
+                                    last_side=after.side)
         if since_ns is not None and cur.fetcher is not None:
             cur.position.since_ns = since_ns
             cur.filling = True
@@ -211,6 +219,9 @@ class GapRecovery:
         self._pass_on(cur, tick)
 
     def _pass_on(self, cur: _Cursor, tick: Tick) -> bool:
+        rule = cur.tick_rule
+        if rule is not None:
+            tick = self._classified(rule, tick)
         if not self.pipeline.process(tick):
             return False
         pos = cur.position
@@ -219,7 +230,21 @@ class GapRecovery:
         if tick.timestamp >= pos.last_ts:
             pos.last_ts = tick.timestamp
             pos.last_price = tick.price
+            pos.last_side = tick.side
         return True
+
+    def _classified(self, rule: TickRule, tick: Tick) -> Tick:
+        """The tick with the tick-rule side its place in the final sequence gives.
+
+        The stream classified live ticks against the last trade *it* saw, which
+        after a gap is not the trade before them; here every trade passes in
+        its final order, recovered ones included. A duplicate (refused next)
+        does not move the rule.
+        """
+        if self.pipeline.aggregator.is_duplicate(tick):
+            return tick
+        side = rule.follow(tick.symbol, tick.price, tick.side)
+        return tick if side is tick.side else msgspec.structs.replace(tick, side=side)
 
     # -- filling ---------------------------------------------------------------------
     def _spawn(self, cur: _Cursor) -> None:
@@ -233,8 +258,7 @@ class GapRecovery:
         started = time.monotonic_ns()
         fetcher = cur.fetcher
         assert fetcher is not None
-        before = Position(cur.position.last_id, cur.position.last_ts,
-                          cur.position.last_price, cur.position.since_ns)
+        before = dataclasses.replace(cur.position)
         trades: list[Tick] = []
         error: str | None = None
         async with self._limit:

@@ -31,6 +31,7 @@ class FakeHistory:
                  oldest_id: int | None = None, fail: bool = False) -> None:
         self.trades = trades
         self.sequenced = sequenced
+        self.tick_rule = False
         self.oldest_id = oldest_id
         self.fail = fail
         self.calls: list[tuple[Position, Tick | None]] = []

@@ -88,24 +88,27 @@ async def test_a_seeded_window_gets_the_stream_sides(alpaca_sim: ExchangeSimulat
     assert unseeded[0].side is Side.UNKNOWN, "without the seed the first trade has no reference"
 
 
-async def test_trades_at_the_seed_price_before_the_first_move_stay_unknown(
+async def test_a_window_seeded_with_price_and_side_carries_the_side_over_zero_ticks(
         alpaca_sim: ExchangeSimulator) -> None:
-    """The stream may carry the earlier trade's side over; its side is not known here."""
+    """Trades at the seed price before the first move keep the earlier trade's side."""
     log = alpaca_sim.trades("alpaca", SYMBOL)
+    stream_all = alpaca_stream_ticks(log, SYMBOL)
     first = next(i for i in range(5000, len(log)) if log[i].time_ns != log[i - 1].time_ns
-                 and log[i].price_e8 == log[i - 1].price_e8)
+                 and log[i].price_e8 == log[i - 1].price_e8
+                 and stream_all[i - 1].side is not Side.UNKNOWN)
     moved = next(i for i in range(first, len(log)) if log[i].price_e8 != log[first].price_e8)
     end = log[moved + 100].time_ns
     async with AlpacaRest(config_for(alpaca_sim), CREDENTIALS) as rest:
-        ticks = await rest.trades(SYMBOL, log[first].time_ns, end,
-                                  previous_price=log[first - 1].price_e8 / E8)
-    stream = [t for t in alpaca_stream_ticks(log, SYMBOL)
-              if log[first].time_ns <= t.timestamp <= end]
+        price_only = await rest.trades(SYMBOL, log[first].time_ns, end,
+                                       previous_price=log[first - 1].price_e8 / E8)
+        seeded = await rest.trades(SYMBOL, log[first].time_ns, end,
+                                   previous_price=log[first - 1].price_e8 / E8,
+                                   previous_side=stream_all[first - 1].side)
+    stream = [t for t in stream_all if log[first].time_ns <= t.timestamp <= end]
     lead = moved - first
-    assert all(t.side is Side.UNKNOWN for t in ticks[:lead])
-    assert ticks[lead].side is (Side.BUY if log[moved].price_e8 > log[first].price_e8
-                                else Side.SELL)
-    assert without_receive_time(ticks[lead:]) == without_receive_time(stream[lead:])
+    assert all(t.side is Side.UNKNOWN for t in price_only[:lead])
+    assert all(t.side is stream_all[first - 1].side for t in seeded[:lead])
+    assert without_receive_time(seeded) == without_receive_time(stream)
 
 
 # A small Alpaca stand-in whose pages overlap and arrive out of time order.

@@ -27,7 +27,7 @@ import msgspec
 
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError, MalformedFrame
-from bot.data.models import Bar, BarFlag, Tick
+from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.rest.limits import HttpClient, RateLimiter, decode
 from bot.data.timeframes import NS_PER_SECOND, timeframe_ns
 from bot.data.venues.alpaca import VENUE_ALPACA, AlpacaCredentials, stock_trade_id
@@ -106,15 +106,14 @@ class AlpacaRest(HttpClient):
         return f"AlpacaRest(feed={self.feed!r}, base_url={self.base_url!r})"
 
     async def trades(self, symbol: str, start_ns: int, end_ns: int, *,
-                     previous_price: float | None = None) -> list[Tick]:
+                     previous_price: float | None = None,
+                     previous_side: Side = Side.UNKNOWN) -> list[Tick]:
         """Every trade with ``start_ns <= time <= end_ns``, ordered by time, without duplicates.
 
         Duplicates (same exchange, id and time, e.g. across pages) are kept
-        once. Sides come from the tick rule applied in order, seeded with
-        ``previous_price`` (the last price before the window) when given; the
-        side of that earlier trade is not known here, so trades at exactly that
-        price before the first price move stay UNKNOWN where the stream may
-        have carried a side over.
+        once. Sides come from the tick rule applied in order, continued from
+        the last trade before the window (``previous_price`` and
+        ``previous_side``) when given, so they equal the stream's.
         """
         symbol = _stock_symbol(symbol)
         if end_ns < start_ns:
@@ -128,7 +127,7 @@ class AlpacaRest(HttpClient):
         receive_ns = time.time_ns()
         rule = TickRule()
         if previous_price is not None:
-            rule.classify(symbol, previous_price)
+            rule.seed(symbol, previous_price, previous_side)
         return [Tick(VENUE_ALPACA, symbol, r.p, r.s, rule.classify(symbol, r.p), trade_id,
                      timestamp, receive_ns, r.c, r.x, updates_for(r.c))
                 for timestamp, trade_id, r in sorted(unique.values(), key=lambda e: e[0])]

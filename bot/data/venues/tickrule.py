@@ -40,6 +40,21 @@ class TickRule:
         self._last[symbol] = (price, side)
         return side
 
+    def follow(self, symbol: str, price: float, given: Side) -> Side:
+        """Like :meth:`classify`, but a symbol without history takes ``given`` as its start.
+
+        For a stage that sees trades in their final order after another
+        classifier (the stream's, a REST fetch's) saw them out of order.
+        """
+        if symbol not in self._last:
+            self._last[symbol] = (price, given)
+            return given
+        return self.classify(symbol, price)
+
+    def seed(self, symbol: str, price: float, side: Side) -> None:
+        """Continue ``symbol`` from a known trade (the last one before a recovered window)."""
+        self._last[symbol] = (price, side)
+
     def forget(self, symbol: str) -> None:
         """Drop a symbol's history (after it is unsubscribed)."""
         self._last.pop(symbol, None)
