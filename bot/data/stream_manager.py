@@ -149,8 +149,6 @@ class StreamManager:
         """
         if self._running:
             return
-        if self._stocks:
-            self._credentials = AlpacaCredentials.from_env()
         self._running = True
         self._started_ns = self._clock()
         self.bus.start()
@@ -302,7 +300,11 @@ class StreamManager:
 
     # -- connections -----------------------------------------------------------------
     async def _assign_crypto(self, symbols: list[str]) -> None:
-        """Put new Binance symbols on connections with room, opening shards as needed."""
+        """Put new Binance symbols on connections with room, opening shards as needed.
+
+        With :meth:`_assign_stocks`, the point where symbols meet a source: the
+        NATS ``RemoteStreamManager`` overrides both to read from JetStream instead.
+        """
         limit = self.config.binance_max_streams_per_connection
         streams_per_symbol = 2 if self.config.binance_ticker_channel else 1
         per_conn = max(1, limit // streams_per_symbol)

@@ -1,0 +1,271 @@
+"""``RemoteStreamManager``: a StreamManager fed from JetStream instead of the exchanges.
+
+Ingest workers (:mod:`bot.data.nats.worker`) publish ticks; any number of
+processes elsewhere read them through a durable consumer and run them through
+their own :class:`~bot.data.pipeline.TickPipeline` (``pipeline.process``, the
+path every tick takes), so bars, events, history, the trading engine and the
+whole StreamManager API behave as with a direct connection::
+
+    manager = RemoteStreamManager(config, servers="nats://10.0.0.1:4222", durable="strategy-a")
+    manager.add_crypto_symbols(["BTC/USDT"])
+    await manager.start()
+    df = manager.get_bar_dataframe("BTC/USDT", "1m")
+
+Delivery (see :mod:`bot.data.nats.reader`): ticks arrive in stream order, each
+once; a batch is acknowledged after the pipeline processed it, and a restart
+resumes right after the last acknowledged tick. Ticks a killed process had
+processed but not yet acknowledged go to its successor, whose pipeline has
+never seen them. The aggregator refuses a trade id it already folded in, too.
+
+Catching up. After a restart the stream holds ticks older than the wall clock.
+So that the clock does not complete bars whose trades are still in the
+backlog, every symbol is held (:meth:`BarAggregator.hold`) while ticks are
+pending or NATS is unreachable, and released once a fetch finds nothing
+pending; meanwhile bars complete by the trades' own times.
+
+The exchange-facing features of the configuration (REST gap recovery and
+warm-up) are switched off here: the ingest workers do them, and what they
+recover reaches the stream like any other trade. A bar's flags are this
+process's view: BACKFILLED is not carried over from the worker, and the first
+bar after a start is PARTIAL.
+
+A consumer's symbols are its filter subjects (``md.tick.<venue>.<SYMBOL>``);
+adding or removing symbols at runtime updates the consumer in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from bot.data.config import StreamManagerConfig
+from bot.data.errors import ConfigError
+from bot.data.health import DEGRADED, HEALTHY, UNHEALTHY
+from bot.data.nats.client import connect, connected_url
+from bot.data.nats.codec import tick_codec
+from bot.data.nats.reader import DELIVER_POLICIES, NATS_ERRORS, StreamReader
+from bot.data.nats.subjects import check_token, tick_subject
+from bot.data.stream_manager import StreamManager
+from bot.data.throttle import LogThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class RemoteStreamManager(StreamManager):
+    """A :class:`StreamManager` whose ticks come from JetStream.
+
+    ``servers``: NATS URLs (list or comma-separated). ``durable``: the consumer
+    name a restarted process resumes from (one process per name); None makes
+    an ephemeral consumer that starts over each time. ``deliver``: where a
+    *new* consumer starts, ``"all"`` retained ticks (the default) or ``"new"``.
+    ``stream``: the ticks' stream. ``batch``: messages per fetch.
+    """
+
+    def __init__(self, config: StreamManagerConfig | None = None, *,
+                 servers: str | Sequence[str] = "nats://127.0.0.1:4222",
+                 durable: str | None = None, stream: str = "MD_TICKS", deliver: str = "all",
+                 batch: int = 500, fetch_timeout: float = 1.0, ack_timeout: float = 2.0,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(replace(config or StreamManagerConfig(), backfill=False,
+                                 warm_up=False), clock=clock)
+        if durable is not None:
+            check_token("durable", durable)
+        if deliver not in DELIVER_POLICIES:
+            raise ConfigError("deliver", deliver, f"allowed: {', '.join(DELIVER_POLICIES)}")
+        if batch < 1:
+            raise ConfigError("batch", batch, "at least 1 message per fetch")
+        for name, value in (("fetch_timeout", fetch_timeout), ("ack_timeout", ack_timeout)):
+            if value <= 0:
+                raise ConfigError(name, value, "must be > 0 seconds")
+        self.servers = servers
+        self.durable = durable
+        self.stream = stream
+        self.deliver = deliver
+        self.batch = batch
+        self.fetch_timeout = fetch_timeout
+        self.ack_timeout = ack_timeout
+        self.decode_errors = 0
+        self._codec = tick_codec()
+        self._nc: Client | None = None
+        self._reader: StreamReader | None = None
+        self._accepted: frozenset[str] = frozenset()
+        self._consume_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._behind = True
+        self._held: set[str] = set()
+        self._subjects_lock = asyncio.Lock()
+        self._throttle = LogThrottle(logger)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self, wait_connected: float | None = None) -> None:
+        """Connect to NATS, open the consumer, then start like a StreamManager.
+
+        ``wait_connected`` bounds the first NATS connection (default
+        ``connect_timeout``); a missing stream fails here, naming it.
+        """
+        if self.is_running:
+            return
+        timeout = wait_connected if wait_connected is not None else self.config.connect_timeout
+        self._nc = await connect(self.servers, f"remote-{self.durable or 'ephemeral'}",
+                                 on_disconnected=self._on_disconnected, start_timeout=timeout)
+        self._reader = StreamReader(self._nc.jetstream(), self.stream, self.durable,
+                                    deliver=self.deliver, batch=self.batch,
+                                    fetch_timeout=self.fetch_timeout,
+                                    ack_timeout=self.ack_timeout)
+        self._stopping = False
+        self._behind = True
+        try:
+            await self._sync_subjects()
+            await super().start(wait_connected)
+        except BaseException:
+            await self._close_nats()
+            raise
+        self._consume_task = asyncio.get_running_loop().create_task(
+            self._consume(), name="remote-consume")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (processed and acknowledged), then stop; idempotent."""
+        task, self._consume_task = self._consume_task, None
+        if task is not None:
+            self._stopping = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await super().stop()
+        await self._close_nats()
+
+    async def _close_nats(self) -> None:
+        if self._reader is not None:  # kept: its counters and position stay readable
+            await self._reader.close()
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(*NATS_ERRORS):
+                await nc.close()
+
+    # -- symbols: no exchange connection, only the consumer's filter ------------------
+    async def _assign_crypto(self, symbols: list[str]) -> None:
+        await self._sync_subjects()
+
+    async def _assign_stocks(self, symbols: list[str]) -> None:
+        await self._sync_subjects()
+
+    def remove_symbols(self, symbols: Iterable[str]) -> None:
+        super().remove_symbols(symbols)
+        self._accepted = frozenset(self.symbols)
+        if self.is_running:
+            self._spawn(self._sync_subjects())
+
+    async def _sync_subjects(self) -> None:
+        """Open the consumer on the subscribed symbols' subjects, or update its filter."""
+        async with self._subjects_lock:
+            reader = self._reader
+            # A crypto pair always holds '/', a stock ticker never does (both validated on add).
+            subjects = sorted(tick_subject(self.config.binance_venue if "/" in s else "alpaca", s)
+                              for s in self.symbols)
+            self._accepted = frozenset(self.symbols)
+            if reader is None or not subjects:
+                return
+            if reader.subjects:
+                await reader.update_subjects(subjects)
+            else:
+                await reader.open(subjects)
+
+    # -- consuming -------------------------------------------------------------------
+    async def _consume(self) -> None:
+        while not self._stopping:
+            reader = self._reader
+            if reader is None or not reader.subjects:
+                await asyncio.sleep(self.fetch_timeout)
+                continue
+            try:
+                pending = await reader.read(self._on_message)
+            except Exception as exc:  # never let the feed die silently: log, hold, retry
+                self._throttle.log("read", logging.ERROR, "remote: reading failed: %r", exc,
+                                   exc_info=exc)
+                pending = None
+            if pending is None:
+                self._hold_all()
+                await asyncio.sleep(min(self.fetch_timeout, 0.5))
+            elif pending > 0:
+                if not self._behind:
+                    self._hold_all()
+            elif self._behind:
+                self._release_all()
+
+    def _on_message(self, msg: Msg) -> None:
+        try:
+            tick = self._codec.decode(msg.data)
+        except (msgspec.DecodeError, TypeError, ValueError) as exc:
+            self.decode_errors += 1
+            self._throttle.log("decode", logging.WARNING,
+                               "remote: undecodable message on %s: %r", msg.subject, exc)
+            return
+        if tick.symbol not in self._accepted:  # removed while its ticks were in flight
+            return
+        self.pipeline.process(tick)
+        if self._behind and tick.symbol not in self._held:
+            self.pipeline.aggregator.hold(tick.symbol)
+            self._held.add(tick.symbol)
+
+    # -- holding bars while the stream may be incomplete ------------------------------
+    def _hold_all(self) -> None:
+        self._behind = True
+        for symbol in self.pipeline.aggregator.symbols:
+            self.pipeline.aggregator.hold(symbol)
+            self._held.add(symbol)
+
+    def _release_all(self) -> None:
+        self._behind = False
+        for symbol in self._held:
+            self.pipeline.aggregator.release(symbol)
+        self._held.clear()
+
+    async def _on_disconnected(self) -> None:
+        self._hold_all()
+
+    # -- state -----------------------------------------------------------------------
+    def _source_state(self) -> dict[str, Any]:
+        nc, reader = self._nc, self._reader
+        return {
+            "connected": bool(nc and nc.is_connected),
+            "server": None if nc is None else connected_url(nc),
+            "stream": self.stream,
+            "consumer": None if reader is None else reader.name,
+            "filter_subjects": [] if reader is None else list(reader.subjects),
+            "caught_up": not self._behind,
+            "pending": None if reader is None else reader.pending,
+            "position": None if reader is None else reader.position,
+            "decode_errors": self.decode_errors,
+            **(asdict(reader.counters) if reader is not None else {}),
+        }
+
+    def get_health(self) -> dict[str, Any]:
+        """The StreamManager's health plus the NATS source; unhealthy while NATS is away."""
+        health = super().get_health()
+        source = self._source_state()
+        health["source"] = source
+        if self.is_running and not source["connected"]:
+            health["status"] = UNHEALTHY
+            health["reasons"].append("NATS is unreachable")
+        elif self.is_running and not source["caught_up"] and health["status"] == HEALTHY:
+            health["status"] = DEGRADED
+            health["reasons"].append(f"catching up: {source['pending']} ticks pending")
+        return health
+
+    def get_metrics(self) -> dict[str, Any]:
+        """The StreamManager's metrics plus the source's; its counters as ``nats_<name>`` too."""
+        metrics = super().get_metrics()
+        source = self._source_state()
+        metrics["source"] = source
+        metrics["counters"].update({f"nats_{k}": v for k, v in source.items()
+                                    if isinstance(v, int) and not isinstance(v, bool)
+                                    and k not in ("pending", "position")})
+        return metrics

@@ -1,0 +1,90 @@
+"""NATS subject names and message ids of the market-data streams.
+
+Subjects::
+
+    md.tick.<venue>.<SYMBOL>                 one trade
+    md.bar.<timeframe>.<venue>.<SYMBOL>      one completed bar
+    md.signal.<venue>.<SYMBOL>               one trading signal
+    md.health.<worker>                       a worker's health and metrics (JSON)
+
+A NATS subject token may not hold ``.`` (the separator), ``*``, ``>`` or
+whitespace, so a unified symbol is spelled token-safe: ``/`` becomes ``_`` and
+``.`` becomes ``-`` (``"BTC/USDT"`` -> ``BTC_USDT``, ``"BRK.B"`` -> ``BRK-B``).
+The mapping is reversible (:func:`token_symbol`) because unified symbols never
+hold ``_`` or ``-``; the payload carries the unified symbol as well.
+
+Message ids (the ``Nats-Msg-Id`` header) make JetStream drop a message it
+already stored within the stream's duplicate window, which is what lets two
+redundant workers publish the same trades: ``venue:SYMBOL:trade_id`` for a
+tick, ``venue:SYMBOL:timeframe:open_time`` for a bar. A bar that knows it lacks
+trades (PARTIAL or GAP) gets its flags appended, so a worker that joined late
+never shadows another worker's complete bar of the same interval.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.data.models import Bar, BarFlag, Signal, Tick
+
+PREFIX = "md"
+TICKS = f"{PREFIX}.tick"
+BARS = f"{PREFIX}.bar"
+SIGNALS = f"{PREFIX}.signal"
+HEALTH = f"{PREFIX}.health"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+_SYMBOL = re.compile(r"[A-Za-z0-9]+(?:[/.][A-Za-z0-9]+)*")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_INCOMPLETE = BarFlag.PARTIAL | BarFlag.GAP
+
+
+def symbol_token(symbol: str) -> str:
+    """``"BTC/USDT"`` -> ``"BTC_USDT"``, ``"BRK.B"`` -> ``"BRK-B"`` (upper case)."""
+    if not _SYMBOL.fullmatch(symbol):
+        raise ValueError(f"symbol {symbol!r} cannot be a subject token: use letters and digits "
+                         "joined by '/' or '.', e.g. 'BTC/USDT' or 'BRK.B'")
+    return symbol.upper().replace("/", "_").replace(".", "-")
+
+
+def token_symbol(token: str) -> str:
+    """The unified symbol of a subject token (inverse of :func:`symbol_token`)."""
+    return token.replace("_", "/").replace("-", ".")
+
+
+def check_token(name: str, value: str) -> str:
+    """``value`` if it is a valid subject token, else a ValueError naming ``name``."""
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{name}={value!r} cannot be a subject token: use letters, digits, "
+                         "'_' and '-' only")
+    return value
+
+
+def tick_subject(venue: str, symbol: str) -> str:
+    return f"{TICKS}.{venue}.{symbol_token(symbol)}"
+
+
+def bar_subject(timeframe: str, venue: str, symbol: str) -> str:
+    return f"{BARS}.{timeframe}.{venue}.{symbol_token(symbol)}"
+
+
+def signal_subject(venue: str, symbol: str) -> str:
+    return f"{SIGNALS}.{venue}.{symbol_token(symbol)}"
+
+
+def health_subject(worker: str) -> str:
+    return f"{HEALTH}.{check_token('worker', worker)}"
+
+
+def tick_msg_id(tick: Tick) -> str:
+    return f"{tick.venue}:{tick.symbol}:{tick.trade_id}"
+
+
+def bar_msg_id(bar: Bar) -> str:
+    base = f"{bar.venue}:{bar.symbol}:{bar.timeframe}:{bar.open_time}"
+    return f"{base}:{int(bar.flags)}" if bar.flags & _INCOMPLETE else base
+
+
+def signal_msg_id(signal: Signal) -> str:
+    bar = signal.bar
+    return f"{bar.venue}:{signal.symbol}:{bar.timeframe}:{bar.open_time}:{signal.direction}"

@@ -1,0 +1,134 @@
+"""Publisher against a real JetStream: subjects, message ids, dedup, overflow, outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+
+from bot.data.events import EventBus, EventType
+from bot.data.models import Bar, BarFlag, Prediction, Side, Signal, SignalDirection, Tick
+from bot.data.nats.client import connect
+from bot.data.nats.codec import SignalCodec, bar_codec, tick_codec
+from bot.data.nats.publisher import Publisher
+from bot.data.nats.server import NatsServer
+from bot.data.nats.streams import default_streams, ensure_streams
+from tests.nats.support import wait_for
+
+T0 = 1_735_689_600_000_000_000
+
+
+def ticks(first: int, count: int, symbol: str = "BTC/USDT") -> list[Tick]:
+    return [Tick("binance", symbol, 60_000.0 + i, 0.01, Side.BUY, i, T0 + i, T0 + i)
+            for i in range(first, first + count)]
+
+
+def bar(flags: BarFlag = BarFlag.NONE) -> Bar:
+    return Bar("binance", "BTC/USDT", "1m", T0, T0 + 59_999_999_999, 1.0, 2.0, 0.5, 1.5, 3.0,
+               4.0, 1.0, 2.0, 1.5, 3, 7, 9, flags)
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
+    client = await connect(nats_server.url, "test")
+    await ensure_streams(client.jetstream(), default_streams())
+    yield client
+    await client.close()
+
+
+async def stored_trade_ids(nc: Client, count: int) -> list[int]:
+    """Trade ids of the first ``count`` messages of MD_TICKS, in stream order."""
+    js = nc.jetstream()
+    codec = tick_codec()
+    return [codec.decode((await js.get_msg("MD_TICKS", seq)).data or b"").trade_id
+            for seq in range(1, count + 1)]
+
+
+async def test_bus_records_land_on_their_subjects_with_ids_that_collapse_copies(
+        nc: Client) -> None:
+    received: list[Any] = []
+
+    async def collect(msg: Any) -> None:
+        received.append(msg)
+
+    await nc.subscribe("md.>", cb=collect)
+    bus = EventBus()
+    publisher = Publisher(nc)
+    publisher.attach(bus)
+    await publisher.start()
+    tick = ticks(42, 1)[0]
+    partial = bar(BarFlag.PARTIAL)
+    prediction = Prediction("BTC/USDT", "1m", T0, 0.7, "test", 1)
+    signal = Signal("BTC/USDT", SignalDirection.BUY, 0.7, bar(), prediction, T0)
+    bus.emit_tick(tick, "binance", T0)
+    bus.emit(EventType.BAR_COMPLETE, bar())
+    bus.emit(EventType.BAR_COMPLETE, partial)
+    bus.emit(EventType.SIGNAL, signal)
+    bus.emit_tick(tick, "binance", T0)  # the same trade again: a duplicate for JetStream
+    assert await publisher.flush(10)
+    await wait_for(lambda: len(received) == 5)
+    await publisher.stop()
+    by_subject = {m.subject: m for m in received}
+    assert sorted(by_subject) == ["md.bar.1m.binance.BTC_USDT", "md.signal.binance.BTC_USDT",
+                                  "md.tick.binance.BTC_USDT"]
+    ids = [m.headers["Nats-Msg-Id"] for m in received]
+    assert ids == ["binance:BTC/USDT:42", f"binance:BTC/USDT:1m:{T0}",
+                   f"binance:BTC/USDT:1m:{T0}:2", f"binance:BTC/USDT:1m:{T0}:buy",
+                   "binance:BTC/USDT:42"]
+    assert tick_codec().decode(received[0].data) == tick
+    assert bar_codec().decode(received[2].data) == partial
+    assert SignalCodec().decode(received[3].data) == signal
+    assert (publisher.counters.stored, publisher.counters.duplicates) == (4, 1)
+
+
+async def test_two_publishers_of_the_same_trades_store_each_once(nc: Client) -> None:
+    first, second = Publisher(nc), Publisher(nc)
+    await first.start()
+    await second.start()
+    for tick in ticks(0, 300):
+        first.publish(tick)
+        second.publish(tick)
+    assert await first.flush(10) and await second.flush(10)
+    await first.stop()
+    await second.stop()
+    info = await nc.jetstream().stream_info("MD_TICKS")
+    assert info.state.messages == 300
+    assert await stored_trade_ids(nc, 300) == list(range(300))
+    assert first.counters.stored + second.counters.stored == 300
+    assert first.counters.duplicates + second.counters.duplicates == 300
+
+
+async def test_overflow_drops_the_oldest_records_and_says_so(nc: Client) -> None:
+    publisher = Publisher(nc, max_queue=100, max_in_flight=10)
+    for tick in ticks(0, 150):  # not started: nothing leaves the queue
+        publisher.publish(tick)
+    assert publisher.counters.dropped_overflow == 50
+    health = publisher.health()
+    assert not health["ok"] and health["queue_depth"] == 100
+    await publisher.start()
+    assert await publisher.flush(10)
+    await publisher.stop()
+    assert await stored_trade_ids(nc, 100) == list(range(50, 150))
+
+
+async def test_records_published_through_a_server_crash_are_all_stored_once(
+        nats_server: NatsServer, nc: Client) -> None:
+    publisher = Publisher(nc, ack_timeout=1.0)
+    await publisher.start()
+    for tick in ticks(0, 200):
+        publisher.publish(tick)
+    nats_server.kill()
+    await wait_for(lambda: not nc.is_connected)
+    for tick in ticks(200, 300):
+        publisher.publish(tick)
+    assert not publisher.health()["connected"]
+    await asyncio.to_thread(nats_server.start)
+    assert await publisher.flush(20)
+    await publisher.stop()
+    info = await nc.jetstream().stream_info("MD_TICKS")
+    assert info.state.messages == 500
+    assert await stored_trade_ids(nc, 500) == list(range(500))
+    assert publisher.health()["ok"]

@@ -1,0 +1,141 @@
+"""RemoteStreamManager and its reader against a real JetStream, fed by an in-process publisher.
+
+The ticks are synthetic with a hand-made pattern, so the expected bars are
+computed here with plain Python over the same list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.client import Client
+
+from bot.data.errors import StreamError, UnknownSeriesError
+from bot.data.models import Side, Tick
+from bot.data.nats.client import connect
+from bot.data.nats.publisher import Publisher
+from bot.data.nats.server import NatsServer
+from bot.data.nats.streams import default_streams, ensure_streams
+from tests.nats.support import remote, wait_for
+
+T0 = 1_735_689_600_000_000_000  # 2025-01-01 00:00 UTC: far behind the wall clock
+STEP_NS = 10_000_000  # one trade every 10 ms: 6,000 per minute
+MINUTE_NS = 60_000_000_000
+
+
+def synthetic(symbol: str, first: int, count: int, t0: int = T0) -> list[Tick]:
+    """Trades ``first .. first+count-1`` from ``t0``; price 100 + id % 7 (a minute spans 100..106).
+
+    Live-like ticks start at the wall clock (a stream that caught up completes its
+    quiet bars by the clock); the backlog test's start years before it.
+    """
+    return [Tick("binance", symbol, 100.0 + i % 7, 0.5, Side.BUY if i % 2 else Side.SELL, i,
+                 t0 + i * STEP_NS, t0 + i * STEP_NS) for i in range(first, first + count)]
+
+
+@pytest.fixture
+async def publisher(nats_server: NatsServer) -> AsyncIterator[Publisher]:
+    nc = await connect(nats_server.url, "test-publisher")
+    await ensure_streams(nc.jetstream(), default_streams())
+    pub = Publisher(nc)
+    await pub.start()
+    yield pub
+    await pub.stop()
+    await nc.close()
+
+
+async def test_backlog_far_behind_the_clock_builds_every_bar_whole(
+        nats_server: NatsServer, publisher: Publisher) -> None:
+    ticks = synthetic("BTC/USDT", 0, 18_600)  # three whole minutes and a few seconds
+    for tick in ticks:
+        publisher.publish(tick)
+    assert await publisher.flush(30)
+    manager = remote(nats_server.url, "backlog")
+    manager.batch = 100  # many fetches: the clock ticks many times during the catch-up
+    await manager.start()
+    try:
+        await wait_for(lambda: manager.get_metrics()["source"]["position"] == len(ticks), 30,
+                       "the whole backlog read")
+        bars = manager.get_bars("BTC/USDT", "1m")
+        counters = manager.get_metrics()["counters"]
+    finally:
+        await manager.stop()
+    assert counters["late_ticks"] == 0 and counters["ticks"] == len(ticks)
+    assert [b.open_time for b in bars][:3] == [T0, T0 + MINUTE_NS, T0 + 2 * MINUTE_NS]
+    for bar in bars[:3]:
+        minute = [t for t in ticks if bar.open_time <= t.timestamp < bar.open_time + MINUTE_NS]
+        assert (bar.open, bar.high, bar.low, bar.close) == (
+            minute[0].price, max(t.price for t in minute), min(t.price for t in minute),
+            minute[-1].price)
+        assert bar.trade_count == len(minute) == 6000
+        assert bar.volume == pytest.approx(0.5 * len(minute))
+
+
+async def test_a_delivery_taken_by_another_reader_is_fetched_again_in_order(
+        nats_server: NatsServer, publisher: Publisher) -> None:
+    manager = remote(nats_server.url, "astray")
+    manager.batch = 50
+    seen: list[int] = []
+    manager.on_tick(lambda e: seen.append(e.data.trade_id))
+    feed = asyncio.create_task(_feed(publisher, "BTC/USDT", 4000, time.time_ns()))
+    await manager.start()
+    thief: Client = await connect(nats_server.url, "thief")
+    try:
+        await wait_for(lambda: len(seen) >= 500, 20, "ticks before the theft")
+        sub = await thief.jetstream().pull_subscribe_bind(durable="astray", stream="MD_TICKS")
+        stolen = await sub.fetch(5, timeout=5)
+        await feed
+        await wait_for(lambda: len(seen) >= 4000, 20, "every tick")
+        repositions = manager.get_metrics()["counters"]["nats_repositions"]
+    finally:
+        await manager.stop()
+        await thief.close()
+    assert len(stolen) == 5
+    assert seen == list(range(4000)), "the stolen deliveries came back, in order"
+    assert repositions >= 1
+
+
+async def test_symbols_added_and_removed_at_runtime_change_what_is_read(
+        nats_server: NatsServer, publisher: Publisher) -> None:
+    manager = remote(nats_server.url, "runtime")
+    now = time.time_ns()
+    await manager.start()
+    try:
+        for tick in synthetic("BTC/USDT", 0, 100, now):
+            publisher.publish(tick)
+        await wait_for(lambda: len(manager.get_ticks("BTC/USDT", 1000)) == 100)
+        manager.add_crypto_symbols(["ETH/USDT"])
+        await wait_for(lambda: "md.tick.binance.ETH_USDT" in
+                       manager.get_metrics()["source"]["filter_subjects"])
+        for tick in synthetic("ETH/USDT", 0, 50, now):
+            publisher.publish(tick)
+        await wait_for(lambda: len(manager.get_ticks("ETH/USDT", 1000)) == 50)
+        manager.remove_symbols(["BTC/USDT"])
+        await wait_for(lambda: manager.get_metrics()["source"]["filter_subjects"] ==
+                       ["md.tick.binance.ETH_USDT"])
+        for tick in synthetic("BTC/USDT", 100, 50, now) + synthetic("ETH/USDT", 50, 50, now):
+            publisher.publish(tick)
+        await wait_for(lambda: len(manager.get_ticks("ETH/USDT", 1000)) == 100)
+        with pytest.raises(UnknownSeriesError, match="ETH/USDT"):
+            manager.get_ticks("BTC/USDT")
+        assert "BTC/USDT" not in manager.pipeline.ticks
+    finally:
+        await manager.stop()
+
+
+async def test_missing_stream_fails_at_start_naming_it(nats_server: NatsServer) -> None:
+    manager = remote(nats_server.url, "nostream")
+    with pytest.raises(StreamError, match=r"MD_TICKS.*not found.*ingest worker"):
+        await manager.start()
+    assert not manager.is_running
+
+
+async def _feed(publisher: Publisher, symbol: str, count: int, t0: int, chunk: int = 40) -> None:
+    """Publish ``count`` trades a chunk at a time, so the stream grows while it is read."""
+    for first in range(0, count, chunk):
+        for tick in synthetic(symbol, first, min(chunk, count - first), t0):
+            publisher.publish(tick)
+        await asyncio.sleep(0.01)
