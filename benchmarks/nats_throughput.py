@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
@@ -102,6 +103,12 @@ async def worker_path(nc: Client, ticks: list[Tick], in_flight: int) -> float:
 async def end_to_end(nc: Client, url: str, ticks: list[Tick], in_flight: int) -> float:
     """Publisher -> JetStream -> RemoteStreamManager: seconds until the consumer has all."""
     symbols = sorted({t.symbol for t in ticks})
+    # Exchange times from now on: old trades would meet bars the consumer's clock has
+    # completed (they count as late), which is not what this path measures.
+    shift = time.time_ns() - ticks[0].timestamp
+    ticks = [msgspec.structs.replace(t, timestamp=t.timestamp + shift,
+                                     receive_timestamp=t.receive_timestamp + shift)
+             for t in ticks]
     consumer = RemoteStreamManager(StreamManagerConfig(supported_timeframes=TIMEFRAMES),
                                    servers=url, durable=None, batch=1000)
     consumer.add_crypto_symbols(symbols)
