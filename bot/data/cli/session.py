@@ -17,7 +17,7 @@ import dataclasses
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from bot.data.cli.config import load_config, parse_assignments
@@ -119,7 +119,9 @@ async def running_stream(args: argparse.Namespace,
             sim = await stack.enter_async_context(ExchangeSimulator(
                 crypto, stocks, seed=args.sim_seed, speed=args.sim_speed,
                 history_seconds=args.sim_history))
-            os.environ.update(sim.env())  # Alpaca credentials are read from the environment
+            # Alpaca credentials are read from the environment: the simulator's, while it runs.
+            stack.enter_context(_environment({k: v for k, v in sim.env().items()
+                                              if k in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")}))
             config = dataclasses.replace(
                 config, binance_ws_url=sim.binance_ws_url, binance_rest_url=sim.binance_rest_url,
                 alpaca_ws_url=sim.alpaca_ws_url, alpaca_rest_url=sim.alpaca_rest_url)
@@ -157,3 +159,18 @@ async def wait_until_stopped(duration: float | None, stop: asyncio.Event | None 
 def note(message: str) -> None:
     """A progress message on stderr, leaving stdout to the command's output."""
     print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, restoring what was there before."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

@@ -1,0 +1,28 @@
+"""Suite-wide guard: no test may leave venue endpoints or keys in the environment.
+
+Configs read BINANCE_* / ALPACA_* variables at construction, so a leaked value
+silently points every later test at a server that no longer exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+WATCHED = ("BINANCE_WS_URL", "BINANCE_REST_URL", "ALPACA_WS_URL", "ALPACA_REST_URL",
+           "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
+
+
+@pytest.fixture(autouse=True)
+def _environment_left_as_found() -> Iterator[None]:
+    before = {key: os.environ.get(key) for key in WATCHED}
+    yield
+    leaked = {key for key in WATCHED if os.environ.get(key) != before[key]}
+    for key in leaked:  # restore, so one leak does not fail every later test too
+        if before[key] is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before[key]  # type: ignore[assignment]
+    assert not leaked, f"the test changed the environment: {sorted(leaked)}"
