@@ -12,8 +12,8 @@ from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.transport import ConnectionState
 from bot.data.websocket_stream import WebSocketStream
+from tests.streaming import fast_config, point_at, wait_for
 from tests.test_manager_runtime_symbols import _assert_trades_match, _stock_trades_match
-from tests.test_stream_integration import _fast_config, _point_at, _wait_for
 
 # Every test but the first constructs the deprecated class on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -29,14 +29,14 @@ def test_constructing_it_warns_and_names_the_replacement() -> None:
 async def test_binance_trades_arrive_as_the_exchange_executed_them(
         venue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=41, speed=10.0) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         ticks: list[Tick] = []
         stream = WebSocketStream(venue, ["BTC/USDT", "eth/usdt"], on_trade=ticks.append,
-                                 config=_fast_config(binance_venue=venue))
+                                 config=fast_config(binance_venue=venue))
         assert stream.state is ConnectionState.DISCONNECTED
         async with stream:
             assert stream.state is ConnectionState.CONNECTED
-            await _wait_for(lambda: {t.symbol for t in ticks} == {"BTC/USDT", "ETH/USDT"}
+            await wait_for(lambda: {t.symbol for t in ticks} == {"BTC/USDT", "ETH/USDT"}
                             and len(ticks) >= 50)
         assert stream.state is ConnectionState.STOPPED
         for symbol in ("BTC/USDT", "ETH/USDT"):
@@ -49,15 +49,15 @@ async def test_binance_trades_arrive_as_the_exchange_executed_them(
 async def test_alpaca_stock_trades_arrive_as_the_exchange_executed_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator([], ["AAPL"], seed=42, speed=10.0) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         ticks: list[Tick] = []
 
         async def on_trade(tick: Tick) -> None:  # a coroutine callback works too
             ticks.append(tick)
 
         async with WebSocketStream("alpaca", ["AAPL"], on_trade=on_trade,
-                                   config=_fast_config()):
-            await _wait_for(lambda: len(ticks) >= 30)
+                                   config=fast_config()):
+            await wait_for(lambda: len(ticks) >= 30)
         _stock_trades_match(ticks, sim.trades("alpaca", "AAPL"))
     assert {(t.venue, t.symbol) for t in ticks} == {("alpaca", "AAPL")}
 
@@ -71,11 +71,11 @@ async def test_a_raising_callback_is_counted_and_the_stream_goes_on(
         raise RuntimeError("bug in the callback")
 
     async with ExchangeSimulator(["BTC/USDT"], seed=43, speed=10.0) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         stream = WebSocketStream("binance", ["BTC/USDT"], on_trade=on_trade,
-                                 config=_fast_config())
+                                 config=fast_config())
         async with stream:
-            await _wait_for(lambda: len(seen) >= 50)
+            await wait_for(lambda: len(seen) >= 50)
             assert stream.handler_errors == len(seen)
         _assert_trades_match(seen, sim.trades("binance", "BTC/USDT"))
     assert stream.stats.reconnects == 0
@@ -86,15 +86,15 @@ async def test_a_lost_connection_is_reported_to_on_error_and_the_stream_reconnec
     errors: list[BaseException] = []
     ticks: list[Tick] = []
     async with ExchangeSimulator(["BTC/USDT"], seed=44, speed=10.0) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         stream = WebSocketStream("binance", ["BTC/USDT"], on_trade=ticks.append,
-                                 on_error=errors.append, config=_fast_config())
+                                 on_error=errors.append, config=fast_config())
         async with stream:
-            await _wait_for(lambda: len(ticks) >= 10)
+            await wait_for(lambda: len(ticks) >= 10)
             sim.drop_all()
-            await _wait_for(lambda: stream.stats.reconnects >= 1)
+            await wait_for(lambda: stream.stats.reconnects >= 1)
             after = len(ticks)
-            await _wait_for(lambda: len(ticks) >= after + 10)
+            await wait_for(lambda: len(ticks) >= after + 10)
             assert stream.state is ConnectionState.CONNECTED
     assert len(errors) == stream.stats.reconnects >= 1
 
@@ -103,10 +103,10 @@ async def test_refused_credentials_fail_start_and_reach_on_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     errors: list[BaseException] = []
     async with ExchangeSimulator([], ["AAPL"], seed=45) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         sim.refuse_auth()
         stream = WebSocketStream("alpaca", ["AAPL"], on_trade=print, on_error=errors.append,
-                                 config=_fast_config())
+                                 config=fast_config())
         with pytest.raises(ExchangeError) as err:
             await stream.start()
         await asyncio.sleep(0.2)
@@ -132,7 +132,7 @@ def test_bad_arguments_fail_at_construction_naming_what_is_allowed(
     monkeypatch.setenv("ALPACA_API_KEY", "key")
     monkeypatch.setenv("ALPACA_SECRET_KEY", "secret")
     if kwargs.get("config"):
-        kwargs["config"] = _fast_config(binance_venue=kwargs["config"])
+        kwargs["config"] = fast_config(binance_venue=kwargs["config"])
     with pytest.raises(error) as err:
         WebSocketStream(venue, symbols, on_trade=print, **kwargs)
     assert message in str(err.value)

@@ -15,8 +15,8 @@ from bot.data.events import StreamEvent
 from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
+from tests.streaming import fast_config, point_at, wait_for
 from tests.test_manager_runtime_symbols import _assert_trades_match
-from tests.test_stream_integration import _fast_config, _point_at, _wait_for
 
 
 async def test_a_handler_raising_on_every_tick_is_counted_and_the_others_see_every_tick(
@@ -29,8 +29,8 @@ async def test_a_handler_raising_on_every_tick_is_counted_and_the_others_see_eve
         raise RuntimeError("bug in a strategy")
 
     async with ExchangeSimulator(["BTC/USDT"], seed=31, speed=30.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
         manager.add_crypto_symbols(["BTC/USDT"])
         seen: list[Tick] = []
         manager.on_tick(broken)
@@ -38,7 +38,7 @@ async def test_a_handler_raising_on_every_tick_is_counted_and_the_others_see_eve
         with caplog.at_level(logging.ERROR, logger="bot.data.events"):
             await manager.start()
             try:
-                await _wait_for(lambda: len(seen) >= 200)
+                await wait_for(lambda: len(seen) >= 200)
                 counters, calls_then, seen_then = (manager.get_metrics()["counters"], calls,
                                                    len(seen))
             finally:
@@ -60,8 +60,8 @@ async def test_a_slow_coroutine_handler_drops_only_its_own_backlog_overflow(
         await asyncio.sleep(0.05)
 
     async with ExchangeSimulator(["BTC/USDT"], seed=32, speed=30.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config(async_handler_backlog=backlog))
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(async_handler_backlog=backlog))
         manager.add_crypto_symbols(["BTC/USDT"])
         seen: list[Tick] = []
         manager.on_tick(slow)
@@ -72,9 +72,9 @@ async def test_a_slow_coroutine_handler_drops_only_its_own_backlog_overflow(
 
         await manager.start()
         try:
-            await _wait_for(lambda: dropped() >= 50)
+            await wait_for(lambda: dropped() >= 50)
             sim.go_quiet("BTC/USDT")  # the stream stops, so the slow handler can catch up
-            await _wait_for(lambda: len(slow_got) + dropped() == len(seen))
+            await wait_for(lambda: len(slow_got) + dropped() == len(seen))
             await asyncio.sleep(0.3)
             counters = manager.get_metrics()["counters"]
         finally:

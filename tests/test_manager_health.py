@@ -13,7 +13,7 @@ import pytest
 from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
-from tests.test_stream_integration import _fast_config, _point_at, _wait_for
+from tests.streaming import fast_config, point_at, wait_for
 
 STALE_AFTER_S = 1.0
 
@@ -25,8 +25,8 @@ def _symbol(report: dict[str, Any], symbol: str) -> dict[str, Any]:
 async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=51, speed=10.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config(stale_threshold_seconds=STALE_AFTER_S,
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(stale_threshold_seconds=STALE_AFTER_S,
                                              health_check_interval=0.5))
         manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
         events: list[dict[str, Any]] = []
@@ -35,12 +35,12 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
         manager.on_tick(lambda e: ticks.append(e.data))
         await manager.start()
         try:
-            await _wait_for(lambda: manager.get_health()["status"] == "healthy")
+            await wait_for(lambda: manager.get_health()["status"] == "healthy")
 
             sim.go_quiet("ETH/USDT")
             quiet_from_id = sim.trades("binance", "ETH/USDT")[-1].trade_id
             quiet_events, quiet_ticks = len(events), len(ticks)
-            await _wait_for(lambda: any(e["status"] == "degraded"
+            await wait_for(lambda: any(e["status"] == "degraded"
                                         for e in events[quiet_events:]))
             degraded = next(e for e in events[quiet_events:] if e["status"] == "degraded")
             now = manager.get_health()
@@ -49,7 +49,7 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
 
             sim.go_quiet("ETH/USDT", False)
             resumed_events = len(events)
-            await _wait_for(lambda: any(e["status"] == "healthy"
+            await wait_for(lambda: any(e["status"] == "healthy"
                                         for e in events[resumed_events:]))
             healthy_again = manager.get_health()
         finally:

@@ -17,7 +17,7 @@ from bot.data.models import Bar
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from bot.data.timeframes import NS_PER_SECOND
-from tests.test_stream_integration import _fast_config, _point_at, _wait_for
+from tests.streaming import fast_config, point_at, wait_for
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 TIMEFRAMES = ["1s", "1m", "5m"]
@@ -50,8 +50,8 @@ async def test_ten_compressed_minutes_keep_ticks_and_bars_within_the_configured_
         monkeypatch: pytest.MonkeyPatch) -> None:
     clock = SteppedClock(START_NS)
     async with ExchangeSimulator(SYMBOLS, seed=61, clock=clock) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config(
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(
             supported_timeframes=TIMEFRAMES, tick_buffer_size=TICK_BUFFER,
             bar_history_size=BAR_HISTORY, health_check_interval=3600.0), clock=clock)
         manager.add_crypto_symbols(SYMBOLS)
@@ -75,7 +75,7 @@ async def test_ten_compressed_minutes_keep_ticks_and_bars_within_the_configured_
                 assert len(manager.pipeline.bars) <= len(SYMBOLS) * len(TIMEFRAMES)
                 assert latency_log.maxlen is not None and len(latency_log) <= latency_log.maxlen
             truth = {s: len(sim.trades("binance", s)) for s in SYMBOLS}
-            await _wait_for(lambda: manager.get_metrics()["counters"]["ticks"]
+            await wait_for(lambda: manager.get_metrics()["counters"]["ticks"]
                             == sum(truth.values()))
             kept = {(s, tf): manager.get_bars(s, tf, limit=10**9)
                     for s in SYMBOLS for tf in TIMEFRAMES}

@@ -16,7 +16,7 @@ from bot.data.sim import ExchangeSimulator, SimTrade
 from bot.data.stream_manager import StreamManager
 from bot.data.transport import Connection
 from bot.data.venues.alpaca import split_stock_trade_id
-from tests.test_stream_integration import _fast_config, _point_at, _wait_for
+from tests.streaming import fast_config, point_at, wait_for
 
 
 def _record(manager: StreamManager) -> dict[str, list[Tick]]:
@@ -51,16 +51,16 @@ async def test_crypto_symbol_added_at_runtime_streams_on_the_open_connection(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT", "ETH/USDT", "XRP/USDT"], seed=21,
                                  speed=20.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
         manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
         ticks = _record(manager)
         await manager.start()
         try:
-            await _wait_for(lambda: {"BTC/USDT", "ETH/USDT"} <= ticks.keys())
+            await wait_for(lambda: {"BTC/USDT", "ETH/USDT"} <= ticks.keys())
             before, accepted = list(manager._connections), sim.counters.connections_accepted
             manager.add_crypto_symbols(["XRP/USDT"])
-            await _wait_for(lambda: len(ticks["XRP/USDT"]) >= 20)
+            await wait_for(lambda: len(ticks["XRP/USDT"]) >= 20)
             _assert_open_connections_untouched(manager, before, sim, accepted)
         finally:
             await manager.stop()
@@ -71,20 +71,20 @@ async def test_crypto_symbol_added_at_runtime_streams_on_the_open_connection(
 async def test_removed_crypto_symbol_gets_no_tick_after_the_exchange_acknowledged(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=22, speed=20.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
         manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
         ticks = _record(manager)
         await manager.start()
         try:
-            await _wait_for(lambda: len(ticks["ETH/USDT"]) >= 5)
+            await wait_for(lambda: len(ticks["ETH/USDT"]) >= 5)
             before, accepted = list(manager._connections), sim.counters.connections_accepted
             manager.remove_symbols(["ETH/USDT"])
-            await _wait_for(lambda: all("ethusdt@trade" not in s.streams
+            await wait_for(lambda: all("ethusdt@trade" not in s.streams
                                         for s in sim.binance_streams.sessions))
             acknowledged_at = _last_trade_id(sim, "binance", "ETH/USDT")
             btc_then = len(ticks["BTC/USDT"])
-            await _wait_for(lambda: len(ticks["BTC/USDT"]) >= btc_then + 30
+            await wait_for(lambda: len(ticks["BTC/USDT"]) >= btc_then + 30
                             and _last_trade_id(sim, "binance", "ETH/USDT") > acknowledged_at + 30)
             _assert_open_connections_untouched(manager, before, sim, accepted)
             with pytest.raises(UnknownSeriesError, match="'ETH/USDT' is not subscribed"):
@@ -111,26 +111,26 @@ def _stock_trades_match(ticks: list[Tick], truth: list[SimTrade]) -> None:
 async def test_stock_symbols_change_at_runtime_on_the_single_alpaca_connection(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator([], ["AAPL", "TSLA", "MSFT"], seed=23, speed=20.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
         manager.add_stock_symbols(["AAPL", "TSLA"])
         ticks = _record(manager)
         await manager.start()
         try:
-            await _wait_for(lambda: {"AAPL", "TSLA"} <= ticks.keys())
+            await wait_for(lambda: {"AAPL", "TSLA"} <= ticks.keys())
             before = list(manager._connections)
             assert len(before) == 1 and sim.counters.connections_accepted == 1
 
             manager.add_stock_symbols(["MSFT"])
-            await _wait_for(lambda: len(ticks["MSFT"]) >= 20)
+            await wait_for(lambda: len(ticks["MSFT"]) >= 20)
             _assert_open_connections_untouched(manager, before, sim, 1)
 
             manager.remove_symbols(["TSLA"])
-            await _wait_for(lambda: all("TSLA" not in s.subscriptions["trades"]
+            await wait_for(lambda: all("TSLA" not in s.subscriptions["trades"]
                                         for s in sim.alpaca_streams.sessions))
             acknowledged_at = _last_trade_id(sim, "alpaca", "TSLA")
             others_then = len(ticks["AAPL"]) + len(ticks["MSFT"])
-            await _wait_for(lambda: len(ticks["AAPL"]) + len(ticks["MSFT"]) >= others_then + 30
+            await wait_for(lambda: len(ticks["AAPL"]) + len(ticks["MSFT"]) >= others_then + 30
                             and _last_trade_id(sim, "alpaca", "TSLA") > acknowledged_at + 30)
             _assert_open_connections_untouched(manager, before, sim, 1)
         finally:

@@ -6,7 +6,6 @@ own klines, aggregated by the separately written pandas reference.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from typing import Any
 
@@ -18,14 +17,11 @@ from bot.data.sim import ExchangeSimulator
 from bot.data.sim.trades import SimTrade
 from bot.data.stream_manager import StreamManager
 from tests.reference import reference_bars
+from tests.streaming import point_at, wait_for
 
 FIELDS = ["open", "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume",
           "buy_quote_volume", "trade_count", "first_trade_id", "last_trade_id"]
 
-
-def _point_at(sim: ExchangeSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in sim.env().items():
-        monkeypatch.setenv(key, value)
 
 
 def _config(**kwargs: Any) -> StreamManagerConfig:
@@ -42,13 +38,6 @@ def _as_tick(symbol: str, t: SimTrade) -> Tick:
                 Side.SELL if t.buyer_is_maker else Side.BUY, t.trade_id,
                 t.time_ns // 1_000_000 * 1_000_000, t.time_ns)
 
-
-async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def _assert_bars_equal_truth(sim: ExchangeSimulator, bars: list[Bar]) -> None:
@@ -73,7 +62,7 @@ async def test_twenty_drops_over_fifty_thousand_trades_give_the_uninterrupted_ba
         monkeypatch: pytest.MonkeyPatch) -> None:
     symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
     async with ExchangeSimulator(symbols, seed=21, speed=120.0, history_seconds=900) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         # The grace is market time: 2 s of real time at 120x, as at normal speed.
         manager = StreamManager(_config(bar_close_grace_ms=240_000), clock=sim.now_ns)
         manager.add_crypto_symbols(symbols)
@@ -83,10 +72,10 @@ async def test_twenty_drops_over_fifty_thousand_trades_give_the_uninterrupted_ba
         manager.on_tick(lambda e: seen.update([(e.data.symbol, e.data.trade_id)]))
         await manager.start()
         sim.drop_randomly(0.002)
-        await _wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 20
+        await wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 20
                         and len(seen) >= 50_000, 90)
         sim.drop_randomly(0)
-        await _wait_for(lambda: not manager.get_health()["backfilling"])
+        await wait_for(lambda: not manager.get_health()["backfilling"])
         await manager.stop()
         counters = manager.get_metrics()["counters"]
 
@@ -106,18 +95,18 @@ async def test_twenty_drops_over_fifty_thousand_trades_give_the_uninterrupted_ba
 async def test_a_drop_inside_an_interval_completes_that_bar_once_complete_and_backfilled(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], seed=5, speed=20.0, history_seconds=600) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         manager = StreamManager(_config(reconnect_delay=0.5, max_reconnect_delay=0.6),
                                 clock=sim.now_ns)
         manager.add_crypto_symbols(["BTC/USDT"])
         completed: list[Bar] = []
         manager.on_bar_complete(completed.append)
         await manager.start()
-        await _wait_for(lambda: manager.get_current_bar("BTC/USDT") is not None)
+        await wait_for(lambda: manager.get_current_bar("BTC/USDT") is not None)
         dropped_in = manager.get_current_bar("BTC/USDT")
         assert dropped_in is not None
         sim.drop_all()
-        await _wait_for(lambda: any(b.open_time == dropped_in.open_time and b.timeframe == "1m"
+        await wait_for(lambda: any(b.open_time == dropped_in.open_time and b.timeframe == "1m"
                                     for b in completed))
         await manager.stop()
 
@@ -131,14 +120,14 @@ async def test_a_drop_inside_an_interval_completes_that_bar_once_complete_and_ba
 async def test_a_rest_429_is_answered_by_waiting_what_retry_after_says(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], seed=6, speed=20.0) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         sim.fail_rest(1, status=429, retry_after=1)
         manager = StreamManager(_config(), clock=sim.now_ns)
         manager.add_crypto_symbols(["BTC/USDT"])
         completed: list[Bar] = []
         manager.on_bar_complete(completed.append)
         await manager.start()
-        await _wait_for(lambda: any(b.timeframe == "1m" for b in completed))
+        await wait_for(lambda: any(b.timeframe == "1m" for b in completed))
         limiter = manager._sources["binance"].rest.limiter
         await manager.stop()
     assert 1.0 in limiter.waits, f"waited {limiter.waits}, Retry-After said 1 s"
@@ -150,7 +139,7 @@ async def test_a_rest_429_is_answered_by_waiting_what_retry_after_says(
 async def test_a_gap_older_than_the_rest_history_is_flagged_and_reported(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], seed=7, speed=20.0, retention=50) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         manager = StreamManager(_config(reconnect_delay=2.0, max_reconnect_delay=2.0),
                                 clock=sim.now_ns)
         manager.add_crypto_symbols(["BTC/USDT"])
@@ -159,10 +148,10 @@ async def test_a_gap_older_than_the_rest_history_is_flagged_and_reported(
         manager.on_bar_complete(completed.append)
         manager.on_health(lambda e: health.append(e.data))
         await manager.start()
-        await _wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 0)
+        await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 0)
         sim.drop_all()  # 2 s down at 20x: far more than 50 trades are missed
-        await _wait_for(lambda: manager.get_metrics()["counters"]["gaps_unfilled"] >= 1)
-        await _wait_for(lambda: any(b.flags & BarFlag.GAP for b in completed))
+        await wait_for(lambda: manager.get_metrics()["counters"]["gaps_unfilled"] >= 1)
+        await wait_for(lambda: any(b.flags & BarFlag.GAP for b in completed))
         await manager.stop()
 
     gap_reports = [h for h in health if h.get("gaps")]
@@ -179,7 +168,7 @@ async def test_warm_up_serves_500_bars_at_start_and_a_whole_first_streamed_bar(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], seed=8, speed=20.0, history_seconds=510 * 60,
                                  retention=2_000_000) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         manager = StreamManager(_config(bar_history_size=500, supported_timeframes=["1m"]),
                                 clock=sim.now_ns)
         manager.add_crypto_symbols(["BTC/USDT"])
@@ -189,7 +178,7 @@ async def test_warm_up_serves_500_bars_at_start_and_a_whole_first_streamed_bar(
         frame = manager.get_bar_dataframe("BTC/USDT", "1m", limit=500)
         assert not completed, "the history is there before the first streamed bar completes"
         assert len(frame) == 500
-        await _wait_for(lambda: bool(completed))
+        await wait_for(lambda: bool(completed))
         await manager.stop()
         first = completed[0]
         kline = next(k for k in sim.klines("BTC/USDT", "1m", limit=1000)
@@ -212,17 +201,17 @@ async def test_an_alpaca_reconnect_refills_the_window_so_stock_bars_are_uninterr
     from tests.rest.conftest import alpaca_stream_ticks
 
     async with ExchangeSimulator([], ["AAPL"], seed=9, speed=20.0, history_seconds=600) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         manager = StreamManager(_config(reconnect_delay=1.0, max_reconnect_delay=1.2,
                                         supported_timeframes=["1m"]), clock=sim.now_ns)
         manager.add_stock_symbols(["AAPL"])
         completed: list[Bar] = []
         manager.on_bar_complete(completed.append)
         await manager.start()
-        await _wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 20)
+        await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 20)
         sim.drop_all()  # about 20 s of market time missed at 20x
-        await _wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 1)
-        await _wait_for(lambda: manager.get_metrics()["counters"]["trades_backfilled"] > 0
+        await wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 1)
+        await wait_for(lambda: manager.get_metrics()["counters"]["trades_backfilled"] > 0
                         and len(completed) >= 3)
         await manager.stop()
         config = StreamManagerConfig(alpaca_rest_url=sim.alpaca_rest_url)

@@ -4,47 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
 
 import pytest
 
-from bot.data.config import StreamManagerConfig
 from bot.data.errors import ExchangeError
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from bot.data.transport import ConnectionState
-
-
-def _point_at(sim: ExchangeSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in sim.env().items():
-        monkeypatch.setenv(key, value)
-
-
-def _fast_config(**kwargs: Any) -> StreamManagerConfig:
-    base: dict[str, Any] = {"reconnect_delay": 0.01, "max_reconnect_delay": 0.05,
-                            "reconnect_attempts": 50, "connect_timeout": 5.0}
-    base.update(kwargs)
-    return StreamManagerConfig(**base)
-
-
-async def _wait_for(predicate: Any, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+from tests.streaming import fast_config, point_at, wait_for
 
 
 async def test_twenty_forced_drops_deliver_no_tick_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=11, speed=5.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
         manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
         seen: Counter[tuple[str, int]] = Counter()
         manager.on_tick(lambda e: seen.update([(e.data.symbol, e.data.trade_id)]))
         await manager.start()
         sim.drop_randomly(0.01)
-        await _wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 20, 60)
+        await wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 20, 60)
         await manager.stop()
     assert seen and max(seen.values()) == 1, "no trade delivered twice as a TICK"
 
@@ -52,9 +31,9 @@ async def test_twenty_forced_drops_deliver_no_tick_twice(monkeypatch: pytest.Mon
 async def test_bad_credentials_fail_at_start_with_the_exchange_code_and_no_retry_storm(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], ["AAPL"], seed=2) as sim:
-        _point_at(sim, monkeypatch)
+        point_at(sim, monkeypatch)
         sim.refuse_auth()
-        manager = StreamManager(_fast_config())
+        manager = StreamManager(fast_config())
         manager.add_stock_symbols(["AAPL"])
         with pytest.raises(ExchangeError) as err:
             await manager.start()
@@ -66,11 +45,11 @@ async def test_bad_credentials_fail_at_start_with_the_exchange_code_and_no_retry
 async def test_second_alpaca_connection_gets_406_as_a_typed_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator([], ["AAPL"], seed=2) as sim:
-        _point_at(sim, monkeypatch)
-        first = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        first = StreamManager(fast_config())
         first.add_stock_symbols(["AAPL"])
         await first.start()
-        second = StreamManager(_fast_config())
+        second = StreamManager(fast_config())
         second.add_stock_symbols(["AAPL"])
         with pytest.raises(ExchangeError) as err:
             await second.start()
@@ -80,27 +59,27 @@ async def test_second_alpaca_connection_gets_406_as_a_typed_error(
 
 async def test_malformed_frames_are_skipped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], seed=4, speed=5.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
         manager.add_crypto_symbols(["BTC/USDT"])
         await manager.start()
         sim.send_malformed(0.2)
-        await _wait_for(lambda: manager.get_metrics()["counters"]["parse_errors"] >= 5)
+        await wait_for(lambda: manager.get_metrics()["counters"]["parse_errors"] >= 5)
         ticks_before = manager.get_metrics()["counters"]["ticks"]
-        await _wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > ticks_before + 20)
+        await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > ticks_before + 20)
         await manager.stop()
 
 
 async def test_silent_connection_is_recycled(monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], seed=4, speed=5.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config(silence_timeout_seconds=0.5))
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(silence_timeout_seconds=0.5))
         manager.add_crypto_symbols(["BTC/USDT"])
         await manager.start()
         sim.go_silent()
-        await _wait_for(lambda: manager.get_metrics()["counters"]["silent_recycles"] >= 1)
+        await wait_for(lambda: manager.get_metrics()["counters"]["silent_recycles"] >= 1)
         sim.go_silent(False)
-        await _wait_for(lambda: all(c["state"] == ConnectionState.CONNECTED.value
+        await wait_for(lambda: all(c["state"] == ConnectionState.CONNECTED.value
                                     for c in manager.get_metrics()["connections"].values()))
         await manager.stop()
 
@@ -108,13 +87,13 @@ async def test_silent_connection_is_recycled(monkeypatch: pytest.MonkeyPatch) ->
 async def test_symbols_are_sharded_by_the_stream_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     symbols = ["BTC/USDT", "ETH/USDT", "XRP/USDT", "SOL/USDT", "ADA/USDT"]
     async with ExchangeSimulator(symbols, seed=6, speed=5.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config(binance_max_streams_per_connection=2))
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(binance_max_streams_per_connection=2))
         manager.add_crypto_symbols(symbols)
         got: set[str] = set()
         manager.on_tick(lambda e: got.add(e.data.symbol))
         await manager.start()
-        await _wait_for(lambda: got == set(symbols))
+        await wait_for(lambda: got == set(symbols))
         connections = manager.get_metrics()["connections"]
         await manager.stop()
     assert len(connections) == 3
@@ -122,18 +101,18 @@ async def test_symbols_are_sharded_by_the_stream_limit(monkeypatch: pytest.Monke
 
 async def test_forced_rollover_loses_and_doubles_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(["BTC/USDT"], seed=8, speed=20.0) as sim:
-        _point_at(sim, monkeypatch)
-        manager = StreamManager(_fast_config())
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
         manager.add_crypto_symbols(["BTC/USDT"])
         ids: list[int] = []
         manager.on_tick(lambda e: ids.append(e.data.trade_id))
         await manager.start()
-        await _wait_for(lambda: len(ids) > 50)
+        await wait_for(lambda: len(ids) > 50)
         for conn in manager._connections:
             conn.request_rollover()
-        await _wait_for(lambda: manager.get_metrics()["counters"]["rollovers"] >= 1)
+        await wait_for(lambda: manager.get_metrics()["counters"]["rollovers"] >= 1)
         n = len(ids)
-        await _wait_for(lambda: len(ids) > n + 50)
+        await wait_for(lambda: len(ids) > n + 50)
         assert manager.get_metrics()["counters"]["reconnects"] == 0
         await manager.stop()
     assert ids == list(range(ids[0], ids[0] + len(ids))), "consecutive ids: no gap, no repeat"

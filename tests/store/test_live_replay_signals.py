@@ -8,7 +8,6 @@ and the engine decides the same signals on them.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from bot.data.sim import ExchangeSimulator
 from bot.data.store import TradeStore, replay
 from bot.data.stream_manager import StreamManager
 from tests.engine.support import FakeManager
+from tests.streaming import wait_for
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 
@@ -50,13 +50,6 @@ def _key(signal: Signal) -> tuple[str, int, str, float]:
     return (signal.symbol, signal.bar.open_time, signal.direction.value, signal.confidence)
 
 
-async def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
 
 async def test_replaying_a_live_recording_gives_identical_bars_and_signals(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +65,7 @@ async def test_replaying_a_live_recording_gives_identical_bars_and_signals(
         manager.on_bar_complete(live_bars.append)
         engine = _engine(manager, live_signals)
         await engine.start()
-        await _wait_for(lambda: len(live_bars) >= 20 and len(live_signals) >= 3)
+        await wait_for(lambda: len(live_bars) >= 20 and len(live_signals) >= 3, timeout=60)
         await engine.stop()
 
     fake = FakeManager(StreamManagerConfig(supported_timeframes=["1m"]))

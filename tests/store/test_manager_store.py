@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.data.config import StreamManagerConfig
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
-
-
-async def _wait_for(predicate: Any, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+from tests.streaming import wait_for
 
 
 async def test_an_unwritable_store_degrades_health_and_the_stream_goes_on(
@@ -32,9 +23,9 @@ async def test_an_unwritable_store_degrades_health_and_the_stream_goes_on(
             store_path=str(blocker / "store"), store_flush_interval=0.1), clock=sim.now_ns)
         manager.add_crypto_symbols(["BTC/USDT"])
         await manager.start()
-        await _wait_for(lambda: not manager.get_health()["store"]["ok"])
+        await wait_for(lambda: not manager.get_health()["store"]["ok"])
         ticks_then = manager.get_metrics()["counters"]["ticks"]
-        await _wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > ticks_then + 5)
+        await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > ticks_then + 5)
         health = manager.get_health()
         await manager.stop()
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,6 +22,7 @@ from bot.data.config import StreamManagerConfig
 from bot.data.sim import ExchangeSimulator
 from bot.data.store import TradeStore
 from bot.data.stream_manager import StreamManager
+from tests.streaming import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,13 +44,6 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-async def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
 
 def _stored_ids(root: Path) -> list[int]:
     frame = TradeStore(root).ticks("binance", "BTC/USDT")
@@ -67,7 +60,7 @@ async def test_kill_and_restart_leave_the_exact_trade_sequence_in_the_store(
         try:
             line = await asyncio.to_thread(child.stdout.readline)  # type: ignore[union-attr]
             assert line.strip() == "streaming"
-            await _wait_for(lambda: root.exists() and len(_stored_ids(root)) >= 20)
+            await wait_for(lambda: root.exists() and len(_stored_ids(root)) >= 20)
             await asyncio.sleep(0.5)
         finally:
             child.send_signal(signal.SIGKILL)
@@ -83,7 +76,7 @@ async def test_kill_and_restart_leave_the_exact_trade_sequence_in_the_store(
             bar_history_size=10))
         manager.add_crypto_symbols(["BTC/USDT"])
         await manager.start()
-        await _wait_for(lambda: not manager.get_health()["backfilling"]
+        await wait_for(lambda: not manager.get_health()["backfilling"]
                         and manager.get_metrics()["counters"]["ticks"] > 10)
         await manager.stop()
         counters = manager.get_metrics()["counters"]
