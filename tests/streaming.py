@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from bot.data.config import StreamManagerConfig
+from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
+from bot.data.sim.trades import SimTrade
+from bot.data.venues.alpaca import split_stock_trade_id
 
 
 def point_at(sim: ExchangeSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,3 +36,25 @@ async def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> No
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not reached in time")
+
+
+def assert_trades_match(ticks: list[Tick], truth: list[SimTrade]) -> None:
+    """Every tick is the simulator's trade of that id, and no trade in the run was skipped."""
+    by_id = {t.trade_id: t for t in truth}
+    for tick in ticks:
+        trade = by_id[tick.trade_id]
+        assert (tick.price, tick.volume) == (float(trade.price), float(trade.qty))
+    ids = [t.trade_id for t in ticks]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+def assert_stock_trades_match(ticks: list[Tick], truth: list[SimTrade]) -> None:
+    """Stock ticks carry (exchange, Alpaca id); each is the simulator's trade of that id."""
+    by_id = {t.trade_id: t for t in truth}
+    for tick in ticks:
+        exchange, trade_id = split_stock_trade_id(tick.trade_id)
+        trade = by_id[trade_id]
+        assert (exchange, tick.price, tick.volume) == (trade.exchange, float(trade.price),
+                                                       float(trade.qty))
+    ids = [split_stock_trade_id(t.trade_id)[1] for t in ticks]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))

@@ -12,8 +12,13 @@ from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.transport import ConnectionState
 from bot.data.websocket_stream import WebSocketStream
-from tests.streaming import fast_config, point_at, wait_for
-from tests.test_manager_runtime_symbols import _assert_trades_match, _stock_trades_match
+from tests.streaming import (
+    assert_stock_trades_match,
+    assert_trades_match,
+    fast_config,
+    point_at,
+    wait_for,
+)
 
 # Every test but the first constructs the deprecated class on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -40,7 +45,7 @@ async def test_binance_trades_arrive_as_the_exchange_executed_them(
                             and len(ticks) >= 50)
         assert stream.state is ConnectionState.STOPPED
         for symbol in ("BTC/USDT", "ETH/USDT"):
-            _assert_trades_match([t for t in ticks if t.symbol == symbol],
+            assert_trades_match([t for t in ticks if t.symbol == symbol],
                                  sim.trades("binance", symbol))
     assert {t.venue for t in ticks} == {venue}
     assert stream.symbols == ["BTC/USDT", "ETH/USDT"]
@@ -58,7 +63,7 @@ async def test_alpaca_stock_trades_arrive_as_the_exchange_executed_them(
         async with WebSocketStream("alpaca", ["AAPL"], on_trade=on_trade,
                                    config=fast_config()):
             await wait_for(lambda: len(ticks) >= 30)
-        _stock_trades_match(ticks, sim.trades("alpaca", "AAPL"))
+        assert_stock_trades_match(ticks, sim.trades("alpaca", "AAPL"))
     assert {(t.venue, t.symbol) for t in ticks} == {("alpaca", "AAPL")}
 
 
@@ -77,7 +82,7 @@ async def test_a_raising_callback_is_counted_and_the_stream_goes_on(
         async with stream:
             await wait_for(lambda: len(seen) >= 50)
             assert stream.handler_errors == len(seen)
-        _assert_trades_match(seen, sim.trades("binance", "BTC/USDT"))
+        assert_trades_match(seen, sim.trades("binance", "BTC/USDT"))
     assert stream.stats.reconnects == 0
 
 

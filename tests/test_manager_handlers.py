@@ -15,8 +15,7 @@ from bot.data.events import StreamEvent
 from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
-from tests.streaming import fast_config, point_at, wait_for
-from tests.test_manager_runtime_symbols import _assert_trades_match
+from tests.streaming import assert_trades_match, fast_config, point_at, wait_for
 
 
 async def test_a_handler_raising_on_every_tick_is_counted_and_the_others_see_every_tick(
@@ -43,7 +42,7 @@ async def test_a_handler_raising_on_every_tick_is_counted_and_the_others_see_eve
                                                    len(seen))
             finally:
                 await manager.stop()
-        _assert_trades_match(seen, sim.trades("binance", "BTC/USDT"))
+        assert_trades_match(seen, sim.trades("binance", "BTC/USDT"))
     assert counters["handler_errors"] == calls_then
     assert calls_then == seen_then == counters["ticks"], "both handlers got every tick"
     errors = [r for r in caplog.records if "bug in a strategy" in r.getMessage()]
@@ -79,7 +78,7 @@ async def test_a_slow_coroutine_handler_drops_only_its_own_backlog_overflow(
             counters = manager.get_metrics()["counters"]
         finally:
             await manager.stop()
-        _assert_trades_match(seen, sim.trades("binance", "BTC/USDT"))
+        assert_trades_match(seen, sim.trades("binance", "BTC/USDT"))
     assert len(seen) == counters["ticks"], "the plain handler saw every tick"
     assert counters["dropped_backlog"] == len(seen) - len(slow_got) >= 50
     assert counters["handler_errors"] == 0

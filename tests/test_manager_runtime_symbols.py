@@ -12,11 +12,17 @@ import pytest
 
 from bot.data.errors import UnknownSeriesError
 from bot.data.models import Tick
-from bot.data.sim import ExchangeSimulator, SimTrade
+from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from bot.data.transport import Connection
 from bot.data.venues.alpaca import split_stock_trade_id
-from tests.streaming import fast_config, point_at, wait_for
+from tests.streaming import (
+    assert_stock_trades_match,
+    assert_trades_match,
+    fast_config,
+    point_at,
+    wait_for,
+)
 
 
 def _record(manager: StreamManager) -> dict[str, list[Tick]]:
@@ -31,16 +37,6 @@ def _assert_open_connections_untouched(manager: StreamManager, before: list[Conn
     assert all(now is then for now, then in zip(manager._connections, before, strict=True))
     assert all(c.stats.reconnects == 0 for c in manager._connections)
     assert sim.counters.connections_accepted == accepted, "no connection was opened or reopened"
-
-
-def _assert_trades_match(ticks: list[Tick], truth: list[SimTrade]) -> None:
-    """Every tick is the simulator's trade of that id, and no trade in the run was skipped."""
-    by_id = {t.trade_id: t for t in truth}
-    for tick in ticks:
-        trade = by_id[tick.trade_id]
-        assert (tick.price, tick.volume) == (float(trade.price), float(trade.qty))
-    ids = [t.trade_id for t in ticks]
-    assert ids == list(range(ids[0], ids[0] + len(ids)))
 
 
 def _last_trade_id(sim: ExchangeSimulator, venue: str, symbol: str) -> int:
@@ -64,7 +60,7 @@ async def test_crypto_symbol_added_at_runtime_streams_on_the_open_connection(
             _assert_open_connections_untouched(manager, before, sim, accepted)
         finally:
             await manager.stop()
-        _assert_trades_match(ticks["XRP/USDT"], sim.trades("binance", "XRP/USDT"))
+        assert_trades_match(ticks["XRP/USDT"], sim.trades("binance", "XRP/USDT"))
     assert manager.symbols == ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 
 
@@ -91,21 +87,9 @@ async def test_removed_crypto_symbol_gets_no_tick_after_the_exchange_acknowledge
                 manager.get_ticks("ETH/USDT")
         finally:
             await manager.stop()
-        _assert_trades_match(ticks["BTC/USDT"], sim.trades("binance", "BTC/USDT"))
+        assert_trades_match(ticks["BTC/USDT"], sim.trades("binance", "BTC/USDT"))
     assert max(t.trade_id for t in ticks["ETH/USDT"]) <= acknowledged_at
     assert manager.symbols == ["BTC/USDT"]
-
-
-def _stock_trades_match(ticks: list[Tick], truth: list[SimTrade]) -> None:
-    """Stock ticks carry (exchange, Alpaca id); each is the simulator's trade of that id."""
-    by_id = {t.trade_id: t for t in truth}
-    for tick in ticks:
-        exchange, trade_id = split_stock_trade_id(tick.trade_id)
-        trade = by_id[trade_id]
-        assert (exchange, tick.price, tick.volume) == (trade.exchange, float(trade.price),
-                                                       float(trade.qty))
-    ids = [split_stock_trade_id(t.trade_id)[1] for t in ticks]
-    assert ids == list(range(ids[0], ids[0] + len(ids)))
 
 
 async def test_stock_symbols_change_at_runtime_on_the_single_alpaca_connection(
@@ -136,6 +120,6 @@ async def test_stock_symbols_change_at_runtime_on_the_single_alpaca_connection(
         finally:
             await manager.stop()
         for symbol in ("AAPL", "MSFT"):
-            _stock_trades_match(ticks[symbol], sim.trades("alpaca", symbol))
+            assert_stock_trades_match(ticks[symbol], sim.trades("alpaca", symbol))
     assert max(split_stock_trade_id(t.trade_id)[1] for t in ticks["TSLA"]) <= acknowledged_at
     assert manager.symbols == ["AAPL", "MSFT"]
