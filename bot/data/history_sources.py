@@ -85,9 +85,9 @@ class AlpacaTradeHistory:
                                           previous_side=after.last_side)
         if after.since_ns is None:
             return []
-        # A warm-up: the trades just before ``since`` only give the tick rule its start.
-        ticks = await self.rest.trades(symbol, after.since_ns - TICK_RULE_LEAD_NS, end)
-        return [t for t in ticks if t.timestamp >= after.since_ns]
+        # A warm-up: the trades just before ``since`` come too, to start the tick rule
+        # (recovery keeps them as context only).
+        return await self.rest.trades(symbol, after.since_ns - TICK_RULE_LEAD_NS, end)
 
     async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
         """None: Alpaca trade ids are per exchange, not a sequence to start from."""

@@ -69,7 +69,11 @@ class TradeFetcher(Protocol):
 
     async def fetch(self, symbol: str, after: Position, until: Tick | None,
                     now_ns: int) -> list[Tick]:
-        """Trades after ``after`` up to ``until`` (exclusive) or, without it, up to now."""
+        """Trades after ``after`` up to ``until`` (exclusive) or, without it, up to now.
+
+        For a warm-up (``after.since_ns`` and no last trade) trades before
+        ``since_ns`` may come too: they only give the tick rule its start.
+        """
         ...
 
 
@@ -283,6 +287,8 @@ class GapRecovery:
         agg = self.pipeline.aggregator
         if until is not None:
             trades = [t for t in trades if t.timestamp <= until.timestamp]
+        if before.last_ts < 0 and before.since_ns is not None:
+            trades = self._context_only(cur, trades, before.since_ns)
         hole = self._hole(cur, before, until, trades, error)
         # Marks go first: passing the trades on may already complete their bars.
         if trades:
@@ -308,6 +314,19 @@ class GapRecovery:
             cur.position.last_id = until.trade_id - 1  # accept the hole, do not chase it again
         if self._on_gap is not None:
             self._on_gap(hole)
+
+    def _context_only(self, cur: _Cursor, trades: list[Tick], since_ns: int) -> list[Tick]:
+        """Drop the trades a warm-up fetch returned from before ``since_ns``.
+
+        A venue whose sides come from the tick rule returns a few for context:
+        the last of them starts the rule, so the first trade of the window gets
+        the side an uninterrupted session would give it.
+        """
+        context = [t for t in trades if t.timestamp < since_ns]
+        if context and cur.tick_rule is not None:
+            last = context[-1]
+            cur.tick_rule.seed(last.symbol, last.price, last.side)
+        return [t for t in trades if t.timestamp >= since_ns] if context else trades
 
     def _hole(self, cur: _Cursor, before: Position, until: Tick | None,
               trades: list[Tick], error: str | None) -> GapReport | None:

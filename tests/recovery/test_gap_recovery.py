@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from bot.data.config import StreamManagerConfig
-from bot.data.models import Bar, BarFlag, Tick
+from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport, Position
 from tests.helpers import xrpeth_trades
@@ -191,3 +191,29 @@ async def test_a_reconnect_fills_the_window_of_a_venue_without_sequence() -> Non
     assert until is None, "a window fill runs to now, not to a tick"
     assert max(seen.values()) == 1 and len(seen) == len(trades)
     _assert_equal_to_reference(pipeline, trades)
+
+
+async def test_an_empty_warm_up_window_still_starts_the_tick_rule_from_its_context() -> None:
+    """Stock sides: the trades just before the window decide the first live trade's side."""
+    base = xrpeth_trades()[:3]
+    t0 = base[0].timestamp
+
+    def stock(i: int, price: float, side: Side) -> Tick:
+        return Tick("binance", "XRP/ETH", price, 1.0, side, 100 + i, t0 + i * 10**9,
+                    t0 + i * 10**9)
+
+    context = [stock(0, 10.0, Side.SELL), stock(1, 11.0, Side.BUY)]  # before the window
+    history = FakeHistory(context, sequenced=False)
+    history.tick_rule = True
+    pipeline = _pipeline()
+    seen: list[Tick] = []
+    pipeline.bus.on_tick(lambda e: seen.append(e.data))
+    recovery = GapRecovery(pipeline, {"binance": history})
+    since = t0 + 2 * 10**9
+    recovery.track("binance", "XRP/ETH", since_ns=since)
+    recovery.begin("XRP/ETH")
+    # The stream's own classifier had no history: its first ticks say UNKNOWN.
+    await _feed(recovery, [stock(3, 11.0, Side.UNKNOWN), stock(4, 10.5, Side.UNKNOWN)])
+
+    assert [t.trade_id for t in seen] == [103, 104], "context trades are not passed on"
+    assert [t.side for t in seen] == [Side.BUY, Side.SELL]
