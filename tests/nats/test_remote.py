@@ -97,7 +97,7 @@ async def test_a_delivery_taken_by_another_reader_is_fetched_again_in_order(
     finally:
         await manager.stop()
         await thief.close()
-    assert len(stolen) == 5
+    assert stolen, "the thief took deliveries (up to 5: the manager competes for them)"
     assert seen == list(range(4000)), "the stolen deliveries came back, in order"
     assert repositions >= 1
 
