@@ -78,6 +78,8 @@ class StreamManager:
                                      fetch_timeout=self.config.backfill_timeout_seconds)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
         self._gaps: deque[dict[str, Any]] = deque(maxlen=50)
+        # Exchange time -> receive of streamed ticks (REST-recovered ones would skew it).
+        self._stream_latency_ns: deque[int] = deque(maxlen=10_000)
         self.recorder: Recorder | None = None
         if self.config.store_path is not None:
             from bot.data.store import Recorder
@@ -355,6 +357,7 @@ class StreamManager:
         return conn
 
     def _on_tick(self, tick: Tick) -> None:
+        self._stream_latency_ns.append(tick.receive_timestamp - tick.timestamp)
         self._recovery.on_tick(tick)
 
     def _on_venue_event(self, conn: Connection, event: object) -> None:
@@ -467,15 +470,13 @@ class StreamManager:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""
         now = self._clock()
         counters = self._counters()
-        exchange_latency = (t.receive_timestamp - t.timestamp
-                            for buf in self.pipeline.ticks.values() for t in buf)
         return {
             "uptime_s": round((now - self._started_ns) / 1e9, 3) if self._started_ns else 0.0,
             "counters": counters,
             "rates_10s": self._rates.rates(10),
             "rates_1m": self._rates.rates(60),
             "latency": {
-                "exchange_to_receive": latency_summary(exchange_latency),
+                "exchange_to_receive": latency_summary(self._stream_latency_ns),
                 "receive_to_bar_dispatch": latency_summary(self.pipeline.dispatch_latency_ns),
                 "backfill": latency_summary(self._recovery.counters.backfill_latency_ns),
             },
