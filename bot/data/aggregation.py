@@ -433,6 +433,19 @@ class BarAggregator:
         return tuple(out) if out else _NO_BARS
 
     # -- time ----------------------------------------------------------------------
+    def complete_through(self, symbol: str, through_ns: int) -> list[Bar]:
+        """Complete ``symbol``'s bars ending at or before ``through_ns``, held or not.
+
+        For a source that knows the symbol's trades before ``through_ns`` have
+        all arrived (a NATS worker's watermark), whatever the local clock says.
+        """
+        st = self._symbols.get(symbol)
+        out: list[Bar] = []
+        if st is not None and st.coverage_start is not None:
+            self._complete(st, through_ns, out)
+            _refresh_fast_path(st)
+        return out
+
     def advance(self, now_ns: int) -> list[Bar]:
         """Complete every bar whose end plus the grace is at or before ``now_ns``.
 

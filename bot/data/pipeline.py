@@ -62,6 +62,13 @@ class TickPipeline:
             self.publish_bars(bars, now_ns)
         return bars
 
+    def complete_through(self, symbol: str, through_ns: int) -> list[Bar]:
+        """Complete and publish ``symbol``'s bars ending by ``through_ns`` (a watermark)."""
+        bars = self.aggregator.complete_through(symbol, through_ns)
+        if bars:
+            self.publish_bars(bars, time.time_ns())
+        return bars
+
     def publish_bars(self, bars: Iterable[Bar], trigger_ns: int) -> None:
         """Store and announce completed bars.
 

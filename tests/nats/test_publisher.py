@@ -12,7 +12,7 @@ from nats.aio.client import Client
 from bot.data.events import EventBus, EventType
 from bot.data.models import Bar, BarFlag, Prediction, Side, Signal, SignalDirection, Tick
 from bot.data.nats.client import connect
-from bot.data.nats.codec import SignalCodec, bar_codec, tick_codec
+from bot.data.nats.codec import SignalCodec, Watermark, bar_codec, tick_codec, watermark_codec
 from bot.data.nats.publisher import Publisher
 from bot.data.nats.server import NatsServer
 from bot.data.nats.streams import default_streams, ensure_streams
@@ -69,19 +69,24 @@ async def test_bus_records_land_on_their_subjects_with_ids_that_collapse_copies(
     bus.emit(EventType.SIGNAL, signal)
     bus.emit_tick(tick, "binance", T0)  # the same trade again: a duplicate for JetStream
     assert await publisher.flush(10)
-    await wait_for(lambda: len(received) == 5)
+    await wait_for(lambda: len(received) == 6)
     await publisher.stop()
     by_subject = {m.subject: m for m in received}
     assert sorted(by_subject) == ["md.bar.1m.binance.BTC_USDT", "md.signal.binance.BTC_USDT",
                                   "md.tick.binance.BTC_USDT"]
     ids = [m.headers["Nats-Msg-Id"] for m in received]
-    assert ids == ["binance:BTC/USDT:42", f"binance:BTC/USDT:1m:{T0}",
-                   f"binance:BTC/USDT:1m:{T0}:2", f"binance:BTC/USDT:1m:{T0}:buy",
-                   "binance:BTC/USDT:42"]
+    through = T0 + 60_000_000_000  # the completed bar's end: one watermark, after its trades
+    assert ids == ["binance:BTC/USDT:42", f"binance:BTC/USDT:through:{through}",
+                   f"binance:BTC/USDT:1m:{T0}", f"binance:BTC/USDT:1m:{T0}:2",
+                   f"binance:BTC/USDT:1m:{T0}:buy", "binance:BTC/USDT:42"]
+    assert received[1].subject == "md.tick.binance.BTC_USDT"
+    assert received[1].headers["Md-Record"] == "watermark"
+    assert watermark_codec().decode(received[1].data) == Watermark("binance", "BTC/USDT",
+                                                                   through)
     assert tick_codec().decode(received[0].data) == tick
-    assert bar_codec().decode(received[2].data) == partial
-    assert SignalCodec().decode(received[3].data) == signal
-    assert (publisher.counters.stored, publisher.counters.duplicates) == (4, 1)
+    assert bar_codec().decode(received[3].data) == partial
+    assert SignalCodec().decode(received[4].data) == signal
+    assert (publisher.counters.stored, publisher.counters.duplicates) == (5, 1)
 
 
 async def test_two_publishers_of_the_same_trades_store_each_once(nc: Client) -> None:

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from bot.data.errors import StreamError, UnknownSeriesError
 from bot.data.models import Bar, Side, Tick
 from bot.data.nats.client import connect
+from bot.data.nats.codec import Watermark
 from bot.data.nats.publisher import Publisher
 from bot.data.nats.server import NatsServer
 from bot.data.nats.streams import default_streams, ensure_streams
@@ -143,3 +144,32 @@ async def _feed(publisher: Publisher, symbol: str, count: int, t0: int, chunk: i
         for tick in synthetic(symbol, first, min(chunk, count - first), t0):
             publisher.publish(tick)
         await asyncio.sleep(0.01)
+
+
+async def test_a_bar_waits_for_the_workers_watermark_not_the_local_clock(
+        nats_server: NatsServer, publisher: Publisher) -> None:
+    """A worker recovering a gap goes quiet; its consumers must not complete the bar short."""
+    manager = remote(nats_server.url, "watermark")
+    completed: list[Bar] = []
+    manager.on_bar_complete(completed.append)
+    minute = synthetic("BTC/USDT", 0, 6000)  # one whole minute, a year behind the local clock
+    await manager.start()
+    try:
+        for tick in minute[:3000]:
+            publisher.publish(tick)
+        assert await publisher.flush(10)
+        await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] == 3000, 20,
+                       "the first half read")
+        await asyncio.sleep(1.0)  # four turns of the local clock, each far past the minute
+        assert not completed, "the local clock completed a bar the worker had not"
+        for tick in minute[3000:]:  # the recovered trades, then the worker's word
+            publisher.publish(tick)
+        publisher.publish(Watermark("binance", "BTC/USDT", T0 + MINUTE_NS))
+        assert await publisher.flush(10)
+        await wait_for(lambda: bool(completed), 20, "the bar completed on the watermark")
+        counters = manager.get_metrics()["counters"]
+    finally:
+        await manager.stop()
+    bar = completed[0]
+    assert (bar.open_time, bar.trade_count, bar.volume) == (T0, 6000, pytest.approx(3000.0))
+    assert counters["late_ticks"] == 0 and counters["nats_watermarks"] == 1

@@ -18,6 +18,20 @@ import msgspec
 from bot.data.models import Bar, Signal, Tick
 
 R = TypeVar("R", bound=msgspec.Struct)
+
+
+class Watermark(msgspec.Struct, frozen=True, gc=False):
+    """A worker's word that every trade of ``symbol`` before ``through_ns`` precedes it.
+
+    Published on the symbol's tick subject when the worker completes a bar, so
+    it lands after those trades in the stream: a remote manager completes its
+    bars up to ``through_ns`` on it, never earlier by its own clock. A worker
+    that is recovering a gap completes nothing, so its consumers wait too.
+    """
+
+    venue: str
+    symbol: str
+    through_ns: int
 _astuple = msgspec.structs.astuple
 
 
@@ -70,3 +84,7 @@ def tick_codec() -> RecordCodec[Tick]:
 
 def bar_codec() -> RecordCodec[Bar]:
     return RecordCodec(Bar)
+
+
+def watermark_codec() -> RecordCodec[Watermark]:
+    return RecordCodec(Watermark)

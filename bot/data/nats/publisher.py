@@ -46,22 +46,25 @@ from nats.js.api import PubAck
 
 from bot.data.events import EventBus, StreamEvent
 from bot.data.models import Bar, Signal, Tick
-from bot.data.nats.codec import SignalCodec, bar_codec, tick_codec
+from bot.data.nats.codec import SignalCodec, Watermark, bar_codec, tick_codec, watermark_codec
 from bot.data.nats.subjects import (
     MSG_ID_HEADER,
+    RECORD_HEADER,
+    WATERMARK,
     bar_msg_id,
     bar_subject,
     signal_msg_id,
     signal_subject,
     tick_msg_id,
     tick_subject,
+    watermark_msg_id,
 )
 from bot.data.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
 DROP_ALERT_S = 300.0  # how long health stays "not ok" after a record was dropped
-Record = Tick | Bar | Signal
+Record = Tick | Bar | Signal | Watermark
 Message = tuple[str, bytes, dict[str, str]]
 
 
@@ -119,6 +122,8 @@ class Publisher:
         self._tick_codec = tick_codec()
         self._bar_codec = bar_codec()
         self._signal_codec = SignalCodec()
+        self._watermark_codec = watermark_codec()
+        self._through: dict[str, int] = {}  # last watermark queued per symbol
         self._throttle = LogThrottle(logger)
 
     # -- input (the bus's hot path) --------------------------------------------------
@@ -128,6 +133,7 @@ class Publisher:
         offs = []
         if ticks:
             offs.append(bus.on_tick(self._on_tick_event))
+            offs.append(bus.on_bar_complete(self._on_bar_watermark))
         if bars:
             offs.append(bus.on_bar_complete(self.publish))
         if signals:
@@ -140,6 +146,13 @@ class Publisher:
 
     def _on_tick_event(self, event: StreamEvent) -> None:
         self.publish(event.data)
+
+    def _on_bar_watermark(self, bar: Bar) -> None:
+        """A completed bar means its symbol's trades before its end are all queued: say so."""
+        through = bar.close_time + 1
+        if through > self._through.get(bar.symbol, -1):
+            self._through[bar.symbol] = through
+            self.publish(Watermark(bar.venue, bar.symbol, through))
 
     def publish(self, record: Record) -> None:
         """Queue one tick, bar or signal; never blocks (see overflow in the module docstring)."""
@@ -282,10 +295,17 @@ class Publisher:
         if type(record) is Bar:
             return (bar_subject(record.timeframe, record.venue, record.symbol),
                     self._bar_codec.encode(record), {MSG_ID_HEADER: bar_msg_id(record)})
+        if type(record) is Watermark:
+            return (tick_subject(record.venue, record.symbol),
+                    self._watermark_codec.encode(record),
+                    {MSG_ID_HEADER: watermark_msg_id(record.venue, record.symbol,
+                                                     record.through_ns),
+                     RECORD_HEADER: WATERMARK})
         if type(record) is Signal:
             return (signal_subject(record.bar.venue, record.symbol),
                     self._signal_codec.encode(record), {MSG_ID_HEADER: signal_msg_id(record)})
-        raise TypeError(f"cannot publish {type(record).__name__}; allowed: Tick, Bar, Signal")
+        raise TypeError(f"cannot publish {type(record).__name__}; allowed: Tick, Bar, Signal, "
+                        "Watermark")
 
     # -- state -----------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

@@ -17,11 +17,14 @@ resumes right after the last acknowledged tick. Ticks a killed process had
 processed but not yet acknowledged go to its successor, whose pipeline has
 never seen them. The aggregator refuses a trade id it already folded in, too.
 
-Catching up. After a restart the stream holds ticks older than the wall clock.
-So that the clock does not complete bars whose trades are still in the
-backlog, every symbol is held (:meth:`BarAggregator.hold`) while ticks are
-pending or NATS is unreachable, and released once a fetch finds nothing
-pending; meanwhile bars complete by the trades' own times.
+Bar completion. This process's clock never completes a bar: every symbol is
+held (:meth:`BarAggregator.hold`). Bars complete by the trades' own times (the
+first trade of a later interval) and by the workers' watermarks: a worker that
+completes a bar publishes, on the symbol's tick subject and so after its
+trades, that every trade before the bar's end is in the stream
+(:class:`~bot.data.nats.codec.Watermark`). A backlog after a restart, NATS
+going away, or a worker recovering a gap from REST therefore never completes a
+bar short here: the bar waits for the trades and the worker's word.
 
 The exchange-facing features of the configuration (REST gap recovery and
 warm-up) are switched off here: the ingest workers do them, and what they
@@ -51,9 +54,9 @@ from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
 from bot.data.health import DEGRADED, HEALTHY, UNHEALTHY
 from bot.data.nats.client import connect, connected_url
-from bot.data.nats.codec import tick_codec
+from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
 from bot.data.nats.reader import DELIVER_POLICIES, NATS_ERRORS, StreamReader
-from bot.data.nats.subjects import check_token, tick_subject
+from bot.data.nats.subjects import RECORD_HEADER, WATERMARK, check_token, tick_subject
 from bot.data.stream_manager import StreamManager
 from bot.data.throttle import LogThrottle
 
@@ -95,6 +98,8 @@ class RemoteStreamManager(StreamManager):
         self.ack_timeout = ack_timeout
         self.decode_errors = 0
         self._codec = tick_codec()
+        self._watermark_codec = watermark_codec()
+        self.watermarks = 0
         self._nc: Client | None = None
         self._reader: StreamReader | None = None
         self._accepted: frozenset[str] = frozenset()
@@ -158,7 +163,9 @@ class RemoteStreamManager(StreamManager):
         await self._sync_subjects()
 
     def remove_symbols(self, symbols: Iterable[str]) -> None:
+        symbols = list(symbols)
         super().remove_symbols(symbols)
+        self._held.difference_update(s.upper() for s in symbols)
         self._accepted = frozenset(self.symbols)
         if self.is_running:
             self._spawn(self._sync_subjects())
@@ -192,44 +199,44 @@ class RemoteStreamManager(StreamManager):
                                    exc_info=exc)
                 pending = None
             if pending is None:
-                self._hold_all()
+                self._mark_behind()
                 await asyncio.sleep(min(self.fetch_timeout, 0.5))
             elif pending > 0:
                 if not self._behind:
-                    self._hold_all()
+                    self._mark_behind()
             elif self._behind:
-                self._release_all()
+                self._mark_caught_up()
 
     def _on_message(self, msg: Msg) -> None:
+        headers = msg.headers
+        watermark = bool(headers) and headers.get(RECORD_HEADER) == WATERMARK  # type: ignore[union-attr]
         try:
-            tick = self._codec.decode(msg.data)
+            record = (self._watermark_codec if watermark else self._codec).decode(msg.data)
         except (msgspec.DecodeError, TypeError, ValueError) as exc:
             self.decode_errors += 1
             self._throttle.log("decode", logging.WARNING,
                                "remote: undecodable message on %s: %r", msg.subject, exc)
             return
-        if tick.symbol not in self._accepted:  # removed while its ticks were in flight
+        if record.symbol not in self._accepted:  # removed while its ticks were in flight
             return
-        self.pipeline.process(tick)
-        if self._behind and tick.symbol not in self._held:
-            self.pipeline.aggregator.hold(tick.symbol)
-            self._held.add(tick.symbol)
+        if isinstance(record, Watermark):
+            self.watermarks += 1
+            self.pipeline.complete_through(record.symbol, record.through_ns)
+            return
+        self.pipeline.process(record)
+        if record.symbol not in self._held:  # from its first trade on, only watermarks and
+            self.pipeline.aggregator.hold(record.symbol)  # trades complete its bars
+            self._held.add(record.symbol)
 
-    # -- holding bars while the stream may be incomplete ------------------------------
-    def _hold_all(self) -> None:
+    # -- catching up (reported in health; completion never depends on it) --------------
+    def _mark_behind(self) -> None:
         self._behind = True
-        for symbol in self.pipeline.aggregator.symbols:
-            self.pipeline.aggregator.hold(symbol)
-            self._held.add(symbol)
 
-    def _release_all(self) -> None:
+    def _mark_caught_up(self) -> None:
         self._behind = False
-        for symbol in self._held:
-            self.pipeline.aggregator.release(symbol)
-        self._held.clear()
 
     async def _on_disconnected(self) -> None:
-        self._hold_all()
+        self._mark_behind()
 
     # -- state -----------------------------------------------------------------------
     def _source_state(self) -> dict[str, Any]:
@@ -244,6 +251,7 @@ class RemoteStreamManager(StreamManager):
             "pending": None if reader is None else reader.pending,
             "position": None if reader is None else reader.position,
             "decode_errors": self.decode_errors,
+            "watermarks": self.watermarks,
             **(asdict(reader.counters) if reader is not None else {}),
         }
 

@@ -2,7 +2,7 @@
 
 Subjects::
 
-    md.tick.<venue>.<SYMBOL>                 one trade
+    md.tick.<venue>.<SYMBOL>                 one trade, or a watermark (header Md-Record)
     md.bar.<timeframe>.<venue>.<SYMBOL>      one completed bar
     md.signal.<venue>.<SYMBOL>               one trading signal
     md.health.<worker>                       a worker's health and metrics (JSON)
@@ -33,6 +33,8 @@ BARS = f"{PREFIX}.bar"
 SIGNALS = f"{PREFIX}.signal"
 HEALTH = f"{PREFIX}.health"
 MSG_ID_HEADER = "Nats-Msg-Id"
+RECORD_HEADER = "Md-Record"  # set on what a tick subject carries besides ticks
+WATERMARK = "watermark"
 
 _SYMBOL = re.compile(r"[A-Za-z0-9]+(?:[/.][A-Za-z0-9]+)*")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -83,6 +85,11 @@ def tick_msg_id(tick: Tick) -> str:
 def bar_msg_id(bar: Bar) -> str:
     base = f"{bar.venue}:{bar.symbol}:{bar.timeframe}:{bar.open_time}"
     return f"{base}:{int(bar.flags)}" if bar.flags & _INCOMPLETE else base
+
+
+def watermark_msg_id(venue: str, symbol: str, through_ns: int) -> str:
+    """Redundant workers completing the same bar publish the same watermark: stored once."""
+    return f"{venue}:{symbol}:through:{through_ns}"
 
 
 def signal_msg_id(signal: Signal) -> str:
