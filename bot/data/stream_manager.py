@@ -422,7 +422,16 @@ class StreamManager:
         for symbol in report.stale_symbols:
             conn = self._crypto.get(symbol) if symbol in self._crypto else self._alpaca
             if conn is not None and conn.state is ConnectionState.CONNECTED:
-                self._spawn(_resubscribe(conn, symbol))
+                self._spawn(self._resubscribe(conn, symbol))
+
+    async def _resubscribe(self, conn: Connection, symbol: str) -> None:
+        """Subscribe ``symbol`` afresh; trades between the two requests are filled from REST
+        (Alpaca has no sequence that would reveal them)."""
+        self._recovery.disconnected([symbol])
+        with contextlib.suppress(StreamError, OSError):
+            await conn.remove([symbol])
+            await conn.add([symbol])
+        self._recovery.reconnected([symbol])
 
     # -- data access (the seed's API) --------------------------------------------------
     def get_bar_dataframe(self, symbol: str, timeframe: str = "1m",
@@ -529,12 +538,6 @@ class StreamManager:
 
     def on_health(self, handler: Handler) -> Callable[[], None]:
         return self.bus.on_health(handler)
-
-
-async def _resubscribe(conn: Connection, symbol: str) -> None:
-    with contextlib.suppress(StreamError, OSError):
-        await conn.remove([symbol])
-        await conn.add([symbol])
 
 
 def create_default_trading_stream(crypto_symbols: Iterable[str] | None = None,
