@@ -162,10 +162,6 @@ class GapRecovery:
     def forget(self, symbol: str) -> None:
         self._cursors.pop(symbol, None)
 
-    def is_filling(self, symbol: str) -> bool:
-        cur = self._cursors.get(symbol)
-        return cur is not None and cur.filling
-
     def begin(self, symbol: str) -> None:
         """Start the warm-up fill registered by :meth:`track` (``since_ns``)."""
         cur = self._cursors.get(symbol)
