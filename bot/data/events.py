@@ -132,9 +132,6 @@ class EventBus:
     def on_health(self, handler: Handler) -> Callable[[], None]:
         return self.on(EventType.HEALTH, handler)
 
-    def has_handlers(self, event_type: EventType) -> bool:
-        return bool(self._subs[event_type])
-
     def _remove(self, sub: _Subscription) -> None:
         subs = self._subs[sub.event_type]
         if sub in subs:

@@ -73,11 +73,6 @@ class BarHistory:
         if self._size < self.capacity:
             self._size += 1
 
-    def last_open_time(self) -> int | None:
-        if not self._size:
-            return None
-        return int(self._data[(self._next - 1) % self.capacity]["open_time"])
-
     def array(self, limit: int | None = None) -> np.ndarray:
         """The last ``limit`` bars (all when None), oldest first, as a structured array copy."""
         n = self._size if limit is None else max(0, min(limit, self._size))

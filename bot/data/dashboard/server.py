@@ -77,10 +77,6 @@ class DashboardServer(StatusServer):
         return [*super().routes(), web.get("/", self.index), web.get("/ws", self.websocket),
                 web.static("/static", STATIC_DIR)]
 
-    @property
-    def clients(self) -> int:
-        return len(self._clients)
-
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         await super().start()
