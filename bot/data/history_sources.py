@@ -46,15 +46,13 @@ class BinanceTradeHistory:
         return await self.rest.trades_from(symbol, from_id, until_id=until_id,
                                            aggregate=self.aggregate)
 
-    async def _first_id_at(self, symbol: str, start_ms: int) -> int | None:
+    async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
+        """The id (trade or aggTrade, as streamed) of the first trade at or after ``start_ns``."""
+        start_ms = start_ns // NS_PER_MS
         if not self.aggregate:
             return await self.rest.first_trade_id_at(symbol, start_ms)
         first = await self.rest.agg_trades(symbol, start_ms=start_ms, limit=1)
         return first[0].trade_id if first else None
-
-    async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
-        """The id (trade or aggTrade, as streamed) of the first trade at or after ``start_ns``."""
-        return await self._first_id_at(symbol, start_ns // NS_PER_MS)
 
     async def bars(self, symbol: str, timeframe: str, limit: int, end_ns: int) -> list[Bar]:
         """The last ``limit`` klines closed at or before ``end_ns``."""

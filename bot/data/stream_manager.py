@@ -43,7 +43,7 @@ from bot.data.warmup import BarSource, warm_up, warmup_start
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bot.data.store import Recorder
+    from bot.data.store import Recorder, TradeStore
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +81,11 @@ class StreamManager:
         # Exchange time -> receive of streamed ticks (REST-recovered ones would skew it).
         self._stream_latency_ns: deque[int] = deque(maxlen=10_000)
         self.recorder: Recorder | None = None
+        self._store: TradeStore | None = None  # what the recorder wrote, for resuming
         if self.config.store_path is not None:
-            from bot.data.store import Recorder
+            from bot.data.store import Recorder, TradeStore
 
+            self._store = TradeStore(self.config.store_path)
             self.recorder = Recorder(self.config.store_path,
                                      flush_interval=self.config.store_flush_interval,
                                      retention_days=self.config.store_retention_days,
@@ -156,7 +158,6 @@ class StreamManager:
         self.bus.start()
         if self.recorder is not None:
             await self.recorder.start()
-        self._open_history_sources()
         self._tasks.append(asyncio.create_task(self._clock_loop(), name="stream-clock"))
         self._tasks.append(asyncio.create_task(self._health_loop(), name="stream-health"))
         timeout = wait_connected if wait_connected is not None else (
@@ -259,11 +260,9 @@ class StreamManager:
 
     async def _stored_last_trades(self, symbols: list[str], now: int) -> dict[str, Tick]:
         """The last stored trade of each symbol, when a store is kept and it is recent enough."""
-        if self.recorder is None:
+        store = self._store
+        if store is None:
             return {}
-        from bot.data.store import TradeStore
-
-        store = TradeStore(self.recorder.root)
         out: dict[str, Tick] = {}
         max_gap = self.config.store_resume_max_gap_seconds * NS_PER_SECOND
         for symbol in symbols:
@@ -280,13 +279,10 @@ class StreamManager:
 
     async def _warm_up(self, symbol: str, fill_start: int, resume: bool) -> None:
         venue = self._venue_of(symbol)
-        source: BarSource | None = self._sources.get(venue)
+        source: BarSource = self._sources[venue]  # opened by _subscribe_new when warm_up is on
         stored: list[Tick] = []
-        if resume and self.recorder is not None:
-            from bot.data.store import TradeStore
-
-            store = TradeStore(self.recorder.root)
-            stored = await asyncio.to_thread(store.tick_records, venue, symbol, fill_start)
+        if resume and self._store is not None:
+            stored = await asyncio.to_thread(self._store.tick_records, venue, symbol, fill_start)
         await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start, stored)
 
     def _on_gap(self, gap: GapReport) -> None:

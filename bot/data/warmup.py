@@ -62,7 +62,7 @@ def warmup_start(pipeline: TickPipeline, now_ns: int) -> int:
     return align(now_ns, pipeline.aggregator.base_ns)
 
 
-async def warm_up(pipeline: TickPipeline, recovery: GapRecovery, source: BarSource | None,
+async def warm_up(pipeline: TickPipeline, recovery: GapRecovery, source: BarSource,
                   venue: str, symbol: str, fill_start: int,
                   stored: Sequence[Tick] = ()) -> None:
     """Load history and seed the aggregator for ``symbol``, then start the trade fill.
@@ -78,8 +78,6 @@ async def warm_up(pipeline: TickPipeline, recovery: GapRecovery, source: BarSour
     end = fill_start - 1
     size = pipeline.config.bar_history_size
     try:
-        if source is None:
-            raise LookupError(f"no REST history for {venue}")
         for timeframe in pipeline.config.supported_timeframes:
             history = pipeline.history(venue, symbol, timeframe)
             if len(history):
