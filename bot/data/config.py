@@ -2,6 +2,11 @@
 
 A wrong value fails at construction with a :class:`ConfigError` naming the
 field, the value and what is allowed, never later in the middle of a session.
+Every field has a rule in :data:`FIELD_RULES`: its type (an integer is an
+``int``, never ``True`` or ``5.5``; a number is finite), its range (intervals
+long enough not to spin the event loop or flood an exchange, sizes that fit in
+memory) or its set of choices; rules between fields follow.
+
 Venue base URLs default to the exchanges' published endpoints and can be
 overridden here or by the environment (``BINANCE_WS_URL``, ``BINANCE_REST_URL``,
 ``ALPACA_WS_URL``, ``ALPACA_REST_URL``), which is how the demo and the tests
@@ -10,9 +15,13 @@ point the stream at the built-in simulator.
 
 from __future__ import annotations
 
+import numbers
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 from bot.data.errors import ConfigError
 from bot.data.timeframes import ALLOWED_TIMEFRAMES, TIMEFRAME_SECONDS
@@ -26,6 +35,7 @@ ALPACA_REST_DEFAULT = "https://data.alpaca.markets"
 ALPACA_FEEDS = ("iex", "sip", "delayed_sip", "test")
 BINANCE_TRADE_CHANNELS = ("trade", "aggTrade")
 BINANCE_TICKER_CHANNELS = (None, "bookTicker", "ticker")
+MAX_STREAMS_PER_BINANCE_CONNECTION = 1024  # Binance's published limit
 
 
 def _env(name: str) -> str | None:
@@ -71,7 +81,7 @@ class StreamManagerConfig:
     binance_ticker_channel: str | None = None
     binance_ws_url: str | None = None
     binance_rest_url: str | None = None
-    binance_max_streams_per_connection: int = 1024
+    binance_max_streams_per_connection: int = MAX_STREAMS_PER_BINANCE_CONNECTION
     alpaca_feed: str = "iex"
     alpaca_ws_url: str | None = None
     alpaca_rest_url: str | None = None
@@ -97,94 +107,249 @@ class StreamManagerConfig:
     stable_connection_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        self._validate_timeframes()
-        for name in ("reconnect_delay", "max_reconnect_delay", "health_check_interval",
-                     "stale_threshold_seconds", "connect_timeout", "silence_timeout_seconds",
-                     "stable_connection_seconds", "backfill_timeout_seconds",
-                     "store_flush_interval", "store_resume_max_gap_seconds"):
-            _require_positive(name, getattr(self, name))
-        if self.max_reconnect_delay < self.reconnect_delay:
-            raise ConfigError("max_reconnect_delay", self.max_reconnect_delay,
-                              f"must be >= reconnect_delay ({self.reconnect_delay})")
-        for name in ("reconnect_attempts", "tick_buffer_size", "bar_history_size",
-                     "async_handler_backlog"):
-            _require_positive_int(name, getattr(self, name))
-        for name in ("bar_close_grace_ms", "reorder_window_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(name, value, "must be an integer number of milliseconds >= 0")
-        if not 1 <= self.binance_max_streams_per_connection <= 1024:
-            raise ConfigError("binance_max_streams_per_connection",
-                              self.binance_max_streams_per_connection,
-                              "must be 1..1024 (Binance allows 1024 streams per connection)")
-        _require_choice("binance_venue", self.binance_venue, tuple(BINANCE_VENUES))
-        _require_choice("binance_trade_channel", self.binance_trade_channel, BINANCE_TRADE_CHANNELS)
-        _require_choice("binance_ticker_channel", self.binance_ticker_channel,
-                        BINANCE_TICKER_CHANNELS)
-        _require_choice("alpaca_feed", self.alpaca_feed, ALPACA_FEEDS)
-        if self.store_retention_days is not None:
-            _require_positive_int("store_retention_days", self.store_retention_days)
-        if self.store_path is not None and not isinstance(self.store_path, (str, os.PathLike)):
-            raise ConfigError("store_path", self.store_path, "a directory path or None")
-        for name in ("backfill", "warm_up"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(name, getattr(self, name), "must be True or False")
-        ws_default, rest_default = BINANCE_VENUES[self.binance_venue]
-        self.binance_ws_url = (self.binance_ws_url or _env("BINANCE_WS_URL") or ws_default)
-        self.binance_rest_url = (self.binance_rest_url or _env("BINANCE_REST_URL")
-                                 or rest_default)
-        self.alpaca_ws_url = self.alpaca_ws_url or _env("ALPACA_WS_URL") or ALPACA_WS_DEFAULT
-        self.alpaca_rest_url = (self.alpaca_rest_url or _env("ALPACA_REST_URL")
-                                or ALPACA_REST_DEFAULT)
-        for name in ("binance_ws_url", "alpaca_ws_url"):
-            _require_scheme(name, getattr(self, name), ("ws://", "wss://"))
-        for name in ("binance_rest_url", "alpaca_rest_url"):
-            _require_scheme(name, getattr(self, name), ("http://", "https://"))
+        self._resolve_urls()
+        for name, rule in FIELD_RULES.items():
+            setattr(self, name, rule.check(name, getattr(self, name)))
+        self._check_between_fields()
 
-    def _validate_timeframes(self) -> None:
-        allowed = f"allowed: {', '.join(ALLOWED_TIMEFRAMES)}"
-        if isinstance(self.supported_timeframes, str) or not self.supported_timeframes:
-            raise ConfigError("supported_timeframes", self.supported_timeframes,
-                              f"must be a non-empty list of timeframes; {allowed}")
-        for tf in self.supported_timeframes:
-            if tf not in TIMEFRAME_SECONDS:
-                raise ConfigError("supported_timeframes", tf, allowed)
-        if self.default_timeframe not in TIMEFRAME_SECONDS:
-            raise ConfigError("default_timeframe", self.default_timeframe, allowed)
+    def _resolve_urls(self) -> None:
+        """Fill unset venue URLs from the environment, else the venue's published endpoint."""
+        if not isinstance(self.binance_venue, str) or self.binance_venue not in BINANCE_VENUES:
+            return  # refused by its rule below
+        binance_ws, binance_rest = BINANCE_VENUES[self.binance_venue]
+        for name, variable, default in (
+                ("binance_ws_url", "BINANCE_WS_URL", binance_ws),
+                ("binance_rest_url", "BINANCE_REST_URL", binance_rest),
+                ("alpaca_ws_url", "ALPACA_WS_URL", ALPACA_WS_DEFAULT),
+                ("alpaca_rest_url", "ALPACA_REST_URL", ALPACA_REST_DEFAULT)):
+            if getattr(self, name) is None:
+                setattr(self, name, _env(variable) or default)
+
+    def _check_between_fields(self) -> None:
         if self.default_timeframe not in self.supported_timeframes:
             raise ConfigError("default_timeframe", self.default_timeframe,
                               f"must be one of supported_timeframes {self.supported_timeframes}")
-        # Keep a canonical order (shortest first) and no repeats.
-        self.supported_timeframes = sorted(set(self.supported_timeframes),
-                                           key=TIMEFRAME_SECONDS.__getitem__)
+        if self.max_reconnect_delay < self.reconnect_delay:
+            raise ConfigError("max_reconnect_delay", self.max_reconnect_delay,
+                              f"must be >= reconnect_delay ({self.reconnect_delay})")
+        streams_per_symbol = 1 if self.binance_ticker_channel is None else 2
+        if self.binance_max_streams_per_connection < streams_per_symbol:
+            raise ConfigError("binance_max_streams_per_connection",
+                              self.binance_max_streams_per_connection,
+                              f"must be >= {streams_per_symbol}: each symbol takes a trade and "
+                              f"a {self.binance_ticker_channel} stream")
 
 
-def symbol_list(symbols: Iterable[str], field: str) -> list[str]:
-    """``symbols`` as a list, refusing one bare string and empty or non-string entries."""
-    if isinstance(symbols, str):
+# -- rules of single fields --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Number:
+    """An ``int`` (never a bool) or a finite number, from ``low`` to ``high`` inclusive."""
+
+    kind: type[int] | type[float]
+    low: float
+    high: float
+    unit: str = ""
+    optional: bool = False  # None is allowed too
+
+    def allowed(self) -> str:
+        what = "an integer" if self.kind is int else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        none = ", or None" if self.optional else ""
+        return f"must be {what} from {_number(self.low)} to {_number(self.high)}{unit}{none}"
+
+    def check(self, name: str, value: Any) -> int | float | None:
+        if value is None and self.optional:
+            return None
+        # A comparison with NaN is False, so NaN and the infinities fall out of range.
+        if not self._is_kind(value) or not self.low <= value <= self.high:
+            raise ConfigError(name, value, self.allowed())
+        return self.kind(value)
+
+    def _is_kind(self, value: object) -> bool:
+        """An integral number for ``int`` (numpy's too), any real one for ``float``; no bool."""
+        wanted = numbers.Integral if self.kind is int else numbers.Real
+        return isinstance(value, wanted) and not isinstance(value, bool)
+
+
+def _number(value: float) -> str:
+    """``1000000`` as ``1,000,000`` and ``0.05`` as ``0.05``."""
+    return f"{int(value):,}" if value == int(value) else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of values."""
+
+    choices: tuple[object, ...]
+
+    def allowed(self) -> str:
+        return f"allowed: {', '.join(map(repr, self.choices))}"
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, str | None) or value not in self.choices:
+            raise ConfigError(name, value, self.allowed())
+        return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """``True`` or ``False`` (not ``"no"``, not 0)."""
+
+    def allowed(self) -> str:
+        return "must be True or False"
+
+    def check(self, name: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigError(name, value, self.allowed())
+        return value
+
+
+@dataclass(frozen=True)
+class Timeframes:
+    """A non-empty list of timeframes; kept shortest first, without repeats."""
+
+    def allowed(self) -> str:
+        return f"must be a non-empty list of timeframes; allowed: {', '.join(ALLOWED_TIMEFRAMES)}"
+
+    def check(self, name: str, value: Any) -> list[str]:
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(name, value, self.allowed())
+        for tf in value:
+            if not isinstance(tf, str) or tf not in TIMEFRAME_SECONDS:
+                raise ConfigError(name, tf, f"allowed: {', '.join(ALLOWED_TIMEFRAMES)}")
+        return sorted(set(value), key=TIMEFRAME_SECONDS.__getitem__)
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(frozen=True)
+class Url:
+    """A base URL with one of ``schemes``, a host name, and no query or fragment."""
+
+    schemes: tuple[str, ...]
+
+    def allowed(self) -> str:
+        return (f"must be a URL starting with {' or '.join(s + '://' for s in self.schemes)}, "
+                "with a host, without spaces, query or fragment")
+
+    def check(self, name: str, value: Any) -> str:
+        if not isinstance(value, str) or _UNPRINTABLE.search(value):
+            raise ConfigError(name, value, self.allowed())
+        try:
+            url = urlsplit(value)
+            url.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ConfigError(name, value, self.allowed()) from None
+        if (url.scheme not in self.schemes or not url.hostname or url.query or url.fragment
+                or "?" in value or "#" in value):
+            raise ConfigError(name, value, self.allowed())
+        return value
+
+
+@dataclass(frozen=True)
+class DirectoryPath:
+    """None, or a non-empty path (``""`` would quietly mean the working directory)."""
+
+    def allowed(self) -> str:
+        return "must be a directory path (a non-empty string or os.PathLike) or None"
+
+    def check(self, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+        if not isinstance(text, str) or not text.strip() or "\x00" in text:
+            raise ConfigError(name, value, self.allowed())
+        return value
+
+
+Rule = Number | Choice | Flag | Timeframes | Url | DirectoryPath
+
+_SECONDS = "seconds"
+HOUR_S = 3600.0
+DAY_S = 24 * HOUR_S
+
+#: The rule of every field of :class:`StreamManagerConfig`, checked in this order.
+#: Lower bounds keep intervals from spinning the event loop (1e-9 s) or flooding an
+#: exchange; upper bounds keep buffers within memory and arithmetic within range.
+FIELD_RULES: dict[str, Rule] = {
+    "supported_timeframes": Timeframes(),
+    "default_timeframe": Choice(ALLOWED_TIMEFRAMES),
+    "reconnect_delay": Number(float, 0.01, HOUR_S, _SECONDS),
+    "max_reconnect_delay": Number(float, 0.01, HOUR_S, _SECONDS),
+    # Backoff doubles per attempt: 2**1000 still fits a float.
+    "reconnect_attempts": Number(int, 1, 1000),
+    "tick_buffer_size": Number(int, 1, 1_000_000, "ticks per symbol"),
+    # Warm-up loads this many bars per symbol and timeframe from REST.
+    "bar_history_size": Number(int, 1, 100_000, "bars per symbol and timeframe"),
+    "health_check_interval": Number(float, 0.05, HOUR_S, _SECONDS),
+    "stale_threshold_seconds": Number(float, 1.0, DAY_S, _SECONDS),
+    "bar_close_grace_ms": Number(int, 0, 3_600_000, "ms"),
+    "reorder_window_ms": Number(int, 0, 60_000, "ms"),
+    "emit_empty_bars": Flag(),
+    "async_handler_backlog": Number(int, 1, 1_000_000, "events"),
+    "binance_venue": Choice(tuple(BINANCE_VENUES)),
+    "binance_trade_channel": Choice(BINANCE_TRADE_CHANNELS),
+    "binance_ticker_channel": Choice(BINANCE_TICKER_CHANNELS),
+    "binance_ws_url": Url(("ws", "wss")),
+    "binance_rest_url": Url(("http", "https")),
+    "binance_max_streams_per_connection": Number(int, 1, MAX_STREAMS_PER_BINANCE_CONNECTION,
+                                                 "(Binance allows 1024 streams per connection)"),
+    "alpaca_feed": Choice(ALPACA_FEEDS),
+    "alpaca_ws_url": Url(("ws", "wss")),
+    "alpaca_rest_url": Url(("http", "https")),
+    "backfill": Flag(),
+    "warm_up": Flag(),
+    "backfill_timeout_seconds": Number(float, 0.1, HOUR_S, _SECONDS),
+    "store_path": DirectoryPath(),
+    "store_flush_interval": Number(float, 0.05, HOUR_S, _SECONDS),
+    "store_retention_days": Number(int, 1, 36_500, "days", optional=True),
+    "store_resume_max_gap_seconds": Number(float, 1.0, 7 * DAY_S, _SECONDS),
+    "connect_timeout": Number(float, 0.1, 600.0, _SECONDS),
+    "silence_timeout_seconds": Number(float, 0.1, DAY_S, _SECONDS),
+    "stable_connection_seconds": Number(float, 0.1, DAY_S, _SECONDS),
+}
+
+
+# -- symbols ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SymbolForm:
+    """The spelling a venue accepts for a symbol, checked before it reaches a URL or request.
+
+    ``pattern`` is matched against the whole symbol as given (ASCII only, either
+    case); the symbol is then used in upper case. ``allowed`` describes the form
+    for error messages.
+    """
+
+    pattern: re.Pattern[str]
+    allowed: str
+    max_length: int
+
+    def normalise(self, symbol: object, field: str = "symbol") -> str:
+        """``symbol`` in upper case; a :class:`ConfigError` naming it if it does not fit."""
+        if (not isinstance(symbol, str) or len(symbol) > self.max_length
+                or not self.pattern.fullmatch(symbol)):
+            raise ConfigError(field, symbol, self.allowed)
+        return symbol.upper()
+
+
+def symbol_list(symbols: Iterable[str], field: str,
+                form: SymbolForm | Callable[[object, str], str] | None = None) -> list[str]:
+    """``symbols`` as a list of distinct strings, each checked by ``form`` when given.
+
+    The whole list is checked before anything is returned, so a caller adds all
+    of it or none. One bare string is refused (it would be read letter by letter).
+    """
+    if isinstance(symbols, str | bytes):
         raise ConfigError(field, symbols, "a list of symbols, e.g. ['BTC/USDT'], not one string")
-    out = list(symbols)
-    for s in out:
+    if not isinstance(symbols, Iterable):
+        raise ConfigError(field, symbols, "a list of symbols, e.g. ['BTC/USDT']")
+    check = form.normalise if isinstance(form, SymbolForm) else form
+    out = []
+    for s in symbols:
         if not isinstance(s, str) or not s.strip():
             raise ConfigError(field, s, "each symbol must be a non-empty string")
-    return out
-
-
-def _require_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(name, value, "must be a number > 0")
-
-
-def _require_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(name, value, "must be an integer >= 1")
-
-
-def _require_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(name, value, f"allowed: {', '.join(map(repr, choices))}")
-
-
-def _require_scheme(name: str, value: object, schemes: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or not value.startswith(schemes):
-        raise ConfigError(name, value, f"must be a URL starting with {' or '.join(schemes)}")
+        out.append(check(s, field) if check is not None else s)
+    return list(dict.fromkeys(out))

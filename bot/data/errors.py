@@ -18,11 +18,22 @@ class ConfigError(StreamError, ValueError):
     as a silent misbehaviour in the middle of a trading session.
     """
 
+    VALUE_CHARS = 200  # a longer value is shown cut, so the message stays readable
+
     def __init__(self, field: str, value: object, allowed: str) -> None:
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field}={value!r} is invalid: {allowed}")
+        super().__init__(f"{field}={_short_repr(value, self.VALUE_CHARS)} is invalid: {allowed}")
+
+
+def _short_repr(value: object, limit: int) -> str:
+    """``repr(value)`` cut to ``limit`` characters; never raises (huge ints have no repr)."""
+    try:
+        text = repr(value)
+    except Exception:  # e.g. ValueError: an int beyond Python's digit limit for str()
+        text = f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 class UnknownSeriesError(StreamError, KeyError):

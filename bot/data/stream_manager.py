@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig, symbol_list
-from bot.data.errors import ConfigError, StreamError
+from bot.data.errors import StreamError
 from bot.data.events import EventType, Handler
 from bot.data.health import ConnectionFacts, HealthReport, SymbolFacts, assess, nyse_open
 from bot.data.history import BarHistory
@@ -35,8 +35,8 @@ from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
 from bot.data.timeframes import NS_PER_SECOND
 from bot.data.transport import Connection, ConnectionState
-from bot.data.venues.alpaca import AlpacaCredentials, AlpacaSession
-from bot.data.venues.binance import BinanceSession, to_raw_symbol
+from bot.data.venues.alpaca import STOCK_TICKER, AlpacaCredentials, AlpacaSession
+from bot.data.venues.binance import BINANCE_PAIR, BinanceSession
 from bot.data.venues.protocol import TickerUpdate
 from bot.data.warmup import BarSource, warm_up, warmup_start
 
@@ -95,26 +95,17 @@ class StreamManager:
     # -- symbols ---------------------------------------------------------------------
     def add_crypto_symbols(self, symbols: Iterable[str]) -> None:
         """Subscribe Binance symbols (``"BTC/USDT"``); at runtime too, without touching others."""
-        new = []
-        for symbol in symbol_list(symbols, "crypto_symbols"):
-            to_raw_symbol(symbol)  # validates the form, raises naming the symbol
-            symbol = symbol.upper()
-            if symbol not in self._crypto:
-                self._crypto[symbol] = None
-                new.append(symbol)
+        new = [s for s in symbol_list(symbols, "crypto_symbols", BINANCE_PAIR)
+               if s not in self._crypto]
+        self._crypto.update(dict.fromkeys(new))
         if new and self._running:
             self._spawn(self._subscribe_new(new, stocks=False))
 
     def add_stock_symbols(self, symbols: Iterable[str]) -> None:
         """Subscribe Alpaca stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
-        new = []
-        for symbol in symbol_list(symbols, "stock_symbols"):
-            if not symbol.replace(".", "").isalnum():
-                raise ConfigError("stock_symbols", symbol, "a ticker such as 'TSLA' or 'BRK.B'")
-            symbol = symbol.upper()
-            if symbol not in self._stocks:
-                self._stocks.add(symbol)
-                new.append(symbol)
+        new = [s for s in symbol_list(symbols, "stock_symbols", STOCK_TICKER)
+               if s not in self._stocks]
+        self._stocks.update(new)
         if new and self._running:
             self._spawn(self._subscribe_new(new, stocks=True))
 

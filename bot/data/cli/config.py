@@ -153,7 +153,10 @@ def _check_type(key: str, value: object, kind: Any) -> object:
     """``value`` if it has the field's type (an int is taken as a float); else ConfigError."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if kind is float and number:
-        return float(value)  # type: ignore[arg-type]
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except OverflowError:  # an integer beyond any float: out of every range
+            raise ConfigError(key, value, f"must be {_describe(kind)} of sensible size") from None
     if kind is bool:
         ok = isinstance(value, bool)
     elif kind is int:

@@ -21,8 +21,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from bot.data.cli.config import load_config, parse_assignments
-from bot.data.config import StreamManagerConfig
+from bot.data.config import StreamManagerConfig, symbol_list
 from bot.data.timeframes import ALLOWED_TIMEFRAMES
+from bot.data.venues.alpaca import STOCK_TICKER
+from bot.data.venues.binance import BINANCE_PAIR
 
 if TYPE_CHECKING:
     from bot.data.stream_manager import StreamManager
@@ -97,9 +99,10 @@ def config_from_args(args: argparse.Namespace) -> StreamManagerConfig:
 
 
 def symbols_from_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """(crypto, stocks); the default pairs when neither is given."""
-    crypto = list(args.symbols)
-    stocks = list(args.stocks)
+    """(crypto, stocks), each checked against its venue's symbol form before anything starts;
+    the default pairs when neither is given."""
+    crypto = symbol_list(args.symbols, "symbols", BINANCE_PAIR)
+    stocks = symbol_list(args.stocks, "--stocks", STOCK_TICKER)
     if not crypto and not stocks:
         crypto = list(DEFAULT_SYMBOLS)
     return crypto, stocks

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
-from bot.data.config import ALPACA_FEEDS, ALPACA_WS_DEFAULT, StreamManagerConfig
+from bot.data.config import ALPACA_FEEDS, ALPACA_WS_DEFAULT, StreamManagerConfig, SymbolForm
 from bot.data.errors import ConfigError, ExchangeError, MalformedFrame, MissingCredentialsError
 from bot.data.models import UPDATES_ALL, Side, Tick
 from bot.data.venues.conditions import updates_for
@@ -118,6 +119,25 @@ class AlpacaCredentials:
                 "Alpaca streaming needs credentials: set " + " and ".join(missing)
                 + " in the environment")
         return cls(key, secret)
+
+
+# Class shares are spelled with a dot, as Alpaca does ("BRK.B"); crypto pairs "BASE/QUOTE".
+STOCK_TICKER = SymbolForm(
+    re.compile(r"[A-Za-z0-9]{1,10}(?:\.[A-Za-z0-9]{1,5}){0,2}"),
+    "this Alpaca stream takes stock tickers without '/', e.g. 'TSLA' or 'BRK.B': 1 to 10 "
+    "letters A-Z or digits, then up to two '.CLASS' suffixes; no spaces or other characters",
+    max_length=22)
+CRYPTO_PAIR = SymbolForm(
+    re.compile(r"[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,15}"),
+    "this Alpaca stream takes 'BASE/QUOTE' crypto pairs, e.g. 'BTC/USD': letters A-Z and "
+    "digits on both sides of one '/'; no spaces or other characters",
+    max_length=31)
+
+
+def alpaca_symbol(symbol: object, *, crypto: bool, field: str = "symbols") -> str:
+    """``symbol`` in upper case if it fits the stream (stock tickers or crypto pairs);
+    else a :class:`ConfigError` naming it and the form allowed."""
+    return (CRYPTO_PAIR if crypto else STOCK_TICKER).normalise(symbol, field)
 
 
 def stock_trade_id(exchange: str, trade_id: int) -> int:
@@ -291,12 +311,7 @@ class AlpacaSession:
         return [msgspec.json.encode({"action": action, "trades": symbols}).decode()]
 
     def _normalise(self, symbol: str) -> str:
-        symbol = symbol.strip().upper()
-        if not symbol or ("/" in symbol) != self.crypto:
-            kind = "'BASE/QUOTE' crypto pairs, e.g. 'BTC/USD'" if self.crypto else (
-                "stock tickers without '/', e.g. 'TSLA'")
-            raise ConfigError("symbols", symbol, f"this Alpaca stream takes {kind}")
-        return symbol
+        return alpaca_symbol(symbol, crypto=self.crypto)
 
     # -- data ---------------------------------------------------------------------------
     def _messages(self, frame: bytes | str) -> list[_Message]:

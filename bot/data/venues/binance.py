@@ -28,11 +28,17 @@ paces their sending.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
-from bot.data.config import BINANCE_TRADE_CHANNELS, BINANCE_VENUES, StreamManagerConfig
+from bot.data.config import (
+    BINANCE_TRADE_CHANNELS,
+    BINANCE_VENUES,
+    StreamManagerConfig,
+    SymbolForm,
+)
 from bot.data.errors import ConfigError, ExchangeError, MalformedFrame
 from bot.data.models import Side, Tick
 from bot.data.venues.protocol import (
@@ -133,12 +139,20 @@ class _Envelope(msgspec.Struct):
     msg: str | None = None
 
 
-def to_raw_symbol(symbol: str) -> str:
-    """``"BTC/USDT"`` -> ``"BTCUSDT"`` (Binance's form)."""
-    base, sep, quote = symbol.partition("/")
-    if not sep or not base or not quote or "/" in quote:
-        raise ValueError(f"crypto symbol {symbol!r} must look like 'BASE/QUOTE', e.g. 'BTC/USDT'")
-    return (base + quote).upper()
+# Binance's legal range for a symbol is ``^[A-Z0-9-_.]{1,20}$`` (error -1100); spot pairs
+# use letters and digits only, and stream names are lower-case letters and digits. The
+# unified form puts a '/' between base and quote asset, so at most 21 characters in all.
+BINANCE_PAIR = SymbolForm(
+    re.compile(r"[A-Za-z0-9]{1,19}/[A-Za-z0-9]{1,19}"),
+    "must look like 'BASE/QUOTE', e.g. 'BTC/USDT': letters A-Z and digits on both sides "
+    "of one '/', at most 20 of them in all; no spaces or other characters",
+    max_length=21)
+
+
+def to_raw_symbol(symbol: str, field: str = "symbol") -> str:
+    """``"BTC/USDT"`` -> ``"BTCUSDT"`` (Binance's form); a :class:`ConfigError` naming the
+    symbol if it is not a ``BASE/QUOTE`` pair Binance could carry."""
+    return BINANCE_PAIR.normalise(symbol, field).replace("/", "")
 
 
 class BinanceCodec:
