@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,65 @@ def test_unknown_set_field_exits_2_listing_known_settings(
     err = capsys.readouterr().err
     assert "grace_ms='5' is invalid: unknown setting (from flag)" in err
     assert "known settings: default_timeframe, supported_timeframes" in err
+
+
+# -- the command line as a user runs it: one line on stderr, exit status 2 ---------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*argv: str, env: dict[str, str] | None = None,
+            cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python -m bot.data ARGV`` in a fresh interpreter, with this tree first on the path."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_STREAM_")}
+    full_env.update(env or {}, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "bot.data", *argv], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=60)
+
+
+@pytest.mark.parametrize(("argv", "env", "toml", "expected"), [
+    pytest.param(["live", "BTCUSDT"], {}, None, "symbols='BTCUSDT' is invalid: must look like "
+                 "'BASE/QUOTE'", id="pair-without-slash"),
+    pytest.param(["live", "--sim", "BTC USDT"], {}, None, "symbols='BTC USDT' is invalid",
+                 id="space-in-pair"),
+    pytest.param(["record", "--out", "store", "BTC/USDT&x=1"], {}, None,
+                 "symbols='BTC/USDT&x=1' is invalid", id="url-special-character"),
+    pytest.param(["live", "--sim", "--stocks", "AA PL"], {}, None,
+                 "--stocks='AA PL' is invalid: this Alpaca stream takes stock tickers",
+                 id="space-in-ticker"),
+    pytest.param(["dashboard", "--sim", "--stocks", "*"], {}, None, "--stocks='*' is invalid",
+                 id="wildcard-ticker"),
+    pytest.param(["live", "--set", "tick_buffer_size=1000000000000000000000000000000"], {},
+                 None, "tick_buffer_size=1000000000000000000000000000000 is invalid: must be "
+                 "an integer from 1 to 1,000,000", id="huge-buffer-flag"),
+    pytest.param(["live", "--set", "binance_max_streams_per_connection=5.5"], {}, None,
+                 "binance_max_streams_per_connection='5.5' is invalid: must be an integer",
+                 id="fraction-of-streams-flag"),
+    pytest.param(["live"], {"BOT_STREAM_HEALTH_CHECK_INTERVAL": "1e-9"}, None,
+                 "health_check_interval=1e-09 is invalid: must be a number from 0.05",
+                 id="tiny-interval-env"),
+    pytest.param(["live"], {"BOT_STREAM_RECONNECT_DELAY": "nan"}, None,
+                 "reconnect_delay=nan is invalid", id="nan-env"),
+    pytest.param(["live", "--config", "stream.toml"], {}, "store_flush_interval = inf\n",
+                 "store_flush_interval=inf is invalid", id="inf-in-file"),
+    pytest.param(["live", "--config", "stream.toml"], {}, "reconnect_delay = " + "9" * 400,
+                 "reconnect_delay=999", id="integer-beyond-float-in-file"),
+    pytest.param(["live", "--config", "stream.toml"], {}, 'binance_ws_url = "ws://"\n',
+                 "binance_ws_url='ws://' is invalid", id="url-without-host-in-file"),
+    pytest.param(["live", "--config", "stream.toml"], {}, 'store_path = ""\n'
+                 'binance_ws_url = "wss://h/"\nsupported_timeframes = []\n',
+                 "supported_timeframes=[] is invalid", id="empty-timeframes-in-file"),
+])
+def test_bad_setting_or_symbol_is_one_line_on_stderr_and_exit_status_2(
+        argv: list[str], env: dict[str, str], toml: str | None, expected: str,
+        tmp_path: Path) -> None:
+    if toml is not None:
+        (tmp_path / "stream.toml").write_text(toml)
+    result = run_cli(*argv, env=env, cwd=tmp_path)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"bot-stream {argv[0]}: configuration error: ")
+    assert expected in lines[0]
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == ([tmp_path / "stream.toml"] if toml else [])
