@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.data.config import FIELD_RULES, StreamManagerConfig
+from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
 from bot.data.models import Side, Tick
 from bot.data.stream_manager import StreamManager
@@ -109,6 +109,8 @@ def _cases(table: dict[str, list[Any]]) -> list[Any]:
 
 
 def test_every_field_has_a_rule_and_bad_values_in_this_table() -> None:
+    from bot.data.config import FIELD_RULES
+
     fields = {f.name for f in dataclasses.fields(StreamManagerConfig)}
     assert set(FIELD_RULES) == fields
     assert set(BAD_VALUES) == fields

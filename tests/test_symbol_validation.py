@@ -22,7 +22,7 @@ from bot.data.errors import ConfigError
 from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager, create_default_trading_stream
-from bot.data.venues.alpaca import alpaca_symbol
+from bot.data.venues import alpaca
 from bot.data.venues.binance import BinanceSession, to_raw_symbol
 from tests.streaming import fast_config, point_at, wait_for
 
@@ -77,7 +77,7 @@ def test_any_accepted_pair_makes_a_legal_symbol_and_stream_name(text: str) -> No
     ("AAPL", "AAPL"), ("brk.b", "BRK.B"), ("BF.B", "BF.B"), ("A", "A"), ("XYZ.WS.A", "XYZ.WS.A"),
 ])
 def test_alpaca_stock_tickers_are_accepted_in_upper_case(symbol: str, normal: str) -> None:
-    assert alpaca_symbol(symbol, crypto=False) == normal
+    assert alpaca.alpaca_symbol(symbol, crypto=False) == normal
 
 
 @pytest.mark.parametrize("symbol", BAD_TICKERS)
@@ -91,10 +91,10 @@ def test_malformed_stock_ticker_is_refused_naming_it_and_the_form(symbol: str) -
 
 
 def test_alpaca_crypto_pairs_take_the_pair_form() -> None:
-    assert alpaca_symbol("btc/usd", crypto=True) == "BTC/USD"
+    assert alpaca.alpaca_symbol("btc/usd", crypto=True) == "BTC/USD"
     for bad in ("BTCUSD", "BTC/USD ", "BTC/US D", "*"):
         with pytest.raises(ConfigError, match="crypto pairs"):
-            alpaca_symbol(bad, crypto=True)
+            alpaca.alpaca_symbol(bad, crypto=True)
 
 
 @pytest.mark.parametrize(("symbols", "message"), [
