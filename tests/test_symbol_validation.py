@@ -159,3 +159,11 @@ async def test_bad_symbol_added_at_runtime_never_reaches_the_exchange(
         finally:
             await manager.stop()
     assert manager.symbols == ["BTC/USDT"]
+
+
+def test_binance_session_takes_all_of_a_subscription_or_none() -> None:
+    session = BinanceSession(StreamManagerConfig(binance_ws_url="wss://h"), ["BTC/USDT"])
+    with pytest.raises(ConfigError, match="'ETH/USDT&x'"):
+        session.subscribe(["SOL/USDT", "ETH/USDT&x"])
+    assert session.symbols == {"BTC/USDT"}
+    assert session.url() == "wss://h/stream?streams=btcusdt@trade"

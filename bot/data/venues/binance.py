@@ -280,7 +280,8 @@ class BinanceSession(BinanceCodec):
 
         Raises :class:`ConfigError` if the connection would exceed its stream limit.
         """
-        new = [s for s in dict.fromkeys(s.upper() for s in symbols) if s not in self._symbols]
+        raw = {s: to_raw_symbol(s) for s in symbols}  # every symbol checked before any is taken
+        new = [s for s in dict.fromkeys(s.upper() for s in raw) if s not in self._symbols]
         streams = (len(self._symbols) + len(new)) * len(self._channels)
         if streams > self.max_streams:
             raise ConfigError("symbols", len(self._symbols) + len(new),
