@@ -184,3 +184,25 @@ def test_bad_setting_or_symbol_is_one_line_on_stderr_and_exit_status_2(
     assert expected in lines[0]
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == ([tmp_path / "stream.toml"] if toml else [])
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["live", "--sim", "--status-port", "99999"],
+     "argument --status-port: '99999' is not a port number 0-65535"),
+    (["record", "--sim", "--out", "store", "--status-port", "-1"],
+     "argument --status-port: '-1' is not a port number 0-65535"),
+    (["live", "--sim", "--sim-history", "nan"],
+     "argument --sim-history: 'nan' is not a finite number >= 0"),
+    (["live", "--sim", "--sim-speed", "inf"],
+     "argument --sim-speed: 'inf' is not a finite number > 0"),
+    (["dashboard", "--sim", "--duration", "1e999"],
+     "argument --duration: '1e999' is not a finite number > 0"),
+    (["live", "--stocks"], "argument --stocks: expected at least one argument"),
+])
+def test_bad_flag_is_one_line_on_stderr_and_exit_status_2(argv: list[str], expected: str,
+                                                          tmp_path: Path) -> None:
+    result = run_cli(*argv, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"bot-stream {argv[0]}: error: {expected} "
+                             f"(see bot-stream {argv[0]} --help)\n")
+    assert list(tmp_path.iterdir()) == []

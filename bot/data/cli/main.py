@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from importlib import metadata
+from typing import NoReturn
 
 from bot.data.cli import dashboard, health, live, record, replay
 from bot.data.cli.delegate import DELEGATED
@@ -31,9 +32,17 @@ or network: `bot-stream live --sim BTC/USDT ETH/USDT`.
 COMMANDS = (live, dashboard, record, replay, health)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line on stderr (and exit status 2), like every
+    other bad input; the full usage is one ``--help`` away. Subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log more (-v info, -vv debug) on stderr")

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -33,14 +34,38 @@ DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
 
 def positive(text: str) -> float:
-    """An argparse type: a number > 0 (argparse names the flag in its error)."""
+    """An argparse type: a finite number > 0 (argparse names the flag in its error)."""
+    value = _finite(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = _finite(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 to 65535 (0 picks a free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number 0-65535")
+    return value
+
+
+def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
-    return value
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,12 +99,12 @@ def add_stream_arguments(parser: argparse.ArgumentParser, *, status: bool = True
                      help="simulated market seconds per real second (30: a 1m bar every 2 s); "
                           "default 1")
     sim.add_argument("--sim-seed", type=int, default=1, metavar="N", help="simulator seed")
-    sim.add_argument("--sim-history", type=float, default=3600.0, metavar="SECONDS",
+    sim.add_argument("--sim-history", type=non_negative, default=3600.0, metavar="SECONDS",
                      help="market seconds traded before the start, which the stream's warm-up "
                           "loads as bar history (default 3600)")
     run = parser.add_argument_group("run")
     if status:
-        run.add_argument("--status-port", type=int, metavar="PORT",
+        run.add_argument("--status-port", type=port, metavar="PORT",
                          help="serve /health, /metrics (Prometheus) and /metrics.json here "
                               "(0 picks a free port)")
         run.add_argument("--status-host", default="127.0.0.1", metavar="HOST",
