@@ -203,8 +203,12 @@ def test_ticker_channel_needs_two_streams_per_connection() -> None:
 
 def test_bad_url_from_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BINANCE_WS_URL", "ws://")
-    with pytest.raises(ConfigError, match=r"binance_ws_url='ws://' is invalid"):
+    with pytest.raises(ConfigError, match=r"binance_ws_url='ws://' is invalid: .* \(set by "
+                                          r"the environment variable BINANCE_WS_URL\)"):
         StreamManagerConfig()
+    with pytest.raises(ConfigError) as err:
+        StreamManagerConfig(binance_ws_url="ws://x", tick_buffer_size=0)
+    assert "environment" not in str(err.value)
 
 
 def test_replace_checks_again() -> None:

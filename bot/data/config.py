@@ -107,15 +107,23 @@ class StreamManagerConfig:
     stable_connection_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        self._resolve_urls()
+        from_env = self._resolve_urls()
         for name, rule in FIELD_RULES.items():
-            setattr(self, name, rule.check(name, getattr(self, name)))
+            try:
+                setattr(self, name, rule.check(name, getattr(self, name)))
+            except ConfigError as exc:
+                if name not in from_env:
+                    raise
+                raise ConfigError(name, exc.value, f"{exc.allowed} (set by the environment "
+                                                   f"variable {from_env[name]})") from None
         self._check_between_fields()
 
-    def _resolve_urls(self) -> None:
-        """Fill unset venue URLs from the environment, else the venue's published endpoint."""
+    def _resolve_urls(self) -> dict[str, str]:
+        """Fill unset venue URLs from the environment, else the venue's published endpoint;
+        returns field -> variable for the ones the environment gave."""
+        from_env: dict[str, str] = {}
         if not isinstance(self.binance_venue, str) or self.binance_venue not in BINANCE_VENUES:
-            return  # refused by its rule below
+            return from_env  # refused by its rule below
         binance_ws, binance_rest = BINANCE_VENUES[self.binance_venue]
         for name, variable, default in (
                 ("binance_ws_url", "BINANCE_WS_URL", binance_ws),
@@ -123,7 +131,11 @@ class StreamManagerConfig:
                 ("alpaca_ws_url", "ALPACA_WS_URL", ALPACA_WS_DEFAULT),
                 ("alpaca_rest_url", "ALPACA_REST_URL", ALPACA_REST_DEFAULT)):
             if getattr(self, name) is None:
-                setattr(self, name, _env(variable) or default)
+                value = _env(variable)
+                if value is not None:
+                    from_env[name] = variable
+                setattr(self, name, value or default)
+        return from_env
 
     def _check_between_fields(self) -> None:
         if self.default_timeframe not in self.supported_timeframes:
