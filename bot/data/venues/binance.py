@@ -36,6 +36,7 @@ import msgspec
 from bot.data.config import (
     BINANCE_TRADE_CHANNELS,
     BINANCE_VENUES,
+    MAX_STREAMS_PER_BINANCE_CONNECTION,
     StreamManagerConfig,
     SymbolForm,
 )
@@ -50,7 +51,7 @@ from bot.data.venues.protocol import (
 )
 
 VENUE_BINANCE = "binance"
-MAX_STREAMS_PER_CONNECTION = 1024
+MAX_STREAMS_PER_CONNECTION = MAX_STREAMS_PER_BINANCE_CONNECTION
 MAX_CONTROL_MESSAGES_PER_SECOND = 5
 # Binance documents no cap per request, but very long SUBSCRIBE requests (a few
 # hundred streams) have been seen to fail without an answer; 200 stays clear.
