@@ -198,6 +198,8 @@ def test_bad_setting_or_symbol_is_one_line_on_stderr_and_exit_status_2(
     (["dashboard", "--sim", "--duration", "1e999"],
      "argument --duration: '1e999' is not a finite number > 0"),
     (["live", "--stocks"], "argument --stocks: expected at least one argument"),
+    (["dashboard", "--sim", "--port", "99999"],
+     "argument --port: '99999' is not a port number 0-65535"),
 ])
 def test_bad_flag_is_one_line_on_stderr_and_exit_status_2(argv: list[str], expected: str,
                                                           tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from bot.data.cli.session import (
     add_stream_arguments,
     config_from_args,
     note,
+    port,
     running_stream,
     wait_until_stopped,
 )
@@ -39,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     web = parser.add_argument_group("web server")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on "
                                                          "(default 127.0.0.1)")
-    web.add_argument("--port", type=int, default=8787, help="default 8787; 0 picks a free one")
+    web.add_argument("--port", type=port, default=8787, help="default 8787; 0 picks a free one")
     web.add_argument("--open", action="store_true", help="open the page in a browser")
     web.add_argument("--engine", action="store_true",
                      help="run the StreamingTradingEngine (momentum predictor) so its "
