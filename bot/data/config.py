@@ -81,6 +81,9 @@ class StreamManagerConfig:
     backfill: bool = True
     warm_up: bool = True
     backfill_timeout_seconds: float = 60.0
+    # start() waits at most this long for a symbol's warm-up; past it the stream passes
+    # and what was not filled is reported as a gap.
+    warm_up_timeout_seconds: float = 30.0
 
     # Local store: record ticks and completed bars as Parquet under this directory, and
     # after a restart resume from the last stored trade (None: no store).
@@ -101,7 +104,8 @@ class StreamManagerConfig:
         for name in ("reconnect_delay", "max_reconnect_delay", "health_check_interval",
                      "stale_threshold_seconds", "connect_timeout", "silence_timeout_seconds",
                      "stable_connection_seconds", "backfill_timeout_seconds",
-                     "store_flush_interval", "store_resume_max_gap_seconds"):
+                     "warm_up_timeout_seconds", "store_flush_interval",
+                     "store_resume_max_gap_seconds"):
             _require_positive(name, getattr(self, name))
         if self.max_reconnect_delay < self.reconnect_delay:
             raise ConfigError("max_reconnect_delay", self.max_reconnect_delay,

@@ -217,15 +217,18 @@ class StreamManager:
             return
         from bot.data.history_sources import AlpacaTradeHistory, BinanceTradeHistory
         from bot.data.rest.binance import BinanceRest
+        from bot.data.rest.limits import RateLimiter
 
         if self._crypto and cfg.binance_venue not in self._sources:
             self._sources[cfg.binance_venue] = BinanceTradeHistory(
-                BinanceRest(cfg), aggregate=cfg.binance_trade_channel == "aggTrade")
+                BinanceRest(cfg, limiter=RateLimiter.following(self._clock, BinanceRest.budget)),
+                aggregate=cfg.binance_trade_channel == "aggTrade")
         if self._stocks and "alpaca" not in self._sources:
             from bot.data.rest.alpaca import AlpacaRest
 
             creds = self._credentials or AlpacaCredentials.from_env()
-            self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(cfg, creds))
+            self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(
+                cfg, creds, limiter=RateLimiter.following(self._clock, AlpacaRest.budget)))
         fetchers: dict[str, TradeFetcher] = dict(self._sources) if cfg.backfill else {}
         self._recovery.fetchers = fetchers
 
@@ -283,7 +286,8 @@ class StreamManager:
         stored: list[Tick] = []
         if resume and self._store is not None:
             stored = await asyncio.to_thread(self._store.tick_records, venue, symbol, fill_start)
-        await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start, stored)
+        await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start, stored,
+                      timeout=self.config.warm_up_timeout_seconds)
 
     def _on_gap(self, gap: GapReport) -> None:
         """A span REST could not fill: its bars carry GAP, and HEALTH says so at once."""
@@ -489,6 +493,8 @@ class StreamManager:
                                      "reconnects": c.stats.reconnects,
                                      "rollovers": c.stats.rollovers}
                             for c in self._connections},
+            "rejected_by_reason": dict(self.pipeline.gate.refused),
+            "rest": {venue: source.rest.limiter.usage() for venue, source in self._sources.items()},
         }
 
     def _counters(self) -> dict[str, int]:
@@ -500,7 +506,7 @@ class StreamManager:
             "ticks": self.pipeline.ticks_accepted,
             "bars": self.pipeline.bars_completed,
             "parse_errors": sum(s.malformed for s in stats),
-            "rejected_ticks": agg.rejected,
+            "rejected_ticks": self.pipeline.gate.refused_total,
             "duplicate_ticks": agg.duplicate,
             "late_ticks": agg.late,
             "handler_errors": self.bus.counters.handler_errors,

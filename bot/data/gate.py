@@ -1,0 +1,210 @@
+"""``TickGate``: the one check every tick passes before it can touch a bar.
+
+Live streams, REST backfill and warm-up, store replay and the NATS remote
+source all hand their ticks to :meth:`TickGate.admit` (through
+:class:`~bot.data.pipeline.TickPipeline`), and nothing behind it validates
+again. A tick passes when:
+
+* its price and quantity are finite and greater than zero;
+* its trade id is an ``int`` in ``[0, 2**63 - 1]``;
+* its exchange time is an ``int`` of nanoseconds within int64 and within a
+  plausible window of the *venue's* clock (below);
+* the venue's own rule, when it has one (:data:`VenueRule`), does not refuse it.
+
+A refused tick is counted by reason (:attr:`TickGate.refused`), logged at most
+once per period per reason with a sample, and goes no further: it builds no
+bar. Its id still counts as seen (recovery moves its sequence cursor past it),
+so the trade after it is not taken for a gap.
+
+The venue clock. Exchanges (and the project's simulator, which may run its
+clock far ahead of the machine's) do not share our clock, so "plausible" is
+judged against an estimate of each venue's clock: ``anchor_exchange +
+(receive_time - anchor_local)``, anchored at the venue's first tick on the
+local clock and moved forward by every accepted tick stamped ahead of it. A
+tick within ``[reference - past_window, reference + future_window]`` passes.
+One outside is a *suspect*: it is held (one per venue) until the venue's next
+tick decides. If that tick lies within the window of a clock anchored at the
+suspect, the venue's clock really jumped (a simulator after a silence, a long
+outage): the clock is re-anchored at the suspect and both pass, in order.
+Otherwise the suspect is refused (``time_out_of_range``) and the new tick is
+judged on its own. A suspect still undecided after ``suspect_timeout_s`` of
+local time is refused by :meth:`TickGate.expire`, which the clock loop calls.
+
+So one tick alone can never move a venue's clock or reach the aggregator from
+outside the window: bars built from one tick span at most ``past_window +
+future_window``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+
+from bot.data.models import Tick
+from bot.data.throttle import LogThrottle
+from bot.data.timeframes import NS_PER_SECOND
+
+logger = logging.getLogger(__name__)
+
+MAX_INT64 = (1 << 63) - 1
+DEFAULT_FUTURE_WINDOW_NS = 60 * NS_PER_SECOND
+DEFAULT_PAST_WINDOW_NS = 24 * 3600 * NS_PER_SECOND
+SUSPECT_TIMEOUT_S = 3.0
+
+VenueRule = Callable[[Tick], "str | None"]
+"""A venue's own rule: the reason it refuses ``tick``, or None when the tick may pass.
+
+Example: Binance USDⓈ-M trade records whose type is not ``MARKET`` carry price
+0 and are not counted by its klines; a futures venue would refuse them here.
+Binance spot and Alpaca have no such rule.
+"""
+
+
+class Refusal(StrEnum):
+    """Why the gate refused a tick (the keys of ``rejected_by_reason`` in the metrics)."""
+
+    PRICE = "price"
+    QUANTITY = "quantity"
+    TRADE_ID = "trade_id"
+    TIMESTAMP = "timestamp"
+    TIME_OUT_OF_RANGE = "time_out_of_range"
+
+
+class _VenueClock:
+    """One venue's clock as estimated from its ticks, and the suspect it holds."""
+
+    __slots__ = ("anchor_exchange", "anchor_local", "held_at", "suspect")
+
+    def __init__(self, local_ns: int) -> None:
+        self.anchor_exchange = local_ns
+        self.anchor_local = local_ns
+        self.suspect: Tick | None = None
+        self.held_at = 0.0  # monotonic seconds when the suspect was held
+
+
+def valid_trade_id(trade_id: object) -> bool:
+    """True for an ``int`` trade id in ``[0, 2**63 - 1]`` (the range the store can keep)."""
+    return type(trade_id) is int and 0 <= trade_id <= MAX_INT64
+
+
+class TickGate:
+    """Admits ticks that pass every rule; counts and logs the rest by reason.
+
+    ``past_window_ns`` must cover the oldest trade a source legitimately
+    delivers (store resume, REST backfill after an outage, a warm-up window);
+    ``future_window_ns`` how far ahead of the estimated venue clock a trade may
+    be (clock skew, jitter, a fast simulator between two ticks).
+    ``venue_rules`` maps a venue name to its own rule.
+    """
+
+    def __init__(self, *, past_window_ns: int = DEFAULT_PAST_WINDOW_NS,
+                 future_window_ns: int = DEFAULT_FUTURE_WINDOW_NS,
+                 venue_rules: Mapping[str, VenueRule] | None = None,
+                 suspect_timeout_s: float = SUSPECT_TIMEOUT_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if past_window_ns <= 0 or future_window_ns <= 0:
+            raise ValueError("the gate's time windows must be positive")
+        self.past_window_ns = past_window_ns
+        self.future_window_ns = future_window_ns
+        self.venue_rules = dict(venue_rules or {})
+        self.suspect_timeout_s = suspect_timeout_s
+        self.refused: dict[str, int] = {}
+        self._clocks: dict[str, _VenueClock] = {}
+        self._monotonic = monotonic
+        self._log = LogThrottle(logger)
+
+    @property
+    def refused_total(self) -> int:
+        return sum(self.refused.values())
+
+    def admit(self, tick: Tick) -> tuple[Tick, ...]:
+        """The ticks that may go on now, in order: ``(tick,)`` when it passes.
+
+        ``()`` when it is refused or held as a suspect; ``(suspect, tick)`` when
+        it confirms a held suspect's clock; ``(tick,)`` also when it refutes one
+        (the suspect is refused then).
+        """
+        price = tick.price
+        qty = tick.volume
+        if not 0.0 < price < math.inf:
+            return self._refuse(tick, Refusal.PRICE)
+        if not 0.0 < qty < math.inf:
+            return self._refuse(tick, Refusal.QUANTITY)
+        tid = tick.trade_id
+        if type(tid) is not int or not 0 <= tid <= MAX_INT64:
+            return self._refuse(tick, Refusal.TRADE_ID)
+        ts = tick.timestamp
+        if type(ts) is not int or not 0 <= ts <= MAX_INT64:
+            return self._refuse(tick, Refusal.TIMESTAMP)
+        if self.venue_rules:
+            rule = self.venue_rules.get(tick.venue)
+            reason = rule(tick) if rule is not None else None
+            if reason is not None:
+                return self._refuse(tick, reason)
+        clock = self._clocks.get(tick.venue)
+        local = tick.receive_timestamp
+        if clock is None:
+            clock = self._clocks[tick.venue] = _VenueClock(local)
+        if clock.suspect is not None:
+            return self._decide(clock, tick)
+        reference = clock.anchor_exchange + (local - clock.anchor_local)
+        if ts > reference:
+            if ts - reference > self.future_window_ns:
+                return self._hold(clock, tick)
+            clock.anchor_exchange = ts
+            clock.anchor_local = local
+        elif reference - ts > self.past_window_ns:
+            return self._hold(clock, tick)
+        return (tick,)
+
+    def expire(self) -> list[Tick]:
+        """Refuse the suspects held longer than ``suspect_timeout_s``; returns them."""
+        now = self._monotonic()
+        out = []
+        for clock in self._clocks.values():
+            suspect = clock.suspect
+            if suspect is not None and now - clock.held_at >= self.suspect_timeout_s:
+                clock.suspect = None
+                self._refuse(suspect, Refusal.TIME_OUT_OF_RANGE)
+                out.append(suspect)
+        return out
+
+    def forget(self, symbol: str) -> None:
+        """Drop a suspect of ``symbol`` (unsubscribed): it must not come back later."""
+        for clock in self._clocks.values():
+            if clock.suspect is not None and clock.suspect.symbol == symbol:
+                clock.suspect = None
+
+    def _hold(self, clock: _VenueClock, tick: Tick) -> tuple[Tick, ...]:
+        clock.suspect = tick
+        clock.held_at = self._monotonic()
+        return ()
+
+    def _decide(self, clock: _VenueClock, tick: Tick) -> tuple[Tick, ...]:
+        """``tick`` confirms or refutes the held suspect; then it is judged itself."""
+        suspect = clock.suspect
+        assert suspect is not None
+        clock.suspect = None
+        reference = suspect.timestamp + (tick.receive_timestamp - suspect.receive_timestamp)
+        offset = tick.timestamp - reference
+        if -self.past_window_ns <= offset <= self.future_window_ns:
+            # The venue's clock really moved: follow it from the suspect on.
+            clock.anchor_exchange = suspect.timestamp
+            clock.anchor_local = suspect.receive_timestamp
+            if offset > 0:
+                clock.anchor_exchange = tick.timestamp
+                clock.anchor_local = tick.receive_timestamp
+            return (suspect, tick)
+        self._refuse(suspect, Refusal.TIME_OUT_OF_RANGE)
+        return self.admit(tick)
+
+    def _refuse(self, tick: Tick, reason: str) -> tuple[Tick, ...]:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        self._log.log(f"refused {reason}", logging.WARNING,
+                      "refused a %s tick of %s (%s): price=%r qty=%r trade_id=%r time=%r",
+                      tick.venue, tick.symbol, reason, tick.price, tick.volume,
+                      tick.trade_id, tick.timestamp)
+        return ()
