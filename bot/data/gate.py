@@ -23,11 +23,12 @@ judged against an estimate of each venue's clock: ``anchor_exchange +
 local clock and moved forward by every accepted tick stamped ahead of it. A
 tick within ``[reference - past_window, reference + future_window]`` passes.
 One outside is a *suspect*: it is held (one per venue) until the venue's next
-tick decides. If that tick lies within the window of a clock anchored at the
-suspect, the venue's clock really jumped (a simulator after a silence, a long
-outage): the clock is re-anchored at the suspect and both pass, in order.
-Otherwise the suspect is refused (``time_out_of_range``) and the new tick is
-judged on its own. A suspect still undecided after ``suspect_timeout_s`` of
+tick decides. If that tick is outside the window on the same side and within
+``future_window`` of the suspect's projected time (the suspect's time plus the
+local time elapsed since), the venue's clock really jumped (a simulator after a
+silence, a long outage): the clock is re-anchored there and both pass, in
+order. Otherwise the suspect is refused (``time_out_of_range``) and the new
+tick is judged on its own. A suspect still undecided after ``suspect_timeout_s`` of
 local time is refused by :meth:`TickGate.expire`, which the clock loop calls.
 
 So one tick alone can never move a venue's clock or reach the aggregator from
@@ -76,13 +77,19 @@ class Refusal(StrEnum):
 class _VenueClock:
     """One venue's clock as estimated from its ticks, and the suspect it holds."""
 
-    __slots__ = ("anchor_exchange", "anchor_local", "held_at", "suspect")
+    __slots__ = ("ahead", "anchor_exchange", "anchor_local", "held_at", "suspect")
 
     def __init__(self, local_ns: int) -> None:
         self.anchor_exchange = local_ns
         self.anchor_local = local_ns
         self.suspect: Tick | None = None
+        self.ahead = False  # the suspect is ahead of the clock (else behind it)
         self.held_at = 0.0  # monotonic seconds when the suspect was held
+
+    def offset(self, tick: Tick) -> int:
+        """How far ``tick`` is ahead of this clock (negative: behind it)."""
+        return tick.timestamp - (self.anchor_exchange
+                                 + (tick.receive_timestamp - self.anchor_local))
 
 
 def valid_trade_id(trade_id: object) -> bool:
@@ -150,14 +157,14 @@ class TickGate:
             clock = self._clocks[tick.venue] = _VenueClock(local)
         if clock.suspect is not None:
             return self._decide(clock, tick)
-        reference = clock.anchor_exchange + (local - clock.anchor_local)
-        if ts > reference:
-            if ts - reference > self.future_window_ns:
-                return self._hold(clock, tick)
+        offset = ts - (clock.anchor_exchange + (local - clock.anchor_local))
+        if offset > 0:
+            if offset > self.future_window_ns:
+                return self._hold(clock, tick, ahead=True)
             clock.anchor_exchange = ts
             clock.anchor_local = local
-        elif reference - ts > self.past_window_ns:
-            return self._hold(clock, tick)
+        elif -offset > self.past_window_ns:
+            return self._hold(clock, tick, ahead=False)
         return (tick,)
 
     def expire(self) -> list[Tick]:
@@ -178,8 +185,9 @@ class TickGate:
             if clock.suspect is not None and clock.suspect.symbol == symbol:
                 clock.suspect = None
 
-    def _hold(self, clock: _VenueClock, tick: Tick) -> tuple[Tick, ...]:
+    def _hold(self, clock: _VenueClock, tick: Tick, *, ahead: bool) -> tuple[Tick, ...]:
         clock.suspect = tick
+        clock.ahead = ahead
         clock.held_at = self._monotonic()
         return ()
 
@@ -188,15 +196,15 @@ class TickGate:
         suspect = clock.suspect
         assert suspect is not None
         clock.suspect = None
-        reference = suspect.timestamp + (tick.receive_timestamp - suspect.receive_timestamp)
-        offset = tick.timestamp - reference
-        if -self.past_window_ns <= offset <= self.future_window_ns:
-            # The venue's clock really moved: follow it from the suspect on.
-            clock.anchor_exchange = suspect.timestamp
-            clock.anchor_local = suspect.receive_timestamp
-            if offset > 0:
-                clock.anchor_exchange = tick.timestamp
-                clock.anchor_local = tick.receive_timestamp
+        offset = clock.offset(tick)
+        same_side = (offset > self.future_window_ns if clock.ahead
+                     else -offset > self.past_window_ns)
+        projected = suspect.timestamp + (tick.receive_timestamp - suspect.receive_timestamp)
+        if same_side and abs(tick.timestamp - projected) <= self.future_window_ns:
+            # The venue's clock really moved: follow it from the later of the two.
+            later = tick if tick.timestamp >= projected else suspect
+            clock.anchor_exchange = later.timestamp
+            clock.anchor_local = later.receive_timestamp
             return (suspect, tick)
         self._refuse(suspect, Refusal.TIME_OUT_OF_RANGE)
         return self.admit(tick)

@@ -256,13 +256,17 @@ class GapRecovery:
         self._pass_on(cur, tick)
 
     def _seen(self, tick: Tick) -> None:
-        """A tick the gate refused or held: its id moves the cursor, in its place in order."""
+        """A tick the gate refused or held: its id moves the cursor, in its place in order.
+
+        Only when it is the next id: after a jump, the cursor stays, so the next
+        admitted tick finds the gap before it (and its fill covers this id too).
+        """
         cur = self._cursors.get(tick.symbol)
         if cur is None or not valid_trade_id(tick.trade_id):
             return
         if cur.filling:
             self._buffer(cur, tick, False)
-        elif tick.trade_id > cur.position.last_id:
+        elif cur.position.last_id < 0 or tick.trade_id == cur.position.last_id + 1:
             cur.position.last_id = tick.trade_id
 
     def _buffer(self, cur: _Cursor, tick: Tick, admitted: bool) -> None:
