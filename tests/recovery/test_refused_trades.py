@@ -70,7 +70,7 @@ async def test_a_refused_trade_inside_a_fill_is_no_gap_and_is_not_fetched_again(
 async def test_a_refused_trade_after_a_jump_does_not_hide_the_gap_before_it() -> None:
     trades = xrpeth_trades()[:2000]
     # 1000..1009 lost on the stream, 1010 arrives with price 0, the rest is fine.
-    live = trades[:1000] + [_zero_price(trades[1010])] + trades[1011:]
+    live = [*trades[:1000], _zero_price(trades[1010]), *trades[1011:]]
     history = FakeHistory(trades)
     pipeline = _pipeline()
     recovery = GapRecovery(pipeline, {"binance": history})
