@@ -310,16 +310,22 @@ class GapRecovery:
     def _spawn(self, cur: _Cursor) -> None:
         # The live tick that ends the gap (a gap is only ever opened by an admitted one).
         until = next((t for t, admitted in cur.buffer if admitted), None)
-        timeout = cur.timeout if cur.timeout is not None else self._fetch_timeout
+        if cur.timeout is not None:
+            timeout, late = cur.timeout, "the warm-up did not finish by its deadline"
+        else:
+            timeout = self._fetch_timeout
+            late = f"the fill did not finish within {timeout:g} s"
         cur.timeout = None
         cur.overflow = False
-        task = asyncio.get_running_loop().create_task(self._fill(cur, until, timeout),
+        task = asyncio.get_running_loop().create_task(self._fill(cur, until, timeout, late),
                                                       name=f"backfill-{cur.symbol}")
         cur.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fill(self, cur: _Cursor, until: Tick | None, timeout: float) -> None:
+    async def _fill(self, cur: _Cursor, until: Tick | None, timeout: float,
+                    late: str) -> None:
+        """Fetch the gap within ``timeout`` seconds (``late`` says it did not), then apply."""
         started = time.monotonic_ns()
         fetcher = cur.fetcher
         assert fetcher is not None
@@ -335,7 +341,7 @@ class GapRecovery:
             error = (f"more than {self._max_buffered} live ticks arrived while the fill ran; "
                      "the fill was given up")
         except TimeoutError:
-            error = f"the fill did not finish within {timeout:g} s"
+            error = late
         except Exception as exc:  # any failure is reported as a gap, never hidden
             error = f"{type(exc).__name__}: {exc}"
         if error is not None:

@@ -143,5 +143,5 @@ async def test_a_warm_up_fill_past_its_deadline_reports_the_span_and_lets_the_st
     assert pipeline.ticks_accepted == 0, "held while the warm-up fill runs"
     await asyncio.sleep(0.2)
 
-    assert len(reports) == 1 and "0.05 s" in reports[0].cause
+    assert len(reports) == 1 and "warm-up did not finish" in reports[0].cause
     assert pipeline.ticks_accepted == 400 and recovery.filling_symbols() == []
