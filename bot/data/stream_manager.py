@@ -78,6 +78,8 @@ class StreamManager:
                                      fetch_timeout=self.config.backfill_timeout_seconds)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
         self._gaps: deque[dict[str, Any]] = deque(maxlen=50)
+        self._gaps_unannounced: list[GapReport] = []
+        self._gap_health_at = -1.0  # monotonic time of the last gap HEALTH event
         # Exchange time -> receive of streamed ticks (REST-recovered ones would skew it).
         self._stream_latency_ns: deque[int] = deque(maxlen=10_000)
         self.recorder: Recorder | None = None
@@ -290,15 +292,30 @@ class StreamManager:
                       timeout=self.config.warm_up_timeout_seconds)
 
     def _on_gap(self, gap: GapReport) -> None:
-        """A span REST could not fill: its bars carry GAP, and HEALTH says so at once."""
+        """A span REST could not fill: its bars carry GAP, and HEALTH says so at once.
+
+        Gaps reported together (a ban failing every symbol's fill) share one HEALTH
+        event, at most one a second: judging health costs a pass over every symbol.
+        """
         self._gaps.append(gap.to_dict())
+        self._gaps_unannounced.append(gap)
+        if len(self._gaps_unannounced) == 1:
+            delay = max(0.0, self._gap_health_at + 1.0 - time.monotonic())
+            asyncio.get_running_loop().call_later(delay, self._announce_gaps)
+
+    def _announce_gaps(self) -> None:
+        gaps, self._gaps_unannounced = self._gaps_unannounced, []
+        self._gap_health_at = time.monotonic()
         report = self.get_health()
         if report["status"] == "healthy":
             report["status"] = "degraded"
-        report["reasons"].append(
-            f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
-            f"({gap.cause}); those bars carry the GAP flag")
-        self.bus.emit(EventType.HEALTH, report, gap.venue)
+        for gap in gaps[:10]:
+            report["reasons"].append(
+                f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
+                f"({gap.cause}); those bars carry the GAP flag")
+        if len(gaps) > 10:
+            report["reasons"].append(f"and {len(gaps) - 10} more gaps (see gaps)")
+        self.bus.emit(EventType.HEALTH, report, gaps[0].venue)
 
     # -- connections -----------------------------------------------------------------
     async def _assign_crypto(self, symbols: list[str]) -> None:

@@ -180,6 +180,7 @@ class RateLimiter:
         self.banned_until = 0.0  # seconds since the epoch; nothing is sent before then
         self._ban_status = 0
         self._window: deque[tuple[float, int]] = deque()  # (send time, weight) in the budget
+        self._window_weight = 0
         self.requests: Counter[str] = Counter()  # by endpoint, every request sent
         self.weight: Counter[str] = Counter()
 
@@ -294,10 +295,16 @@ class RateLimiter:
                 raise RestBanned(venue, self._ban_status, int(self.banned_until * 1e9))
             await self._pause(remaining)
         if self.budget is not None:
-            delay = self._reserve(self.budget, weight, venue)
+            booking = self._reserve(self.budget, weight, venue)
+            delay = booking[0] - self._clock()
             if delay > 0:
                 logger.info("%s REST budget: waiting %.1f s for room", venue, delay)
-                await self._wait(delay)
+                try:
+                    await self._wait(delay)
+                except asyncio.CancelledError:
+                    self._window.remove(booking)  # never sent: the room is free again
+                    self._window_weight -= booking[1]
+                    raise
         now = self._clock()
         if self._weight_minute is not None and self._weight_minute != _minute(now):
             self.used_weight, self._weight_minute = 0, None  # the exchange's minute rolled over
@@ -308,8 +315,8 @@ class RateLimiter:
             await self._wait(delay)
             self.used_weight, self._weight_minute = 0, None
 
-    def _reserve(self, budget: RequestBudget, weight: int, venue: str) -> float:
-        """Book a send time within ``budget``; seconds to wait for it.
+    def _reserve(self, budget: RequestBudget, weight: int, venue: str) -> tuple[float, int]:
+        """Book a send time within ``budget``; the booking (send time, weight).
 
         The window holds the send times booked over the last rolling minute (and
         any booked ahead); the new request goes at the first time at which the
@@ -318,9 +325,11 @@ class RateLimiter:
         now = self._clock()
         window = self._window
         while window and window[0][0] <= now - BUDGET_WINDOW_SECONDS:
-            window.popleft()
+            self._window_weight -= window.popleft()[1]
         at = max(now, window[-1][0]) if window else now
-        count, total = len(window), sum(w for _, w in window)
+        if at - now > BUDGET_QUEUE_SECONDS:
+            raise RestBudgetExhausted(venue, budget, int(at * 1e9))
+        count, total = len(window), self._window_weight
         for booked, booked_weight in window:
             if count < budget.requests_per_minute and total + weight <= budget.weight_per_minute:
                 break
@@ -329,8 +338,10 @@ class RateLimiter:
             total -= booked_weight
         if at - now > BUDGET_QUEUE_SECONDS:
             raise RestBudgetExhausted(venue, budget, int(at * 1e9))
-        window.append((at, weight))
-        return at - now
+        booking = (at, weight)
+        window.append(booking)
+        self._window_weight += weight
+        return booking
 
     def _observe(self, reply: Reply) -> None:
         text = reply.headers.get(WEIGHT_HEADER)
