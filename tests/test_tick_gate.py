@@ -49,9 +49,9 @@ def test_a_tick_with_an_impossible_value_is_refused_and_counted_by_reason(
         field: str, value: object, reason: Refusal) -> None:
     g = gate()
     bad = msgspec.structs.replace(tick(), **{field: value})
-    assert g.admit(bad) == ()
+    assert g.passing(bad) == ()
     assert g.refused == {reason: 1} and g.refused_total == 1
-    assert g.admit(tick(2)) == (tick(2),), "the next good tick passes"
+    assert g.passing(tick(2)) == (tick(2),), "the next good tick passes"
 
 
 def test_valid_trade_ids_are_ints_within_int64() -> None:
@@ -65,9 +65,9 @@ def test_a_venue_rule_refuses_with_its_own_reason_and_other_venues_are_untouched
         return "not_a_market_trade" if t.trade_id % 2 == 0 else None
 
     g = gate(venue_rules={"binance_futures": no_zero_id})
-    assert g.admit(tick(2, venue="binance_futures")) == ()
-    assert g.admit(tick(3, venue="binance_futures")) == (tick(3, venue="binance_futures"),)
-    assert g.admit(tick(2)) == (tick(2),)
+    assert g.passing(tick(2, venue="binance_futures")) == ()
+    assert g.passing(tick(3, venue="binance_futures")) == (tick(3, venue="binance_futures"),)
+    assert g.passing(tick(2)) == (tick(2),)
     assert g.refused == {"not_a_market_trade": 1}
 
 
@@ -75,34 +75,53 @@ def test_a_venue_rule_refuses_with_its_own_reason_and_other_venues_are_untouched
                                 NOW + 7 * 24 * HOUR, NOW + 100 * 365 * 24 * HOUR])
 def test_one_tick_far_from_the_venue_clock_is_held_then_refused_by_the_next(ts: int) -> None:
     g = gate()
-    assert g.admit(tick(1)) == (tick(1),)
+    assert g.passing(tick(1)) == (tick(1),)
     odd = tick(2, ts=ts, received=NOW + 1)
-    assert g.admit(odd) == (), "held as a suspect"
+    assert g.passing(odd) == (), "held as a suspect"
     after = tick(3, ts=NOW + 2, received=NOW + 2)
-    assert g.admit(after) == (after,)
+    assert g.passing(after) == (after,)
     assert g.refused == {Refusal.TIME_OUT_OF_RANGE: 1}
 
 
 def test_a_venue_clock_that_jumped_is_followed_when_the_next_tick_agrees() -> None:
     # A simulator at 300x after a silence: trades stamped an hour ahead of the machine.
     g = gate()
-    assert g.admit(tick(1)) == (tick(1),)
+    assert g.passing(tick(1)) == (tick(1),)
     ahead = NOW + HOUR
     first = tick(2, ts=ahead, received=NOW + NS_PER_SECOND)
     second = tick(3, ts=ahead + 30 * NS_PER_SECOND, received=NOW + NS_PER_SECOND + 10**8)
-    assert g.admit(first) == ()
-    assert g.admit(second) == (first, second), "both pass, in order"
+    assert g.passing(first) == ()
+    assert g.passing(second) == (first, second), "both pass, in order"
     third = tick(4, ts=ahead + 40 * NS_PER_SECOND, received=NOW + 2 * NS_PER_SECOND)
-    assert g.admit(third) == (third,), "the clock follows the venue now"
+    assert g.passing(third) == (third,), "the clock follows the venue now"
     assert g.refused == {}
+
+
+def test_a_venue_clock_running_300_times_faster_loses_no_trade() -> None:
+    # The simulator at 300x with a trade every 0.5 s of local time: each is 150 s ahead.
+    g = gate()
+    passed = []
+    for i in range(50):
+        passed += g.passing(tick(i + 1, ts=NOW + i * 150 * NS_PER_SECOND,
+                                 received=NOW + i * NS_PER_SECOND // 2))
+    assert [t.trade_id for t in passed] == list(range(1, 50)), "the last one waits for a next"
+    assert g.refused == {}
+
+
+def test_a_second_bad_tick_far_beyond_the_first_does_not_confirm_it() -> None:
+    g = gate()
+    g.passing(tick(1))
+    assert g.passing(tick(2, ts=NOW + HOUR, received=NOW + 1)) == ()
+    assert g.passing(tick(3, ts=NOW + 100 * 365 * 24 * HOUR, received=NOW + 2)) == ()
+    assert g.refused == {Refusal.TIME_OUT_OF_RANGE: 1}, "the first refused, the second held"
 
 
 def test_a_clock_ahead_of_the_machine_from_the_first_tick_passes_from_the_second() -> None:
     g = gate()
     first = tick(1, ts=NOW + 10 * MINUTE)
     second = tick(2, ts=NOW + 10 * MINUTE + 1)
-    assert g.admit(first) == ()
-    assert g.admit(second) == (first, second)
+    assert g.passing(first) == ()
+    assert g.passing(second) == (first, second)
 
 
 def test_accepted_ticks_move_the_venue_clock_forward() -> None:
@@ -110,21 +129,21 @@ def test_accepted_ticks_move_the_venue_clock_forward() -> None:
     g = gate()
     for i in range(100):
         t = tick(i + 1, ts=NOW + i * 50 * NS_PER_SECOND, received=NOW + i * 10**8)
-        assert g.admit(t) == (t,)
+        assert g.passing(t) == (t,)
 
 
 def test_old_trades_within_the_past_window_pass_as_rest_fills_deliver_them() -> None:
     g = gate()
-    g.admit(tick(1))
+    g.passing(tick(1))
     old = tick(2, ts=NOW - 5 * HOUR, received=NOW + 1)
-    assert g.admit(old) == (old,)
+    assert g.passing(old) == (old,)
 
 
 def test_an_undecided_suspect_is_refused_by_expire_after_its_timeout() -> None:
     mono = FakeMonotonic()
     g = gate(monotonic=mono, suspect_timeout_s=3.0)
-    g.admit(tick(1))
-    assert g.admit(tick(2, ts=0)) == ()
+    g.passing(tick(1))
+    assert g.passing(tick(2, ts=0)) == ()
     mono.now = 2.9
     assert g.expire() == []
     mono.now = 3.0
@@ -134,12 +153,12 @@ def test_an_undecided_suspect_is_refused_by_expire_after_its_timeout() -> None:
 
 def test_venues_have_separate_clocks() -> None:
     g = gate()
-    g.admit(tick(1))
+    g.passing(tick(1))
     ahead = tick(1, ts=NOW + HOUR, venue="alpaca", symbol="AAPL")
-    assert g.admit(ahead) == ()
-    assert g.admit(tick(2)) == (tick(2),), "binance's tick does not decide alpaca's suspect"
+    assert g.passing(ahead) == ()
+    assert g.passing(tick(2)) == (tick(2),), "binance's tick does not decide alpaca's suspect"
     later = tick(2, ts=NOW + HOUR + 1, venue="alpaca", symbol="AAPL")
-    assert g.admit(later) == (ahead, later)
+    assert g.passing(later) == (ahead, later)
 
 
 def test_the_pipeline_builds_no_bar_from_a_refused_tick() -> None:

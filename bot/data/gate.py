@@ -23,12 +23,14 @@ judged against an estimate of each venue's clock: ``anchor_exchange +
 local clock and moved forward by every accepted tick stamped ahead of it. A
 tick within ``[reference - past_window, reference + future_window]`` passes.
 One outside is a *suspect*: it is held (one per venue) until the venue's next
-tick decides. If that tick is outside the window on the same side and within
-``future_window`` of the suspect's projected time (the suspect's time plus the
-local time elapsed since), the venue's clock really jumped (a simulator after a
-silence, a long outage): the clock is re-anchored there and both pass, in
-order. Otherwise the suspect is refused (``time_out_of_range``) and the new
-tick is judged on its own. A suspect still undecided after ``suspect_timeout_s`` of
+tick decides. If that tick is outside the window on the same side and near
+the suspect (no earlier than ``future_window`` before it, no later than
+``future_window`` plus :data:`MAX_CLOCK_RATE` times the local time elapsed
+since it: a simulator may run its clock hundreds of times faster), the venue's
+clock really jumped (a simulator after a silence, a long outage): the clock is
+re-anchored at the later of the two and both pass, in order. Otherwise the
+suspect is refused (``time_out_of_range``) and the new tick is judged on its
+own. A suspect still undecided after ``suspect_timeout_s`` of
 local time is refused by :meth:`TickGate.expire`, which the clock loop calls.
 
 So one tick alone can never move a venue's clock or reach the aggregator from
@@ -51,9 +53,11 @@ from bot.data.timeframes import NS_PER_SECOND
 logger = logging.getLogger(__name__)
 
 MAX_INT64 = (1 << 63) - 1
+_INF = math.inf
 DEFAULT_FUTURE_WINDOW_NS = 60 * NS_PER_SECOND
 DEFAULT_PAST_WINDOW_NS = 24 * 3600 * NS_PER_SECOND
 SUSPECT_TIMEOUT_S = 3.0
+MAX_CLOCK_RATE = 1000  # a venue clock runs at most this many times faster than ours
 
 VenueRule = Callable[[Tick], "str | None"]
 """A venue's own rule: the reason it refuses ``tick``, or None when the tick may pass.
@@ -119,6 +123,8 @@ class TickGate:
         self.venue_rules = dict(venue_rules or {})
         self.suspect_timeout_s = suspect_timeout_s
         self.refused: dict[str, int] = {}
+        # Suspects the last admitted tick confirmed: they go on first (see admit).
+        self.released: list[Tick] = []
         self._clocks: dict[str, _VenueClock] = {}
         self._monotonic = monotonic
         self._log = LogThrottle(logger)
@@ -127,18 +133,24 @@ class TickGate:
     def refused_total(self) -> int:
         return sum(self.refused.values())
 
-    def admit(self, tick: Tick) -> tuple[Tick, ...]:
-        """The ticks that may go on now, in order: ``(tick,)`` when it passes.
+    def passing(self, tick: Tick) -> tuple[Tick, ...]:
+        """The ticks that may go on now, in order: ``()`` when ``tick`` is refused or
+        held, ``(suspect, tick)`` when it confirms a held suspect, else ``(tick,)``."""
+        if not self.admit(tick):
+            return ()
+        return (*self.take_released(), tick) if self.released else (tick,)
 
-        ``()`` when it is refused or held as a suspect; ``(suspect, tick)`` when
-        it confirms a held suspect's clock; ``(tick,)`` also when it refutes one
-        (the suspect is refused then).
+    def admit(self, tick: Tick) -> bool:
+        """True when ``tick`` may go on now; False when it is refused or held as a suspect.
+
+        The hot path. When it returns True and :attr:`released` is not empty,
+        ``tick`` confirmed a held suspect: pass :meth:`take_released` on first.
         """
         price = tick.price
         qty = tick.volume
-        if not 0.0 < price < math.inf:
+        if not 0.0 < price < _INF:
             return self._refuse(tick, Refusal.PRICE)
-        if not 0.0 < qty < math.inf:
+        if not 0.0 < qty < _INF:
             return self._refuse(tick, Refusal.QUANTITY)
         tid = tick.trade_id
         if type(tid) is not int or not 0 <= tid <= MAX_INT64:
@@ -165,7 +177,12 @@ class TickGate:
             clock.anchor_local = local
         elif -offset > self.past_window_ns:
             return self._hold(clock, tick, ahead=False)
-        return (tick,)
+        return True
+
+    def take_released(self) -> list[Tick]:
+        """The suspects confirmed by the tick just admitted, oldest first (and forget them)."""
+        out, self.released = self.released, []
+        return out
 
     def expire(self) -> list[Tick]:
         """Refuse the suspects held longer than ``suspect_timeout_s``; returns them."""
@@ -185,13 +202,13 @@ class TickGate:
             if clock.suspect is not None and clock.suspect.symbol == symbol:
                 clock.suspect = None
 
-    def _hold(self, clock: _VenueClock, tick: Tick, *, ahead: bool) -> tuple[Tick, ...]:
+    def _hold(self, clock: _VenueClock, tick: Tick, *, ahead: bool) -> bool:
         clock.suspect = tick
         clock.ahead = ahead
         clock.held_at = self._monotonic()
-        return ()
+        return False
 
-    def _decide(self, clock: _VenueClock, tick: Tick) -> tuple[Tick, ...]:
+    def _decide(self, clock: _VenueClock, tick: Tick) -> bool:
         """``tick`` confirms or refutes the held suspect; then it is judged itself."""
         suspect = clock.suspect
         assert suspect is not None
@@ -199,20 +216,23 @@ class TickGate:
         offset = clock.offset(tick)
         same_side = (offset > self.future_window_ns if clock.ahead
                      else -offset > self.past_window_ns)
-        projected = suspect.timestamp + (tick.receive_timestamp - suspect.receive_timestamp)
-        if same_side and abs(tick.timestamp - projected) <= self.future_window_ns:
+        elapsed = max(0, tick.receive_timestamp - suspect.receive_timestamp)
+        step = tick.timestamp - suspect.timestamp
+        near = -self.future_window_ns <= step <= self.future_window_ns + MAX_CLOCK_RATE * elapsed
+        if same_side and near:
             # The venue's clock really moved: follow it from the later of the two.
-            later = tick if tick.timestamp >= projected else suspect
+            later = tick if step >= 0 else suspect
             clock.anchor_exchange = later.timestamp
             clock.anchor_local = later.receive_timestamp
-            return (suspect, tick)
+            self.released.append(suspect)
+            return True
         self._refuse(suspect, Refusal.TIME_OUT_OF_RANGE)
         return self.admit(tick)
 
-    def _refuse(self, tick: Tick, reason: str) -> tuple[Tick, ...]:
+    def _refuse(self, tick: Tick, reason: str) -> bool:
         self.refused[reason] = self.refused.get(reason, 0) + 1
         self._log.log(f"refused {reason}", logging.WARNING,
                       "refused a %s tick of %s (%s): price=%r qty=%r trade_id=%r time=%r",
                       tick.venue, tick.symbol, reason, tick.price, tick.volume,
                       tick.trade_id, tick.timestamp)
-        return ()
+        return False

@@ -66,10 +66,13 @@ class TickPipeline:
         A tick the gate holds (a suspect time) returns False now and is built
         when the next tick of its venue confirms it.
         """
-        built = False
-        for admitted in self.gate.admit(tick):
-            built = self.build(admitted)
-        return built
+        gate = self.gate
+        if not gate.admit(tick):
+            return False
+        if gate.released:
+            for suspect in gate.take_released():
+                self.build(suspect)
+        return self.build(tick)
 
     def build(self, tick: Tick) -> bool:
         """Aggregate a tick the gate admitted; False if the aggregator refused it

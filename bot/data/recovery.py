@@ -228,19 +228,25 @@ class GapRecovery:
 
         Only tracked symbols pass: ticks of a symbol just removed, still in
         flight, would otherwise bring its state back."""
-        if tick.symbol not in self._cursors:
+        cur = self._cursors.get(tick.symbol)
+        if cur is None:
             return  # not (or no longer) subscribed: in flight before the unsubscribe took effect
-        admitted = self.pipeline.gate.admit(tick)
-        if not admitted or admitted[-1] is not tick:  # refused, or held as a suspect
+        gate = self.pipeline.gate
+        if not gate.admit(tick):  # refused, or held as a suspect
             self._seen(tick)
-        for t in admitted:
-            self._sequence(t)
+            return
+        if gate.released:
+            for suspect in gate.take_released():
+                self._sequence(suspect)
+        self._sequence_on(cur, tick)
 
     def _sequence(self, tick: Tick) -> None:
         """An admitted live tick: buffered during a fill, else checked for a gap and passed on."""
         cur = self._cursors.get(tick.symbol)
-        if cur is None:
-            return
+        if cur is not None:
+            self._sequence_on(cur, tick)
+
+    def _sequence_on(self, cur: _Cursor, tick: Tick) -> None:
         if cur.filling:
             self._buffer(cur, tick, True)
             return
@@ -371,8 +377,8 @@ class GapRecovery:
             agg.mark(cur.venue, cur.symbol, hole.start_ns, hole.end_ns, BarFlag.GAP)
         late_before = agg.counters.late
         for tick in trades:
-            admitted = self.pipeline.gate.admit(tick)
-            if not admitted or admitted[-1] is not tick:
+            admitted = self.pipeline.gate.passing(tick)
+            if not admitted:
                 self._seen(tick)
             for t in admitted:
                 if t is not tick:

@@ -58,7 +58,7 @@ def stream_bars(ticks: Sequence[Tick], timeframes: Sequence[str] = TIMEFRAMES, *
         agg.configure_symbol(ticks[0].venue, ticks[0].symbol, complete_from=complete_from)
     out: list[Bar] = []
     for tick in ticks:
-        for admitted in gate.admit(tick):
+        for admitted in gate.passing(tick):
             out.extend(agg.add(admitted) or ())
     end = until if until is not None else until_for(
         [t for t in ticks if t.price > 0 and t.volume > 0])
