@@ -79,21 +79,23 @@ class Refusal(StrEnum):
 
 
 class _VenueClock:
-    """One venue's clock as estimated from its ticks, and the suspect it holds."""
+    """One venue's clock as estimated from its ticks, and the suspect it holds.
 
-    __slots__ = ("ahead", "anchor_exchange", "anchor_local", "held_at", "suspect")
+    The estimate is kept as ``offset``: anchor_exchange - anchor_local, so the
+    venue's time at local time ``t`` is ``t + offset``.
+    """
 
-    def __init__(self, local_ns: int) -> None:
-        self.anchor_exchange = local_ns
-        self.anchor_local = local_ns
+    __slots__ = ("ahead", "held_at", "offset", "suspect")
+
+    def __init__(self) -> None:
+        self.offset = 0  # anchored on the local clock until the venue's ticks say otherwise
         self.suspect: Tick | None = None
         self.ahead = False  # the suspect is ahead of the clock (else behind it)
         self.held_at = 0.0  # monotonic seconds when the suspect was held
 
-    def offset(self, tick: Tick) -> int:
+    def ahead_of(self, tick: Tick) -> int:
         """How far ``tick`` is ahead of this clock (negative: behind it)."""
-        return tick.timestamp - (self.anchor_exchange
-                                 + (tick.receive_timestamp - self.anchor_local))
+        return tick.timestamp - tick.receive_timestamp - self.offset
 
 
 def valid_trade_id(trade_id: object) -> bool:
@@ -148,33 +150,26 @@ class TickGate:
         """
         price = tick.price
         qty = tick.volume
-        if not 0.0 < price < _INF:
-            return self._refuse(tick, Refusal.PRICE)
-        if not 0.0 < qty < _INF:
-            return self._refuse(tick, Refusal.QUANTITY)
         tid = tick.trade_id
-        if type(tid) is not int or not 0 <= tid <= MAX_INT64:
-            return self._refuse(tick, Refusal.TRADE_ID)
         ts = tick.timestamp
-        if type(ts) is not int or not 0 <= ts <= MAX_INT64:
-            return self._refuse(tick, Refusal.TIMESTAMP)
+        if not (0.0 < price < _INF and 0.0 < qty < _INF and type(tid) is int
+                and 0 <= tid <= MAX_INT64 and type(ts) is int and 0 <= ts <= MAX_INT64):
+            return self._refuse(tick, _invalid_field(tick))
         if self.venue_rules:
             rule = self.venue_rules.get(tick.venue)
             reason = rule(tick) if rule is not None else None
             if reason is not None:
                 return self._refuse(tick, reason)
         clock = self._clocks.get(tick.venue)
-        local = tick.receive_timestamp
         if clock is None:
-            clock = self._clocks[tick.venue] = _VenueClock(local)
+            clock = self._clocks[tick.venue] = _VenueClock()
         if clock.suspect is not None:
             return self._decide(clock, tick)
-        offset = ts - (clock.anchor_exchange + (local - clock.anchor_local))
+        offset = ts - tick.receive_timestamp - clock.offset
         if offset > 0:
             if offset > self.future_window_ns:
                 return self._hold(clock, tick, ahead=True)
-            clock.anchor_exchange = ts
-            clock.anchor_local = local
+            clock.offset = ts - tick.receive_timestamp  # the venue's clock is at least here
         elif -offset > self.past_window_ns:
             return self._hold(clock, tick, ahead=False)
         return True
@@ -213,7 +208,7 @@ class TickGate:
         suspect = clock.suspect
         assert suspect is not None
         clock.suspect = None
-        offset = clock.offset(tick)
+        offset = clock.ahead_of(tick)
         same_side = (offset > self.future_window_ns if clock.ahead
                      else -offset > self.past_window_ns)
         elapsed = max(0, tick.receive_timestamp - suspect.receive_timestamp)
@@ -222,17 +217,28 @@ class TickGate:
         if same_side and near:
             # The venue's clock really moved: follow it from the later of the two.
             later = tick if step >= 0 else suspect
-            clock.anchor_exchange = later.timestamp
-            clock.anchor_local = later.receive_timestamp
+            clock.offset = later.timestamp - later.receive_timestamp
             self.released.append(suspect)
             return True
         self._refuse(suspect, Refusal.TIME_OUT_OF_RANGE)
         return self.admit(tick)
 
     def _refuse(self, tick: Tick, reason: str) -> bool:
+        """Count and log a refusal (one line per reason per period, with a sample)."""
         self.refused[reason] = self.refused.get(reason, 0) + 1
         self._log.log(f"refused {reason}", logging.WARNING,
                       "refused a %s tick of %s (%s): price=%r qty=%r trade_id=%r time=%r",
                       tick.venue, tick.symbol, reason, tick.price, tick.volume,
                       tick.trade_id, tick.timestamp)
         return False
+
+
+def _invalid_field(tick: Tick) -> Refusal:
+    """Which of the rules :meth:`TickGate.admit` checks at once ``tick`` breaks."""
+    if not 0.0 < tick.price < _INF:
+        return Refusal.PRICE
+    if not 0.0 < tick.volume < _INF:
+        return Refusal.QUANTITY
+    if not valid_trade_id(tick.trade_id):
+        return Refusal.TRADE_ID
+    return Refusal.TIMESTAMP
