@@ -378,8 +378,9 @@ class GapRecovery:
         late_before = agg.counters.late
         for tick in trades:
             admitted = self.pipeline.gate.passing(tick)
-            if not admitted:
-                self._seen(tick)
+            if not admitted and valid_trade_id(tick.trade_id) \
+                    and tick.trade_id > cur.position.last_id:
+                cur.position.last_id = tick.trade_id  # fetched and refused: covered, not missing
             for t in admitted:
                 if t is not tick:
                     self._sequence(t)  # a held live suspect this trade confirmed

@@ -67,6 +67,23 @@ async def test_a_refused_trade_inside_a_fill_is_no_gap_and_is_not_fetched_again(
     _assert_equal_to_reference(pipeline, [t for t in trades if t.trade_id != refused_id])
 
 
+async def test_a_refused_trade_ending_a_fill_is_no_gap_either() -> None:
+    trades = xrpeth_trades()[:3000]
+    refused_id = trades[1499].trade_id  # the last trade the fill brings
+    history_rows = [_zero_price(t) if t.trade_id == refused_id else t for t in trades]
+    history = FakeHistory(history_rows)
+    pipeline = _pipeline()
+    reports: list[GapReport] = []
+    recovery = GapRecovery(pipeline, {"binance": history}, on_gap=reports.append)
+    recovery.track("binance", "XRP/ETH")
+
+    await _feed(recovery, trades[:1000] + trades[1500:])
+    pipeline.advance(FAR_FUTURE)
+
+    assert len(history.calls) == 1 and reports == []
+    _assert_equal_to_reference(pipeline, [t for t in trades if t.trade_id != refused_id])
+
+
 async def test_a_refused_trade_after_a_jump_does_not_hide_the_gap_before_it() -> None:
     trades = xrpeth_trades()[:2000]
     # 1000..1009 lost on the stream, 1010 arrives with price 0, the rest is fine.
