@@ -62,6 +62,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "backfill": NOT_A_FLAG,
     "warm_up": NOT_A_FLAG,
     "backfill_timeout_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 3601],
+    "warm_up_timeout_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 3601],
     "store_path": ["", "   ", "a\x00b", 5, b"/tmp/x", ["/tmp"]],
     "store_flush_interval": [*NOT_A_NUMBER, 0, -1, 1e-9, 0.01, 3601],
     "store_retention_days": ["5", True, 5.5, 0, -1, 36_501, NAN, INF, HUGE],
@@ -85,6 +86,7 @@ GOOD_VALUES: dict[str, list[Any]] = {
     "async_handler_backlog": [1, 1_000_000],
     "binance_max_streams_per_connection": [1, 5, 1024],
     "backfill_timeout_seconds": [0.1, 3600],
+    "warm_up_timeout_seconds": [0.1, 3600],
     "store_flush_interval": [0.05, 3600],
     "store_retention_days": [None, 1, 36_500],
     "store_resume_max_gap_seconds": [1, 7 * 86_400],
@@ -227,7 +229,8 @@ def _good(name: str) -> st.SearchStrategy[Any]:
     """Values inside the documented range, drawn independently of the config's rules."""
     seconds = {"reconnect_delay": (0.01, 3600), "max_reconnect_delay": (0.01, 3600),
                "health_check_interval": (0.05, 3600), "stale_threshold_seconds": (1, 86_400),
-               "backfill_timeout_seconds": (0.1, 3600), "store_flush_interval": (0.05, 3600),
+               "backfill_timeout_seconds": (0.1, 3600), "warm_up_timeout_seconds": (0.1, 3600),
+               "store_flush_interval": (0.05, 3600),
                "store_resume_max_gap_seconds": (1, 604_800), "connect_timeout": (0.1, 600),
                "silence_timeout_seconds": (0.1, 86_400),
                "stable_connection_seconds": (0.1, 86_400)}

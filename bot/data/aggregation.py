@@ -17,6 +17,19 @@ greatest common divisor of the configured timeframes; each completed base bar
 is folded into the longer timeframes. A tick therefore costs one bar update
 whatever the number of timeframes, and the longer bars equal a direct
 aggregation because OHLCV folds exactly over contiguous sub-intervals.
+
+What it trusts. Ticks reach it through :class:`~bot.data.gate.TickGate`, so
+prices, quantities, ids and times are already known to be valid; it does not
+check them again. It refuses only what depends on its own state: duplicates and
+trades for bars already completed.
+
+How much one call can emit. Empty bars fill the intervals between a symbol's
+last completed bar and its watermark. A run of more than :data:`MAX_EMPTY_RUN`
+empty base intervals (a venue clock that jumped, a symbol silent for a week) is
+not emitted bar by bar: the longer bars still open are closed, the run is
+skipped to a boundary of every timeframe and counted in
+``counters.empty_skipped``, so no call emits more than ``MAX_EMPTY_RUN`` plus
+one longest interval of empty bars per timeframe.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import reduce
 
 from bot.data.models import (
     UPDATES_ALL,
@@ -38,6 +52,7 @@ from bot.data.models import (
 from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, align, base_length_ns
 
 _NO_BARS: tuple[Bar, ...] = ()
+MAX_EMPTY_RUN = 10_000  # empty base intervals emitted at most in one run (a week of 1m bars)
 # Venues whose trade ids are not one sequence per symbol (Alpaca: per exchange) and whose
 # bars skip intervals without trades: equal times are ordered by arrival, not by id.
 UNSEQUENCED_VENUES = frozenset({"alpaca"})
@@ -52,7 +67,7 @@ class AggregatorCounters:
 
     duplicate: int = 0
     late: int = 0
-    rejected: int = 0
+    empty_skipped: int = 0  # empty base intervals skipped past MAX_EMPTY_RUN
 
 
 class _Builder:
@@ -252,8 +267,8 @@ class _SymbolState:
 class BarAggregator:
     """Builds bars of every configured timeframe for every symbol from ticks.
 
-    :meth:`add` returns ``None`` for a tick it refused (duplicate, late or
-    invalid; see :attr:`counters`), otherwise the bars the tick completed,
+    :meth:`add` returns ``None`` for a tick it refused (duplicate or late;
+    see :attr:`counters`), otherwise the bars the tick completed,
     oldest first and, for one end time, shortest timeframe first.
     """
 
@@ -266,6 +281,8 @@ class BarAggregator:
         self._lengths = {tf: TIMEFRAME_SECONDS[tf] * NS_PER_SECOND for tf in self.timeframes}
         self._base_tf = next((tf for tf, n in self._lengths.items() if n == self.base_ns), None)
         self._higher = [(tf, n) for tf, n in self._lengths.items() if n != self.base_ns]
+        # Every timeframe's bars start on a multiple of this: where a skipped run may resume.
+        self._common_ns = reduce(math.lcm, self._lengths.values())
         self.grace_ns = grace_ns
         self.reorder_window_ns = reorder_window_ns
         self.emit_empty = emit_empty
@@ -372,11 +389,6 @@ class BarAggregator:
         elif tid in st.closed_ids or any(tid in b.ids for b in st.open_bars):
             self.counters.duplicate += 1
             return None
-        price = tick.price
-        qty = tick.volume
-        if not (price > 0.0 and qty > 0.0 and price < math.inf and qty < math.inf):
-            self.counters.rejected += 1
-            return None
         ts = tick.timestamp
         b = st.cur
         if b is None or ts < b.open_time or ts >= b.end_time or tick.updates != 7:
@@ -385,6 +397,7 @@ class BarAggregator:
         b.ids.add(tid)
         if ts > st.max_ts:
             st.max_ts = ts
+        price = tick.price
         if price > b.high:
             b.high = price
         elif price < b.low:
@@ -397,6 +410,7 @@ class BarAggregator:
             b.open = price
             b.open_ts = ts
             b.first_id = tid
+        qty = tick.volume
         quote = price * qty
         b.volume += qty
         b.quote += quote
@@ -467,6 +481,7 @@ class BarAggregator:
             nxt = st.open_bars[0] if st.open_bars else None
             if st.emit_empty and st.last_closed_end is not None:
                 limit = nxt.open_time if nxt is not None else watermark
+                self._skip_long_empty_run(st, min(limit, align(watermark, base)), out)
                 t = st.last_closed_end
                 while t < limit and t + base <= watermark:
                     self._close_base(st, _Builder(t, t + base, st.last_close), out)
@@ -476,6 +491,23 @@ class BarAggregator:
             st.open_bars.pop(0)
             self._close_base(st, nxt, out)
         self._close_higher(st, watermark, out)
+
+    def _skip_long_empty_run(self, st: _SymbolState, stop: int, out: list[Bar]) -> None:
+        """Skip all but the last ``MAX_EMPTY_RUN`` empty intervals before ``stop``.
+
+        The run resumes on a boundary of every timeframe; the longer bars open
+        before it are closed first (the skipped intervals hold no trade, so they
+        would add nothing to them).
+        """
+        assert st.last_closed_end is not None
+        if (stop - st.last_closed_end) // self.base_ns <= MAX_EMPTY_RUN:
+            return
+        resume = align(stop - MAX_EMPTY_RUN * self.base_ns, self._common_ns)
+        if resume <= st.last_closed_end:
+            return
+        self._close_higher(st, resume, out)
+        self.counters.empty_skipped += (resume - st.last_closed_end) // self.base_ns
+        st.last_closed_end = resume
 
     def _close_base(self, st: _SymbolState, bar: _Builder, out: list[Bar]) -> None:
         if st.marks:

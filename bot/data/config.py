@@ -91,6 +91,9 @@ class StreamManagerConfig:
     backfill: bool = True
     warm_up: bool = True
     backfill_timeout_seconds: float = 60.0
+    # start() waits at most this long for a symbol's warm-up; past it the stream passes
+    # and what was not filled is reported as a gap.
+    warm_up_timeout_seconds: float = 30.0
 
     # Local store: record ticks and completed bars as Parquet under this directory, and
     # after a restart resume from the last stored trade (None: no store).
@@ -314,6 +317,7 @@ FIELD_RULES: dict[str, Rule] = {
     "backfill": Flag(),
     "warm_up": Flag(),
     "backfill_timeout_seconds": Number(float, 0.1, HOUR_S, _SECONDS),
+    "warm_up_timeout_seconds": Number(float, 0.1, HOUR_S, _SECONDS),
     "store_path": DirectoryPath(),
     "store_flush_interval": Number(float, 0.05, HOUR_S, _SECONDS),
     "store_retention_days": Number(int, 1, 36_500, "days", optional=True),

@@ -8,11 +8,12 @@ into the bar history).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.data.models import Bar, Tick
 from bot.data.recovery import Position
-from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND
+from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS, base_length_ns
 
 if TYPE_CHECKING:
     from bot.data.rest.alpaca import AlpacaRest
@@ -58,6 +59,37 @@ class BinanceTradeHistory:
         """The last ``limit`` klines closed at or before ``end_ns``."""
         bars = await self.rest.klines(symbol, timeframe, limit=limit, end_ms=end_ns // NS_PER_MS)
         return [b for b in bars if b.close_time <= end_ns]
+
+
+BINANCE_PAGE = 1000  # rows per Binance REST page (klines, historicalTrades, aggTrades)
+
+
+def binance_request_bound(*, symbols: int, timeframes: Sequence[str], bar_history_size: int,
+                          warm_up: bool = True, fills: Iterable[int] = (),
+                          retries: int = 0) -> int:
+    """An upper bound of the Binance REST requests a run makes.
+
+    ``symbols`` warmed up (``warm_up``), each: per timeframe one ``/time`` and
+    ``ceil(bar_history_size / 1000)`` klines pages; the seed of the longer bars
+    (one ``/time`` and the base bars of the longest interval, 1000 a page); one
+    ``aggTrades`` per longer timeframe for its first trade id; the fill's
+    first-id lookup and its first page. ``fills``: the trades each gap fill
+    fetched (and any warm-up fill past its first page), ``n // 1000 + 1`` pages
+    each. ``retries``: answers retried (429, 5xx, no answer), one request each;
+    ``max_retries`` (5) per request at most.
+    """
+    lengths = sorted({TIMEFRAME_SECONDS[tf] for tf in timeframes})
+    base = base_length_ns(list(timeframes)) // NS_PER_SECOND
+    longer = sum(1 for n in lengths if n != base)
+    seed_bars = lengths[-1] // base - 1
+    per_symbol = (len(lengths) * (1 + _pages(bar_history_size))
+                  + (1 + _pages(seed_bars) if seed_bars else 0) + longer + 2)
+    return (symbols * per_symbol if warm_up else 0) \
+        + sum(n // BINANCE_PAGE + 1 for n in fills) + retries
+
+
+def _pages(rows: int) -> int:
+    return -(-rows // BINANCE_PAGE)
 
 
 TICK_RULE_LEAD_NS = 5 * 60 * NS_PER_SECOND  # trades read before a warm-up window, for sides

@@ -1,9 +1,11 @@
 """``TickPipeline``: the one path every tick takes, whatever its source.
 
-tick -> aggregator -> tick buffer -> TICK event -> completed bars -> bar history
--> BAR_COMPLETE events. Live connections, REST backfill, replay and the remote
-(NATS) source all feed :meth:`TickPipeline.process`, so they cannot disagree on
-how bars are built.
+tick -> gate -> aggregator -> tick buffer -> TICK event -> completed bars -> bar
+history -> BAR_COMPLETE events. Live connections, REST backfill, replay and the
+remote (NATS) source all feed :meth:`TickPipeline.process` (recovery, which must
+see a tick's verdict before deciding whether it opens a gap, calls the two halves
+itself: :attr:`TickPipeline.gate` then :meth:`TickPipeline.build`), so every tick
+is checked once and they cannot disagree on how bars are built.
 """
 
 from __future__ import annotations
@@ -16,17 +18,35 @@ from bot.data.aggregation import BarAggregator
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import UnknownSeriesError
 from bot.data.events import EventBus, EventType
+from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, TickGate
 from bot.data.history import BarHistory
 from bot.data.models import Bar, Tick
-from bot.data.timeframes import NS_PER_MS
+from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS
+
+PAST_WINDOW_MARGIN_NS = 3600 * NS_PER_SECOND
+
+
+def past_window_ns(config: StreamManagerConfig) -> int:
+    """How old a trade the gate lets through: what a store resume or a warm-up can replay.
+
+    A resume replays trades from up to ``store_resume_max_gap_seconds`` ago, from the
+    open of their interval; a backfill after a stream outage reaches back as long as
+    the outage. Two of the longest timeframe and an hour of margin cover both.
+    """
+    longest = max(TIMEFRAME_SECONDS[tf] for tf in config.supported_timeframes) * NS_PER_SECOND
+    return (int(config.store_resume_max_gap_seconds * NS_PER_SECOND) + 2 * longest
+            + PAST_WINDOW_MARGIN_NS)
 
 
 class TickPipeline:
     """Aggregates ticks into bars, keeps bounded history and publishes events."""
 
-    def __init__(self, config: StreamManagerConfig, bus: EventBus | None = None) -> None:
+    def __init__(self, config: StreamManagerConfig, bus: EventBus | None = None, *,
+                 gate: TickGate | None = None) -> None:
         self.config = config
         self.bus = bus if bus is not None else EventBus(config.async_handler_backlog)
+        self.gate = gate if gate is not None else TickGate(
+            past_window_ns=past_window_ns(config), future_window_ns=DEFAULT_FUTURE_WINDOW_NS)
         self.aggregator = BarAggregator(
             config.supported_timeframes,
             grace_ns=config.bar_close_grace_ms * NS_PER_MS,
@@ -41,7 +61,22 @@ class TickPipeline:
         self.dispatch_latency_ns: deque[int] = deque(maxlen=10_000)
 
     def process(self, tick: Tick) -> bool:
-        """Run one tick through the pipeline; False if the aggregator refused it."""
+        """Run one tick through the gate and the pipeline; False if it did not build a bar.
+
+        A tick the gate holds (a suspect time) returns False now and is built
+        when the next tick of its venue confirms it.
+        """
+        gate = self.gate
+        if not gate.admit(tick):
+            return False
+        if gate.released:
+            for suspect in gate.take_released():
+                self.build(suspect)
+        return self.build(tick)
+
+    def build(self, tick: Tick) -> bool:
+        """Aggregate a tick the gate admitted; False if the aggregator refused it
+        (a duplicate, or late for bars already completed)."""
         bars = self.aggregator.add(tick)
         if bars is None:
             return False
@@ -56,7 +91,11 @@ class TickPipeline:
         return True
 
     def advance(self, now_ns: int) -> list[Bar]:
-        """Complete the bars whose time is up by the clock; returns them after publishing."""
+        """Complete the bars whose time is up by the clock; returns them after publishing.
+
+        Also refuses the gate's suspects that no later tick decided in time.
+        """
+        self.gate.expire()
         bars = self.aggregator.advance(now_ns)
         if bars:
             self.publish_bars(bars, now_ns)
@@ -102,6 +141,7 @@ class TickPipeline:
 
     def forget(self, symbol: str) -> None:
         """Drop everything kept for ``symbol`` (after it is unsubscribed)."""
+        self.gate.forget(symbol)
         self.aggregator.forget(symbol)
         self.ticks.pop(symbol, None)
         for key in [k for k in self.bars if k[0] == symbol]:

@@ -15,11 +15,24 @@ held (the clock does not complete its bars), live ticks wait in a buffer, the
 missing trades are fetched and passed on in order, then the buffer follows
 (duplicates are refused by the aggregator's trade-id check, so no trade is
 delivered twice as a TICK). Bars that received REST trades are flagged
-BACKFILLED. What REST cannot give (older than its history, endpoint refused)
-is flagged GAP on the bars of that span and reported; it is never hidden.
+BACKFILLED. What REST cannot give (older than its history, endpoint refused,
+a ban, a timeout) is flagged GAP on the bars of that span and reported; it is
+never hidden.
+
+Every tick, live or fetched, passes the pipeline's gate first. A refused tick
+still moves the sequence cursor (in its place among the buffered ticks while a
+fill runs): its id was the exchange's, so the next trade is no gap, and it
+never causes a fetch.
+
+Each span is fetched once. When a fill ends, the cursor is past the live tick
+that ended the gap whatever the fill brought: what is still missing is reported
+as a gap, never fetched again. A fill has a timeout; while it runs, at most
+``max_buffered`` live ticks of its symbol wait: one more ends the fill, which
+reports its span as a gap and lets the buffer through.
 
 The warm-up at start uses the same path: the cursor is placed at the open of
-the current interval and the "gap" up to the live stream is filled.
+the current interval and the "gap" up to the live stream is filled, within the
+warm-up's own deadline.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from bot.data.gate import valid_trade_id
 from bot.data.models import BarFlag, Side, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.throttle import LogThrottle
@@ -43,6 +57,8 @@ from bot.data.venues.tickrule import TickRule
 
 logger = logging.getLogger(__name__)
 _log_throttle = LogThrottle(logger)
+
+MAX_BUFFERED = 100_000  # live ticks one symbol may buffer while its gap is filled
 
 
 @dataclass
@@ -104,8 +120,8 @@ class RecoveryCounters:
 
 
 class _Cursor:
-    __slots__ = ("buffer", "connected", "fetcher", "filling", "position", "refill", "symbol",
-                 "tick_rule", "venue")
+    __slots__ = ("buffer", "connected", "fetcher", "filling", "overflow", "position", "refill",
+                 "symbol", "task", "tick_rule", "timeout", "venue")
 
     def __init__(self, venue: str, symbol: str, fetcher: TradeFetcher | None) -> None:
         self.venue = venue
@@ -116,7 +132,12 @@ class _Cursor:
         self.connected = True
         self.refill = False  # reconnected while a fill ran: the new window needs one too
         self.tick_rule = TickRule() if fetcher is not None and fetcher.tick_rule else None
-        self.buffer: list[Tick] = []
+        # Live ticks in arrival order while a fill runs; False marks a tick the gate refused
+        # or held (only its id counts: it moves the cursor in its place).
+        self.buffer: list[tuple[Tick, bool]] = []
+        self.task: asyncio.Task[None] | None = None  # the fill running, if any
+        self.timeout: float | None = None  # the next fill's own timeout (a warm-up's deadline)
+        self.overflow = False  # the buffer passed its bound: the running fill gives up
 
 
 class GapRecovery:
@@ -131,7 +152,8 @@ class GapRecovery:
     def __init__(self, pipeline: TickPipeline, fetchers: dict[str, TradeFetcher], *,
                  clock: Callable[[], int] = time.time_ns,
                  on_gap: Callable[[GapReport], None] | None = None,
-                 concurrency: int = 4, fetch_timeout: float = 60.0) -> None:
+                 concurrency: int = 4, fetch_timeout: float = 60.0,
+                 max_buffered: int = MAX_BUFFERED) -> None:
         self.pipeline = pipeline
         self.fetchers = fetchers
         self.counters = RecoveryCounters()
@@ -140,6 +162,7 @@ class GapRecovery:
         self._cursors: dict[str, _Cursor] = {}
         self._limit = asyncio.Semaphore(concurrency)
         self._fetch_timeout = fetch_timeout
+        self._max_buffered = max_buffered
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- symbols -------------------------------------------------------------------
@@ -162,10 +185,14 @@ class GapRecovery:
     def forget(self, symbol: str) -> None:
         self._cursors.pop(symbol, None)
 
-    def begin(self, symbol: str) -> None:
-        """Start the warm-up fill registered by :meth:`track` (``since_ns``)."""
+    def begin(self, symbol: str, timeout: float | None = None) -> None:
+        """Start the warm-up fill registered by :meth:`track` (``since_ns``).
+
+        ``timeout``: how long the fill may take (default: the fills' timeout).
+        """
         cur = self._cursors.get(symbol)
         if cur is not None and cur.filling:
+            cur.timeout = timeout
             self._spawn(cur)
 
     def disconnected(self, symbols: Iterable[str]) -> None:
@@ -197,36 +224,75 @@ class GapRecovery:
 
     # -- the hot path ----------------------------------------------------------------
     def on_tick(self, tick: Tick) -> None:
-        """Pass a live tick on, or buffer it while its symbol's gap is being filled.
+        """Gate a live tick, then pass it on or buffer it while its symbol's gap is filled.
 
         Only tracked symbols pass: ticks of a symbol just removed, still in
         flight, would otherwise bring its state back."""
         cur = self._cursors.get(tick.symbol)
         if cur is None:
             return  # not (or no longer) subscribed: in flight before the unsubscribe took effect
+        gate = self.pipeline.gate
+        if not gate.admit(tick):  # refused, or held as a suspect
+            self._seen(tick)
+            return
+        if gate.released:
+            for suspect in gate.take_released():
+                self._sequence(suspect)
+        self._sequence_on(cur, tick)
+
+    def _sequence(self, tick: Tick) -> None:
+        """An admitted live tick: buffered during a fill, else checked for a gap and passed on."""
+        cur = self._cursors.get(tick.symbol)
+        if cur is not None:
+            self._sequence_on(cur, tick)
+
+    def _sequence_on(self, cur: _Cursor, tick: Tick) -> None:
         if cur.filling:
-            cur.buffer.append(tick)
+            self._buffer(cur, tick, True)
             return
         pos = cur.position
         if (pos.last_id >= 0 and tick.trade_id > pos.last_id + 1 and cur.fetcher is not None
                 and cur.fetcher.sequenced):
             self.counters.gaps_found += 1
             cur.filling = True
-            cur.buffer.append(tick)
+            cur.buffer.append((tick, True))
             self.pipeline.aggregator.hold(tick.symbol)
             self._spawn(cur)
             return
         self._pass_on(cur, tick)
 
+    def _seen(self, tick: Tick) -> None:
+        """A tick the gate refused or held: its id moves the cursor, in its place in order.
+
+        Only when it is the next id: after a jump, the cursor stays, so the next
+        admitted tick finds the gap before it (and its fill covers this id too).
+        """
+        cur = self._cursors.get(tick.symbol)
+        if cur is None or not valid_trade_id(tick.trade_id):
+            return
+        if cur.filling:
+            self._buffer(cur, tick, False)
+        elif cur.position.last_id < 0 or tick.trade_id == cur.position.last_id + 1:
+            cur.position.last_id = tick.trade_id
+
+    def _buffer(self, cur: _Cursor, tick: Tick, admitted: bool) -> None:
+        cur.buffer.append((tick, admitted))
+        if len(cur.buffer) > self._max_buffered and not cur.overflow:
+            cur.overflow = True
+            if cur.task is not None:
+                cur.task.cancel()  # the fill reports its span as a gap and drains the buffer
+
     def _pass_on(self, cur: _Cursor, tick: Tick) -> bool:
+        """Build an admitted tick; the cursor moves past its id whatever the aggregator says."""
         rule = cur.tick_rule
         if rule is not None:
             tick = self._classified(rule, tick)
-        if not self.pipeline.process(tick):
-            return False
+        built = self.pipeline.build(tick)
         pos = cur.position
         if tick.trade_id > pos.last_id:
             pos.last_id = tick.trade_id
+        if not built:
+            return False
         if tick.timestamp >= pos.last_ts:
             pos.last_ts = tick.timestamp
             pos.last_price = tick.price
@@ -248,29 +314,46 @@ class GapRecovery:
 
     # -- filling ---------------------------------------------------------------------
     def _spawn(self, cur: _Cursor) -> None:
-        until = cur.buffer[0] if cur.buffer else None  # the live tick that ends the gap
-        task = asyncio.get_running_loop().create_task(self._fill(cur, until),
+        # The live tick that ends the gap (a gap is only ever opened by an admitted one).
+        until = next((t for t, admitted in cur.buffer if admitted), None)
+        if cur.timeout is not None:
+            timeout, late = cur.timeout, "the warm-up did not finish by its deadline"
+        else:
+            timeout = self._fetch_timeout
+            late = f"the fill did not finish within {timeout:g} s"
+        cur.timeout = None
+        cur.overflow = False
+        task = asyncio.get_running_loop().create_task(self._fill(cur, until, timeout, late),
                                                       name=f"backfill-{cur.symbol}")
+        cur.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fill(self, cur: _Cursor, until: Tick | None) -> None:
+    async def _fill(self, cur: _Cursor, until: Tick | None, timeout: float,
+                    late: str) -> None:
+        """Fetch the gap within ``timeout`` seconds (``late`` says it did not), then apply."""
         started = time.monotonic_ns()
         fetcher = cur.fetcher
         assert fetcher is not None
         before = dataclasses.replace(cur.position)
         trades: list[Tick] = []
         error: str | None = None
-        async with self._limit:
-            try:
-                trades = await asyncio.wait_for(
-                    fetcher.fetch(cur.symbol, before, until, self._clock()), self._fetch_timeout)
-            except asyncio.CancelledError:
+        try:
+            async with asyncio.timeout(timeout), self._limit:
+                trades = await fetcher.fetch(cur.symbol, before, until, self._clock())
+        except asyncio.CancelledError:
+            if not cur.overflow:
                 raise
-            except Exception as exc:  # any failure is reported as a gap, never hidden
-                error = f"{type(exc).__name__}: {exc}"
-                _log_throttle.log(f"backfill {cur.symbol}", logging.WARNING,
-                                  "backfill of %s failed: %s", cur.symbol, error)
+            error = (f"more than {self._max_buffered} live ticks arrived while the fill ran; "
+                     "the fill was given up")
+        except TimeoutError:
+            error = late
+        except Exception as exc:  # any failure is reported as a gap, never hidden
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            _log_throttle.log(f"backfill {cur.symbol}", logging.WARNING,
+                              "backfill of %s failed: %s", cur.symbol, error)
+        cur.task = None
         if self._cursors.get(cur.symbol) is not cur:
             return  # unsubscribed meanwhile
         self._apply(cur, before, until, trades, error)
@@ -294,14 +377,28 @@ class GapRecovery:
             agg.mark(cur.venue, cur.symbol, hole.start_ns, hole.end_ns, BarFlag.GAP)
         late_before = agg.counters.late
         for tick in trades:
-            if self._pass_on(cur, tick):
-                self.counters.trades_backfilled += 1
+            admitted = self.pipeline.gate.passing(tick)
+            if not admitted and valid_trade_id(tick.trade_id) \
+                    and tick.trade_id > cur.position.last_id:
+                cur.position.last_id = tick.trade_id  # fetched and refused: covered, not missing
+            for t in admitted:
+                if t is not tick:
+                    self._sequence(t)  # a held live suspect this trade confirmed
+                elif self._pass_on(cur, t):
+                    self.counters.trades_backfilled += 1
         late = agg.counters.late - late_before
         if late and hole is None:
             # Recovered, but their bars had completed already (the loss was noticed
             # after the grace): those bars are final and short, so say so.
             hole = GapReport(cur.venue, cur.symbol, trades[0].timestamp, trades[-1].timestamp,
                              f"{late} recovered trades arrived after their bars completed")
+        if (hole is None and until is not None and before.last_id >= 0 and cur.fetcher is not None
+                and cur.fetcher.sequenced and cur.position.last_id < until.trade_id - 1):
+            # Whatever the answer looked like, the span is not covered: never ask again.
+            hole = GapReport(cur.venue, cur.symbol, max(before.last_ts, 0), until.timestamp,
+                             "the fill did not reach the stream",
+                             (cur.position.last_id + 1, until.trade_id - 1))
+            agg.mark(cur.venue, cur.symbol, hole.start_ns, hole.end_ns, BarFlag.GAP)
         if hole is None:
             self.counters.gaps_filled += 1
             return
@@ -354,8 +451,11 @@ class GapRecovery:
         buffered, cur.buffer = cur.buffer, []
         cur.filling = False
         cur.position.since_ns = None
-        for i, tick in enumerate(buffered):
-            self.on_tick(tick)
+        for i, (tick, admitted) in enumerate(buffered):
+            if admitted:
+                self._sequence(tick)
+            else:
+                self._seen(tick)
             if cur.filling:
                 cur.buffer.extend(buffered[i + 1:])
                 return

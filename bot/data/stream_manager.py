@@ -78,6 +78,8 @@ class StreamManager:
                                      fetch_timeout=self.config.backfill_timeout_seconds)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
         self._gaps: deque[dict[str, Any]] = deque(maxlen=50)
+        self._gaps_unannounced: list[GapReport] = []
+        self._gap_health_at = -1.0  # monotonic time of the last gap HEALTH event
         # Exchange time -> receive of streamed ticks (REST-recovered ones would skew it).
         self._stream_latency_ns: deque[int] = deque(maxlen=10_000)
         self.recorder: Recorder | None = None
@@ -208,15 +210,18 @@ class StreamManager:
             return
         from bot.data.history_sources import AlpacaTradeHistory, BinanceTradeHistory
         from bot.data.rest.binance import BinanceRest
+        from bot.data.rest.limits import RateLimiter
 
         if self._crypto and cfg.binance_venue not in self._sources:
             self._sources[cfg.binance_venue] = BinanceTradeHistory(
-                BinanceRest(cfg), aggregate=cfg.binance_trade_channel == "aggTrade")
+                BinanceRest(cfg, limiter=RateLimiter.following(self._clock, BinanceRest.budget)),
+                aggregate=cfg.binance_trade_channel == "aggTrade")
         if self._stocks and "alpaca" not in self._sources:
             from bot.data.rest.alpaca import AlpacaRest
 
             creds = self._credentials or AlpacaCredentials.from_env()
-            self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(cfg, creds))
+            self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(
+                cfg, creds, limiter=RateLimiter.following(self._clock, AlpacaRest.budget)))
         fetchers: dict[str, TradeFetcher] = dict(self._sources) if cfg.backfill else {}
         self._recovery.fetchers = fetchers
 
@@ -274,18 +279,34 @@ class StreamManager:
         stored: list[Tick] = []
         if resume and self._store is not None:
             stored = await asyncio.to_thread(self._store.tick_records, venue, symbol, fill_start)
-        await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start, stored)
+        await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start, stored,
+                      timeout=self.config.warm_up_timeout_seconds)
 
     def _on_gap(self, gap: GapReport) -> None:
-        """A span REST could not fill: its bars carry GAP, and HEALTH says so at once."""
+        """A span REST could not fill: its bars carry GAP, and HEALTH says so at once.
+
+        Gaps reported together (a ban failing every symbol's fill) share one HEALTH
+        event, at most one a second: judging health costs a pass over every symbol.
+        """
         self._gaps.append(gap.to_dict())
+        self._gaps_unannounced.append(gap)
+        if len(self._gaps_unannounced) == 1:
+            delay = max(0.0, self._gap_health_at + 1.0 - time.monotonic())
+            asyncio.get_running_loop().call_later(delay, self._announce_gaps)
+
+    def _announce_gaps(self) -> None:
+        gaps, self._gaps_unannounced = self._gaps_unannounced, []
+        self._gap_health_at = time.monotonic()
         report = self.get_health()
         if report["status"] == "healthy":
             report["status"] = "degraded"
-        report["reasons"].append(
-            f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
-            f"({gap.cause}); those bars carry the GAP flag")
-        self.bus.emit(EventType.HEALTH, report, gap.venue)
+        for gap in gaps[:10]:
+            report["reasons"].append(
+                f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
+                f"({gap.cause}); those bars carry the GAP flag")
+        if len(gaps) > 10:
+            report["reasons"].append(f"and {len(gaps) - 10} more gaps (see gaps)")
+        self.bus.emit(EventType.HEALTH, report, gaps[0].venue)
 
     # -- connections -----------------------------------------------------------------
     async def _assign_crypto(self, symbols: list[str]) -> None:
@@ -480,6 +501,8 @@ class StreamManager:
                                      "reconnects": c.stats.reconnects,
                                      "rollovers": c.stats.rollovers}
                             for c in self._connections},
+            "rejected_by_reason": dict(self.pipeline.gate.refused),
+            "rest": {venue: source.rest.limiter.usage() for venue, source in self._sources.items()},
         }
 
     def _counters(self) -> dict[str, int]:
@@ -491,7 +514,7 @@ class StreamManager:
             "ticks": self.pipeline.ticks_accepted,
             "bars": self.pipeline.bars_completed,
             "parse_errors": sum(s.malformed for s in stats),
-            "rejected_ticks": agg.rejected,
+            "rejected_ticks": self.pipeline.gate.refused_total,
             "duplicate_ticks": agg.duplicate,
             "late_ticks": agg.late,
             "handler_errors": self.bus.counters.handler_errors,

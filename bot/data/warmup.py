@@ -10,10 +10,16 @@ For each symbol, before its stream is let through:
 3. :class:`~bot.data.recovery.GapRecovery` fills the trades of the current base
    interval from REST and then lets the buffered live ticks through, so the
    first bar built from the stream is complete rather than partial.
+
+All of it has one deadline (``warm_up_timeout_seconds``): history not loaded by
+then is skipped, and the fill gets what is left; a fill that cannot finish
+reports its span as a gap and lets the live ticks through. ``start()`` never
+waits longer than that for REST, whatever REST does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -64,7 +70,7 @@ def warmup_start(pipeline: TickPipeline, now_ns: int) -> int:
 
 async def warm_up(pipeline: TickPipeline, recovery: GapRecovery, source: BarSource,
                   venue: str, symbol: str, fill_start: int,
-                  stored: Sequence[Tick] = ()) -> None:
+                  stored: Sequence[Tick] = (), *, timeout: float = 30.0) -> None:
     """Load history and seed the aggregator for ``symbol``, then start the trade fill.
 
     ``stored``: trades from ``fill_start`` on kept by the local store before a
@@ -72,32 +78,44 @@ async def warm_up(pipeline: TickPipeline, recovery: GapRecovery, source: BarSour
 
     The symbol must already be tracked by ``recovery`` with ``since_ns=fill_start``
     (so live ticks wait). Whatever fails here is logged and the fill still
-    starts: the stream is never blocked by a history that cannot be loaded.
+    starts, with what is left of ``timeout`` (seconds) as its own: the stream is
+    never blocked by a history that cannot be loaded.
     """
-    agg = pipeline.aggregator
-    end = fill_start - 1
-    size = pipeline.config.bar_history_size
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
-        for timeframe in pipeline.config.supported_timeframes:
-            history = pipeline.history(venue, symbol, timeframe)
-            if len(history):
-                continue
-            for bar in await source.bars(symbol, timeframe, size, end):
-                history.append(bar)
-        # The fill covers the base interval from its open; the seed (if any) reaches back further.
-        agg.configure_symbol(venue, symbol, complete_from=fill_start)
-        longest = max(TIMEFRAME_SECONDS[tf] for tf in agg.timeframes) * NS_PER_SECOND
-        seed_count = (fill_start - align(fill_start, longest)) // agg.base_ns
-        base_tf = _timeframe_of(agg.base_ns)
-        if seed_count and base_tf is not None:
-            seed = await source.bars(symbol, base_tf, seed_count, end)
-            agg.seed(venue, symbol, await _with_first_ids(source, symbol, seed, fill_start, agg))
+        async with asyncio.timeout_at(deadline):
+            await _load_history(pipeline, source, venue, symbol, fill_start)
+    except TimeoutError:
+        logger.warning("warm-up of %s: bar history not loaded within %g s", symbol, timeout)
     except Exception as exc:  # history is a convenience; never block the stream for it
         logger.warning("warm-up of %s: bar history not loaded: %s: %s", symbol,
                        type(exc).__name__, exc)
     for tick in stored:
         pipeline.process(tick)
-    recovery.begin(symbol)
+    recovery.begin(symbol, timeout=max(0.0, deadline - loop.time()))
+
+
+async def _load_history(pipeline: TickPipeline, source: BarSource, venue: str, symbol: str,
+                        fill_start: int) -> None:
+    """Fill every timeframe's history and seed the longer bars being built."""
+    agg = pipeline.aggregator
+    end = fill_start - 1
+    size = pipeline.config.bar_history_size
+    for timeframe in pipeline.config.supported_timeframes:
+        history = pipeline.history(venue, symbol, timeframe)
+        if len(history):
+            continue
+        for bar in await source.bars(symbol, timeframe, size, end):
+            history.append(bar)
+    # The fill covers the base interval from its open; the seed (if any) reaches back further.
+    agg.configure_symbol(venue, symbol, complete_from=fill_start)
+    longest = max(TIMEFRAME_SECONDS[tf] for tf in agg.timeframes) * NS_PER_SECOND
+    seed_count = (fill_start - align(fill_start, longest)) // agg.base_ns
+    base_tf = _timeframe_of(agg.base_ns)
+    if seed_count and base_tf is not None:
+        seed = await source.bars(symbol, base_tf, seed_count, end)
+        agg.seed(venue, symbol, await _with_first_ids(source, symbol, seed, fill_start, agg))
 
 
 def _timeframe_of(length_ns: int) -> str | None:

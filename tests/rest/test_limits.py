@@ -27,7 +27,7 @@ def first_id(sim: ExchangeSimulator) -> int:
 async def test_a_rate_limit_answer_waits_exactly_retry_after_then_succeeds(
         binance_sim: ExchangeSimulator, clock: ManualClock, status: int,
         retry_after: int) -> None:
-    limiter = clock.limiter()
+    limiter = clock.limiter(max_ban_wait=retry_after)  # allowed to wait that long
     binance_sim.fail_rest(1, status, retry_after=retry_after)
     async with BinanceRest(config_for(binance_sim), limiter=limiter) as rest:
         ticks = await rest.historical_trades(SYMBOL, first_id(binance_sim), limit=10)

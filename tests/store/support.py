@@ -10,6 +10,7 @@ import polars as pl
 
 from bot.data.aggregation import BarAggregator
 from bot.data.config import StreamManagerConfig
+from bot.data.gate import TickGate
 from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store import Recorder
@@ -49,13 +50,16 @@ async def record_live(ticks: Sequence[Tick], root: Path, **recorder_options: obj
 def stream_bars(ticks: Sequence[Tick], timeframes: Sequence[str] = TIMEFRAMES, *,
                 emit_empty: bool = True, complete_from: int | None = None,
                 until: int | None = None) -> list[Bar]:
-    """What the streaming BarAggregator completes for ``ticks`` in the given order."""
+    """What the stream completes for ``ticks`` in the given order: the gate, then the
+    BarAggregator."""
+    gate = TickGate()
     agg = BarAggregator(timeframes, emit_empty=emit_empty)
     if complete_from is not None:
         agg.configure_symbol(ticks[0].venue, ticks[0].symbol, complete_from=complete_from)
     out: list[Bar] = []
     for tick in ticks:
-        out.extend(agg.add(tick) or ())
+        for admitted in gate.passing(tick):
+            out.extend(agg.add(admitted) or ())
     end = until if until is not None else until_for(
         [t for t in ticks if t.price > 0 and t.volume > 0])
     out.extend(agg.advance(end + agg.grace_ns))

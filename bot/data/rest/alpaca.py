@@ -28,7 +28,7 @@ import msgspec
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError, MalformedFrame
 from bot.data.models import Bar, BarFlag, Side, Tick
-from bot.data.rest.limits import HttpClient, RateLimiter, decode
+from bot.data.rest.limits import ALPACA_BUDGET, HttpClient, RateLimiter, decode
 from bot.data.timeframes import NS_PER_SECOND, timeframe_ns
 from bot.data.venues.alpaca import VENUE_ALPACA, AlpacaCredentials, stock_trade_id
 from bot.data.venues.conditions import updates_for
@@ -90,6 +90,8 @@ def rfc3339_ns(time_ns: int) -> str:
 
 class AlpacaRest(HttpClient):
     """Alpaca stock trades and bars for the configured feed."""
+
+    budget = ALPACA_BUDGET
 
     venue = VENUE_ALPACA
 

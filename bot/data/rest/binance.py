@@ -25,7 +25,7 @@ import msgspec
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
 from bot.data.models import Bar, BarFlag, Side, Tick
-from bot.data.rest.limits import HttpClient, RateLimiter, decode
+from bot.data.rest.limits import BINANCE_BUDGET, HttpClient, RateLimiter, decode
 from bot.data.timeframes import NS_PER_MS, timeframe_ns
 from bot.data.venues.binance import to_raw_symbol
 
@@ -94,6 +94,8 @@ class BinanceRest(HttpClient):
     Symbols are unified (``"BTC/USDT"``); ticks and bars carry them that way.
     Use ``async with BinanceRest(config) as rest:`` or call :meth:`close`.
     """
+
+    budget = BINANCE_BUDGET
 
     def __init__(self, config: StreamManagerConfig, *,
                  session: aiohttp.ClientSession | None = None,

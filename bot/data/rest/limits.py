@@ -3,9 +3,20 @@
 What the exchanges publish and this module does about it:
 
 - HTTP 429 (rate limit hit) and 418 (Binance's ban after ignoring 429s) come
-  with ``Retry-After`` in seconds: the request waits exactly that long, then
-  is sent again. While one request waits, every other request of the same
-  limiter waits too, so a burst does not turn a 429 into a 418.
+  with ``Retry-After`` in seconds: a ban. The limiter remembers until when
+  (:attr:`RateLimiter.banned_until`) and sends nothing before then, whoever
+  asks and whatever was cancelled meanwhile. A short ban (up to
+  ``max_ban_wait`` seconds) is waited out and the request sent again; while
+  one request waits, every other request of the same limiter waits too, so a
+  burst does not turn a 429 into a 418. A longer one raises
+  :class:`RestBanned` at once, naming until when, for every request until it
+  expires: a caller with a deadline (a gap fill, the warm-up) reports its span
+  as a gap instead of hanging on it.
+- Each client has a :class:`RequestBudget`: a hard ceiling of requests and
+  weight per rolling minute, well under the venue's own limit. A request that
+  would pass it waits for room, and when the room is more than
+  ``BUDGET_QUEUE_SECONDS`` away (a runaway: more than a minute of requests
+  queued) it raises :class:`RestBudgetExhausted` instead of adding to the queue.
 - Binance reports the request weight spent in the current minute in
   ``X-MBX-USED-WEIGHT-1M``. When the weight seen, plus the weight of requests
   in flight, plus the next request's weight would pass the limit, the limiter
@@ -18,7 +29,8 @@ What the exchanges publish and this module does about it:
   :class:`RestError` with the venue's own code and message.
 
 Every wait goes through the injected ``sleep`` and is recorded in
-:attr:`RateLimiter.waits`, so tests and metrics see exactly what happened.
+:attr:`RateLimiter.waits`, so tests and metrics see exactly what happened;
+:meth:`RateLimiter.usage` gives requests and weight by endpoint and the ban.
 :class:`HttpClient` is the small aiohttp base both venue clients share.
 """
 
@@ -28,8 +40,10 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -48,6 +62,11 @@ BACKOFF_CAP_SECONDS = 30.0
 # Waiting for the next minute goes this much past it, for clock skew with the exchange.
 MINUTE_MARGIN_SECONDS = 1.0
 REQUEST_TIMEOUT_SECONDS = 30.0
+# A ban announced for longer than this is not waited out: requests fail until it ends.
+MAX_BAN_WAIT_SECONDS = 10.0
+# A request that would wait longer than this for room in the budget fails instead.
+BUDGET_QUEUE_SECONDS = 60.0
+BUDGET_WINDOW_SECONDS = 60.0
 
 
 class RestError(StreamError):
@@ -66,6 +85,46 @@ class RestError(StreamError):
         self.text = text
         shown = f" {code}" if code is not None else ""
         super().__init__(f"{venue} REST HTTP {status}, error{shown}: {text}")
+
+
+class RestBanned(RestError):
+    """The venue bans our requests until ``until_ns`` (ns since the epoch); none was sent.
+
+    Raised for every request during a ban longer than the limiter waits out,
+    so a caller with a deadline can report its span at once.
+    """
+
+    def __init__(self, venue: str, status: int, until_ns: int) -> None:
+        self.until_ns = until_ns
+        when = datetime.fromtimestamp(until_ns / 1e9, UTC).isoformat(timespec="seconds")
+        super().__init__(venue, status, None,
+                         f"the venue bans requests until {when} (HTTP {status} with "
+                         "Retry-After); nothing is sent before then")
+
+
+class RestBudgetExhausted(RestError):
+    """The client's request budget has no room before ``retry_at_ns``; nothing was sent."""
+
+    def __init__(self, venue: str, budget: RequestBudget, retry_at_ns: int) -> None:
+        self.retry_at_ns = retry_at_ns
+        super().__init__(venue, 0, None,
+                         f"request budget of {budget.requests_per_minute} requests and "
+                         f"{budget.weight_per_minute} weight per minute spent; no room for "
+                         f"{(retry_at_ns - time.time_ns()) / 1e9:.0f} s")
+
+
+@dataclass(frozen=True)
+class RequestBudget:
+    """A hard ceiling of requests and request weight per rolling minute for one client."""
+
+    requests_per_minute: int
+    weight_per_minute: int
+
+
+# Half of Binance spot's 6000 weight per minute (and far under its raw-request limit);
+# three quarters of Alpaca's 200 requests per minute.
+BINANCE_BUDGET = RequestBudget(requests_per_minute=1200, weight_per_minute=3000)
+ALPACA_BUDGET = RequestBudget(requests_per_minute=150, weight_per_minute=150)
 
 
 @dataclass(frozen=True)
@@ -90,12 +149,17 @@ class RateLimiter:
     ``weight_limit`` is the venue's request weight per minute (Binance's
     default 6000); ``sleep`` performs every wait; ``max_retries`` bounds the
     retries of one request, whatever their cause; ``clock`` (seconds since the
-    epoch) tells where the current minute ends.
+    epoch) tells where the current minute ends and when a ban is over.
+    ``budget``: this client's own ceiling per rolling minute (None: none);
+    ``max_ban_wait``: the longest ban (seconds) a request waits out rather
+    than failing with :class:`RestBanned`.
     """
 
     def __init__(self, *, weight_limit: int = 6000,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 max_retries: int = 5, clock: Callable[[], float] = time.time) -> None:
+                 max_retries: int = 5, clock: Callable[[], float] = time.time,
+                 budget: RequestBudget | None = None,
+                 max_ban_wait: float = MAX_BAN_WAIT_SECONDS) -> None:
         if isinstance(weight_limit, bool) or not isinstance(weight_limit, int) or weight_limit < 1:
             raise ConfigError("weight_limit", weight_limit, "must be an integer >= 1")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -111,18 +175,54 @@ class RateLimiter:
         self._pauses = 0  # Retry-After waits running; no request is sent meanwhile
         self._resumed = asyncio.Event()
         self._resumed.set()
+        self.budget = budget
+        self.max_ban_wait = max_ban_wait
+        self.banned_until = 0.0  # seconds since the epoch; nothing is sent before then
+        self._ban_status = 0
+        self._window: deque[tuple[float, int]] = deque()  # (send time, weight) in the budget
+        self._window_weight = 0
+        self.requests: Counter[str] = Counter()  # by endpoint, every request sent
+        self.weight: Counter[str] = Counter()
+
+    @classmethod
+    def following(cls, clock_ns: Callable[[], int], budget: RequestBudget | None) -> RateLimiter:
+        """A limiter timed by ``clock_ns`` (a manager's clock: the machine's, or a
+        simulator's running faster), so its minutes, bans and waits are the venue's."""
+
+        def seconds() -> float:
+            return clock_ns() / 1e9
+
+        async def sleep(duration: float) -> None:
+            end = seconds() + duration
+            while (left := end - seconds()) > 0:
+                await asyncio.sleep(min(left, 1.0))
+
+        return cls(budget=budget, clock=seconds, sleep=sleep)
+
+    def usage(self) -> dict[str, object]:
+        """Requests and weight sent by endpoint, the ban (ns, None when none) and the budget."""
+        banned = self.banned_until > self._clock()
+        return {"requests": dict(self.requests), "weight": dict(self.weight),
+                "banned_until_ns": int(self.banned_until * 1e9) if banned else None,
+                "budget": None if self.budget is None else {
+                    "requests_per_minute": self.budget.requests_per_minute,
+                    "weight_per_minute": self.budget.weight_per_minute}}
 
     async def run(self, send: Callable[[], Awaitable[Reply]], *, weight: int = 1,
-                  venue: str = "") -> Reply:
+                  venue: str = "", endpoint: str = "") -> Reply:
         """Send a request through the limits; the first answer that is not retried.
 
         That is a success, a 4xx other than 429/418, or the last answer once
         ``max_retries`` retries are spent. A connection failure or timeout on
-        the last attempt raises :class:`RestError` with status 0 (no answer).
+        the last attempt raises :class:`RestError` with status 0 (no answer);
+        a ban longer than ``max_ban_wait`` raises :class:`RestBanned`, a spent
+        budget :class:`RestBudgetExhausted`, both before anything is sent.
         """
         attempt = 0
         while True:
-            await self._before(weight)
+            await self._before(weight, venue)
+            self.requests[endpoint] += 1
+            self.weight[endpoint] += weight
             self._in_flight += weight
             try:
                 reply = await send()
@@ -139,10 +239,16 @@ class RateLimiter:
             finally:
                 self._in_flight -= weight
             self._observe(reply)
+            told = _retry_after(reply) if reply.status in RATE_LIMIT_STATUSES else None
+            if told is not None:
+                self._ban(told, reply.status)
+                if told > self.max_ban_wait:
+                    logger.warning("%s REST answered HTTP %d with Retry-After %.0f s: no "
+                                   "request is sent until then", venue, reply.status, told)
+                    raise RestBanned(venue, reply.status, int(self.banned_until * 1e9))
             if reply.ok or attempt >= self.max_retries:
                 return reply
             if reply.status in RATE_LIMIT_STATUSES:
-                told = _retry_after(reply)
                 delay = told if told is not None else self._backoff(attempt)
                 logger.warning("%s REST answered HTTP %d; every request waits %.1f s", venue,
                                reply.status, delay)
@@ -156,20 +262,49 @@ class RateLimiter:
                 return reply
             attempt += 1
 
+    def _ban(self, seconds: float, status: int) -> None:
+        """Remember that the venue refuses requests for ``seconds`` from now."""
+        until = self._clock() + seconds
+        if until > self.banned_until:
+            self.banned_until = until
+            self._ban_status = status
+
     async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` and hold every other request of this limiter meanwhile."""
+        """Wait ``seconds`` and hold every other request of this limiter meanwhile.
+
+        A pause that ran to its end has served the ban; a cancelled one (a fill
+        that timed out) leaves it in :attr:`banned_until` for the next request.
+        """
         self._pauses += 1
         self._resumed.clear()
         try:
             await self._wait(seconds)
+            self.banned_until = 0.0
         finally:
             self._pauses -= 1
             if not self._pauses:
                 self._resumed.set()
 
-    async def _before(self, weight: int) -> None:
-        """Wait out a running Retry-After, then the minute if the weight would pass the limit."""
+    async def _before(self, weight: int, venue: str) -> None:
+        """Wait out (or refuse during) a ban, take room in the budget, then the minute if the
+        weight would pass the limit."""
         await self._resumed.wait()
+        remaining = self.banned_until - self._clock()
+        if remaining > 0:
+            if remaining > self.max_ban_wait:
+                raise RestBanned(venue, self._ban_status, int(self.banned_until * 1e9))
+            await self._pause(remaining)
+        if self.budget is not None:
+            booking = self._reserve(self.budget, weight, venue)
+            delay = booking[0] - self._clock()
+            if delay > 0:
+                logger.info("%s REST budget: waiting %.1f s for room", venue, delay)
+                try:
+                    await self._wait(delay)
+                except asyncio.CancelledError:
+                    self._window.remove(booking)  # never sent: the room is free again
+                    self._window_weight -= booking[1]
+                    raise
         now = self._clock()
         if self._weight_minute is not None and self._weight_minute != _minute(now):
             self.used_weight, self._weight_minute = 0, None  # the exchange's minute rolled over
@@ -179,6 +314,34 @@ class RateLimiter:
                         self.used_weight + self._in_flight, self.weight_limit, delay)
             await self._wait(delay)
             self.used_weight, self._weight_minute = 0, None
+
+    def _reserve(self, budget: RequestBudget, weight: int, venue: str) -> tuple[float, int]:
+        """Book a send time within ``budget``; the booking (send time, weight).
+
+        The window holds the send times booked over the last rolling minute (and
+        any booked ahead); the new request goes at the first time at which the
+        minute before it holds room for one more request of ``weight``.
+        """
+        now = self._clock()
+        window = self._window
+        while window and window[0][0] <= now - BUDGET_WINDOW_SECONDS:
+            self._window_weight -= window.popleft()[1]
+        at = max(now, window[-1][0]) if window else now
+        if at - now > BUDGET_QUEUE_SECONDS:
+            raise RestBudgetExhausted(venue, budget, int(at * 1e9))
+        count, total = len(window), self._window_weight
+        for booked, booked_weight in window:
+            if count < budget.requests_per_minute and total + weight <= budget.weight_per_minute:
+                break
+            at = max(at, booked + BUDGET_WINDOW_SECONDS)
+            count -= 1
+            total -= booked_weight
+        if at - now > BUDGET_QUEUE_SECONDS:
+            raise RestBudgetExhausted(venue, budget, int(at * 1e9))
+        booking = (at, weight)
+        window.append(booking)
+        self._window_weight += weight
+        return booking
 
     def _observe(self, reply: Reply) -> None:
         text = reply.headers.get(WEIGHT_HEADER)
@@ -211,18 +374,19 @@ def _retry_after(reply: Reply) -> float | None:
 class HttpClient:
     """An aiohttp session (given or owned) and GET requests through a :class:`RateLimiter`.
 
-    Subclasses name their venue; error answers become :class:`RestError`.
+    Subclasses name their venue and budget; error answers become :class:`RestError`.
     The session is created on first use when none is given, and closed by
     :meth:`close` only if this client created it.
     """
 
     venue = ""
+    budget: RequestBudget | None = None  # the ceiling of a limiter this client makes itself
 
     def __init__(self, base_url: str, connect_timeout: float, *,
                  session: aiohttp.ClientSession | None, limiter: RateLimiter | None,
                  headers: Mapping[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.limiter = limiter if limiter is not None else RateLimiter()
+        self.limiter = limiter if limiter is not None else RateLimiter(budget=self.budget)
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -260,7 +424,8 @@ class HttpClient:
                 body = await response.read()
                 return Reply(response.status, response.headers, body)
 
-        reply = await self.limiter.run(send, weight=weight, venue=self.venue)
+        reply = await self.limiter.run(send, weight=weight, venue=self.venue,
+                                       endpoint=path.rsplit("/", 1)[-1])
         if not reply.ok:
             raise self._error(reply)
         return reply.body

@@ -1,0 +1,175 @@
+"""TickGate: every tick checked once; refused ones counted by reason; the venue's clock judged."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import pytest
+
+from bot.data.config import StreamManagerConfig
+from bot.data.gate import MAX_INT64, Refusal, TickGate, valid_trade_id
+from bot.data.models import Side, Tick
+from bot.data.pipeline import TickPipeline, past_window_ns
+from bot.data.timeframes import NS_PER_SECOND
+
+NOW = 1_764_547_200 * NS_PER_SECOND  # 2025-12-01 00:00 UTC
+MINUTE = 60 * NS_PER_SECOND
+HOUR = 60 * MINUTE
+
+
+def tick(trade_id: int = 1, *, price: float = 100.0, qty: float = 1.0, ts: int = NOW,
+         received: int = NOW, venue: str = "binance", symbol: str = "BTC/USDT") -> Tick:
+    return Tick(venue, symbol, price, qty, Side.BUY, trade_id, ts, received)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gate(**kwargs: object) -> TickGate:
+    return TickGate(past_window_ns=6 * HOUR, future_window_ns=MINUTE, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("price", 0.0, Refusal.PRICE), ("price", -1.0, Refusal.PRICE),
+    ("price", math.nan, Refusal.PRICE), ("price", math.inf, Refusal.PRICE),
+    ("volume", 0.0, Refusal.QUANTITY), ("volume", -1.0, Refusal.QUANTITY),
+    ("volume", math.nan, Refusal.QUANTITY), ("volume", float("1e309"), Refusal.QUANTITY),
+    ("trade_id", -1, Refusal.TRADE_ID), ("trade_id", 1 << 63, Refusal.TRADE_ID),
+    ("trade_id", True, Refusal.TRADE_ID), ("trade_id", 5.0, Refusal.TRADE_ID),
+    ("timestamp", -1, Refusal.TIMESTAMP), ("timestamp", 1 << 63, Refusal.TIMESTAMP),
+    ("timestamp", float(NOW), Refusal.TIMESTAMP),
+])
+def test_a_tick_with_an_impossible_value_is_refused_and_counted_by_reason(
+        field: str, value: object, reason: Refusal) -> None:
+    g = gate()
+    bad = msgspec.structs.replace(tick(), **{field: value})
+    assert g.passing(bad) == ()
+    assert g.refused == {reason: 1} and g.refused_total == 1
+    assert g.passing(tick(2)) == (tick(2),), "the next good tick passes"
+
+
+def test_valid_trade_ids_are_ints_within_int64() -> None:
+    assert valid_trade_id(0) and valid_trade_id(MAX_INT64)
+    assert not valid_trade_id(-1) and not valid_trade_id(MAX_INT64 + 1)
+    assert not valid_trade_id(False) and not valid_trade_id(3.0)
+
+
+def test_a_venue_rule_refuses_with_its_own_reason_and_other_venues_are_untouched() -> None:
+    def no_zero_id(t: Tick) -> str | None:
+        return "not_a_market_trade" if t.trade_id % 2 == 0 else None
+
+    g = gate(venue_rules={"binance_futures": no_zero_id})
+    assert g.passing(tick(2, venue="binance_futures")) == ()
+    assert g.passing(tick(3, venue="binance_futures")) == (tick(3, venue="binance_futures"),)
+    assert g.passing(tick(2)) == (tick(2),)
+    assert g.refused == {"not_a_market_trade": 1}
+
+
+@pytest.mark.parametrize("ts", [0, 1_000_000_000, NOW - 7 * HOUR, NOW + 2 * MINUTE,
+                                NOW + 7 * 24 * HOUR, NOW + 100 * 365 * 24 * HOUR])
+def test_one_tick_far_from_the_venue_clock_is_held_then_refused_by_the_next(ts: int) -> None:
+    g = gate()
+    assert g.passing(tick(1)) == (tick(1),)
+    odd = tick(2, ts=ts, received=NOW + 1)
+    assert g.passing(odd) == (), "held as a suspect"
+    after = tick(3, ts=NOW + 2, received=NOW + 2)
+    assert g.passing(after) == (after,)
+    assert g.refused == {Refusal.TIME_OUT_OF_RANGE: 1}
+
+
+def test_a_venue_clock_that_jumped_is_followed_when_the_next_tick_agrees() -> None:
+    # A simulator at 300x after a silence: trades stamped an hour ahead of the machine.
+    g = gate()
+    assert g.passing(tick(1)) == (tick(1),)
+    ahead = NOW + HOUR
+    first = tick(2, ts=ahead, received=NOW + NS_PER_SECOND)
+    second = tick(3, ts=ahead + 30 * NS_PER_SECOND, received=NOW + NS_PER_SECOND + 10**8)
+    assert g.passing(first) == ()
+    assert g.passing(second) == (first, second), "both pass, in order"
+    third = tick(4, ts=ahead + 40 * NS_PER_SECOND, received=NOW + 2 * NS_PER_SECOND)
+    assert g.passing(third) == (third,), "the clock follows the venue now"
+    assert g.refused == {}
+
+
+def test_a_venue_clock_running_300_times_faster_loses_no_trade() -> None:
+    # The simulator at 300x with a trade every 0.5 s of local time: each is 150 s ahead.
+    g = gate()
+    passed = []
+    for i in range(50):
+        passed += g.passing(tick(i + 1, ts=NOW + i * 150 * NS_PER_SECOND,
+                                 received=NOW + i * NS_PER_SECOND // 2))
+    assert [t.trade_id for t in passed] == list(range(1, 50)), "the last one waits for a next"
+    assert g.refused == {}
+
+
+def test_a_second_bad_tick_far_beyond_the_first_does_not_confirm_it() -> None:
+    g = gate()
+    g.passing(tick(1))
+    assert g.passing(tick(2, ts=NOW + HOUR, received=NOW + 1)) == ()
+    assert g.passing(tick(3, ts=NOW + 100 * 365 * 24 * HOUR, received=NOW + 2)) == ()
+    assert g.refused == {Refusal.TIME_OUT_OF_RANGE: 1}, "the first refused, the second held"
+
+
+def test_a_clock_ahead_of_the_machine_from_the_first_tick_passes_from_the_second() -> None:
+    g = gate()
+    first = tick(1, ts=NOW + 10 * MINUTE)
+    second = tick(2, ts=NOW + 10 * MINUTE + 1)
+    assert g.passing(first) == ()
+    assert g.passing(second) == (first, second)
+
+
+def test_accepted_ticks_move_the_venue_clock_forward() -> None:
+    # A fast simulator: each tick a little ahead, the estimate follows, nothing is held.
+    g = gate()
+    for i in range(100):
+        t = tick(i + 1, ts=NOW + i * 50 * NS_PER_SECOND, received=NOW + i * 10**8)
+        assert g.passing(t) == (t,)
+
+
+def test_old_trades_within_the_past_window_pass_as_rest_fills_deliver_them() -> None:
+    g = gate()
+    g.passing(tick(1))
+    old = tick(2, ts=NOW - 5 * HOUR, received=NOW + 1)
+    assert g.passing(old) == (old,)
+
+
+def test_an_undecided_suspect_is_refused_by_expire_after_its_timeout() -> None:
+    mono = FakeMonotonic()
+    g = gate(monotonic=mono, suspect_timeout_s=3.0)
+    g.passing(tick(1))
+    assert g.passing(tick(2, ts=0)) == ()
+    mono.now = 2.9
+    assert g.expire() == []
+    mono.now = 3.0
+    assert [t.trade_id for t in g.expire()] == [2]
+    assert g.refused == {Refusal.TIME_OUT_OF_RANGE: 1}
+
+
+def test_venues_have_separate_clocks() -> None:
+    g = gate()
+    g.passing(tick(1))
+    ahead = tick(1, ts=NOW + HOUR, venue="alpaca", symbol="AAPL")
+    assert g.passing(ahead) == ()
+    assert g.passing(tick(2)) == (tick(2),), "binance's tick does not decide alpaca's suspect"
+    later = tick(2, ts=NOW + HOUR + 1, venue="alpaca", symbol="AAPL")
+    assert g.passing(later) == (ahead, later)
+
+
+def test_the_pipeline_builds_no_bar_from_a_refused_tick() -> None:
+    pipeline = TickPipeline(StreamManagerConfig(supported_timeframes=["1m"]))
+    assert not pipeline.process(tick(1, price=0.0))
+    assert pipeline.aggregator.symbols == [] and pipeline.ticks_accepted == 0
+    assert pipeline.process(tick(2))
+    assert pipeline.gate.refused == {Refusal.PRICE: 1}
+
+
+def test_the_past_window_covers_a_store_resume_and_the_longest_warm_up() -> None:
+    config = StreamManagerConfig(supported_timeframes=["1m", "1d"],
+                                 store_resume_max_gap_seconds=12 * 3600.0)
+    assert past_window_ns(config) >= 12 * HOUR + 2 * 24 * HOUR
