@@ -133,7 +133,7 @@ class IngestWorker:
             duplicate_window_s=s.duplicate_window_s, max_bytes=s.max_bytes,
             replicas=s.replicas))
         self.publisher = Publisher(self.nc, ticks=s.publish_ticks, bars=s.publish_bars,
-                                   max_queue=s.queue_size)
+                                   max_queue=s.queue_size, supervisor=self.manager.supervisor)
         await self.publisher.start()
         self._detach = self.publisher.attach(self.manager.bus)
         crypto, stocks = s.crypto_symbols(), s.stock_symbols()
@@ -146,8 +146,7 @@ class IngestWorker:
             self.manager.add_stock_symbols(stocks)
         self._started_ns = time.time_ns()
         await self.manager.start()
-        self._health_task = asyncio.get_running_loop().create_task(
-            self._health_loop(), name="ingest-health")
+        self._health_task = self.manager.supervisor.loop("ingest-health", self._health_loop)
         if s.status_port is not None:
             self.status = StatusServer(self, s.status_host, s.status_port)
             await self.status.start()
