@@ -55,3 +55,12 @@ def test_loading_alpaca_credentials_registers_them() -> None:
     assert "PKCANARY" not in redact(f"{creds.key_id} {creds.secret_key}")
     assert "CanarySe" not in redact(f"{creds.key_id} {creds.secret_key}")
     assert "PKCANARY" not in repr(creds)
+
+
+def test_nats_url_credentials_are_registered_and_masked_in_errors() -> None:
+    from bot.data.nats.client import server_list
+
+    with pytest.raises(ValueError) as raised:
+        server_list(["http://natsuser:NatsPassCanary99@host:4222"])
+    assert "NatsPassCanary99"[:8] not in str(raised.value)
+    assert redact("nats://natsuser:NatsPassCanary99@h:4222") == f"nats://{MASK}:{MASK}@h:4222"

@@ -84,6 +84,9 @@ async def connect(servers: str | Sequence[str], name: str, *,
 
 
 def connected_url(nc: Client) -> str | None:
-    """``nats://host:port`` of the server ``nc`` is connected to, None when disconnected."""
+    """``nats://host:port`` of the server ``nc`` is connected to, None when disconnected.
+
+    Credentials in the URL are masked: the result goes to logs and health.
+    """
     url = nc.connected_url
-    return url.geturl() if url is not None and nc.is_connected else None
+    return redact(url.geturl()) if url is not None and nc.is_connected else None

@@ -240,6 +240,9 @@ class Publisher:
             self._in_flight = n
             try:
                 failed = await self._send(batch)
+            except BaseException:  # cancelled, or a fault the supervisor restarts us after
+                self._queue.extendleft(reversed(batch))  # still owed (ids dedupe a resend)
+                raise
             finally:
                 self._in_flight = 0
             if failed:

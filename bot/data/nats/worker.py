@@ -43,6 +43,7 @@ from bot.data.nats.publisher import Publisher
 from bot.data.nats.sharding import Shard
 from bot.data.nats.streams import DAY_S, default_streams, ensure_streams
 from bot.data.nats.subjects import check_token, health_subject, symbol_token
+from bot.data.redaction import redact_json
 from bot.data.status_server import StatusServer
 from bot.data.stream_manager import StreamManager
 from bot.data.venues.binance import to_raw_symbol
@@ -216,7 +217,7 @@ class IngestWorker:
             health["reasons"].append(
                 f"publisher: {pub['last_error'] or 'records dropped'} "
                 f"(dropped {pub['dropped_overflow']}, queued {pub['queue_depth']})")
-        return health
+        return redact_json(health)
 
     def get_metrics(self) -> dict[str, Any]:
         """The manager's metrics; publisher counters added as ``publish_<name>``."""
@@ -228,7 +229,7 @@ class IngestWorker:
             metrics["counters"].update(
                 {f"publish_{k}": v for k, v in asdict(self.publisher.counters).items()})
             metrics["counters"]["publish_queue_depth"] = pub["queue_depth"]
-        return metrics
+        return redact_json(metrics)
 
 
 # -- command line ------------------------------------------------------------------
