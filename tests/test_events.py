@@ -94,3 +94,35 @@ async def test_async_handler_that_raises_is_counted() -> None:
     await bus.drain()
     assert bus.counters.handler_errors == 1
     await bus.stop()
+
+
+async def test_an_async_handler_worker_that_fails_is_restarted_and_reported() -> None:
+    from bot.data.backoff import Backoff
+    from bot.data.supervision import Supervisor
+
+    class FlakyQueue(asyncio.Queue[object]):
+        failed = False
+
+        async def get(self) -> object:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("worker fault")
+            return await super().get()
+
+    bus = EventBus()
+    bus.supervisor = Supervisor(backoff=Backoff(0.01, 0.02))
+    seen: list[object] = []
+
+    async def handler(event: object) -> None:
+        seen.append(event)
+
+    bus.on_tick(handler)
+    bus._subs[EventType.TICK][0].queue = FlakyQueue()
+    bus.start()
+    bus.emit_tick(TICK, "binance", 1)
+    await asyncio.wait_for(bus.drain(), 5)
+    await bus.stop()
+    assert len(seen) == 1, "the queued event survived the worker's restart"
+    assert bus.supervisor.failures == 1
+    [(name, detail)] = bus.supervisor.tasks().items()
+    assert name.startswith("bus-handler:") and detail["restarts"] == 1

@@ -5,7 +5,9 @@ producer's path (keep it short); an async handler runs in a worker task of its
 own behind a bounded queue, so a slow coroutine never blocks the stream: when
 its queue is full, the event is dropped for that handler, counted and logged.
 A handler that raises is logged (rate-limited) and counted; the other handlers
-and the stream go on.
+and the stream go on. The workers run under :attr:`EventBus.supervisor`, so a
+worker that fails for any other reason is logged, counted and restarted with
+its queue intact.
 
 What a handler receives: the shortcuts for record events (``on_bar_complete``,
 ``on_prediction``, ``on_signal``) pass the record itself (a ``Bar``, a
@@ -27,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,8 @@ class EventBus:
         self._tick_subs: list[_Subscription] = []
         self._tick_plain: list[Handler] | None = []
         self.counters = BusCounters()
+        # Where the async handlers' workers run; the StreamManager puts its own here.
+        self.supervisor = Supervisor()
         self._throttle = LogThrottle(logger)
         self._running = False
 
@@ -238,8 +243,8 @@ class EventBus:
     def _start_worker(self, sub: _Subscription) -> None:
         if sub.queue is None:
             sub.queue = asyncio.Queue(self._async_backlog)
-        sub.worker = asyncio.get_running_loop().create_task(
-            self._run_worker(sub), name=f"bus-handler:{sub.name}")
+        sub.worker = self.supervisor.loop(f"bus-handler:{sub.name}",
+                                          lambda: self._run_worker(sub))
 
     async def _run_worker(self, sub: _Subscription) -> None:
         queue = sub.queue

@@ -11,7 +11,11 @@ It composes, and owns nothing it could delegate:
   warm-up (:mod:`bot.data.warmup`) that loads bar history at start;
 * a clock task that completes bars of quiet markets and samples the counters;
 * a health task that judges the stream every ``health_check_interval`` seconds,
-  emits HEALTH events, and resubscribes stale symbols.
+  emits HEALTH events, and resubscribes stale symbols;
+* a :class:`~bot.data.supervision.Supervisor` under which every background task
+  runs (connections, clock, health, async handlers, runtime subscriptions): a
+  task that fails is logged, counted (``task_failures``) and named in health,
+  and a loop is restarted.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from bot.data.metrics import RateTracker, latency_summary
 from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
+from bot.data.redaction import redact_json
+from bot.data.supervision import Supervisor
 from bot.data.timeframes import NS_PER_SECOND
 from bot.data.transport import Connection, ConnectionState
 from bot.data.venues.alpaca import STOCK_TICKER, AlpacaCredentials, AlpacaSession
@@ -62,6 +68,8 @@ class StreamManager:
         self.config = config if config is not None else StreamManagerConfig()
         self.pipeline = TickPipeline(self.config)
         self.bus = self.pipeline.bus
+        self.supervisor = Supervisor()
+        self.bus.supervisor = self.supervisor  # async handlers' workers report here too
         self._clock = clock
         self._crypto: dict[str, Connection | None] = {}
         self._stocks: set[str] = set()
@@ -151,8 +159,8 @@ class StreamManager:
         self.bus.start()
         if self.recorder is not None:
             await self.recorder.start()
-        self._tasks.append(asyncio.create_task(self._clock_loop(), name="stream-clock"))
-        self._tasks.append(asyncio.create_task(self._health_loop(), name="stream-health"))
+        self._tasks.append(self.supervisor.loop("stream-clock", self._clock_loop))
+        self._tasks.append(self.supervisor.loop("stream-health", self._health_loop))
         timeout = wait_connected if wait_connected is not None else (
             self.config.connect_timeout + self.config.max_reconnect_delay)
         try:
@@ -192,7 +200,8 @@ class StreamManager:
         await self.stop()
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        """Run a one-off job (subscribe, unsubscribe...) supervised: a failure is reported."""
+        task = self.supervisor.job(coro.__qualname__.rsplit(".", 1)[-1].strip("_"), coro)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
@@ -359,7 +368,7 @@ class StreamManager:
                     binance: bool = False) -> Connection:
         conn = Connection.for_venue(
             name, factory, symbols, self.config, binance=binance, on_tick=self._on_tick,
-            on_event=self._on_venue_event, on_state=self._on_state)
+            on_event=self._on_venue_event, on_state=self._on_state, supervisor=self.supervisor)
         self._connections.append(conn)
         conn.start()
         return conn
@@ -402,7 +411,7 @@ class StreamManager:
             await asyncio.sleep(self.config.health_check_interval)
             report = self._assess()
             self._resubscribe_stale(report)
-            self.bus.emit(EventType.HEALTH, report.to_dict(), "health")
+            self.bus.emit(EventType.HEALTH, redact_json(report.to_dict()), "health")
 
     def _assess(self) -> HealthReport:
         now = self._clock()
@@ -421,9 +430,13 @@ class StreamManager:
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
                                  None if c.error is None else str(c.error))
                  for c in self._connections]
-        self._last_health = assess(now, conns, symbols, self.config.stale_threshold_seconds,
-                                   nyse_open)
-        return self._last_health
+        report = assess(now, conns, symbols, self.config.stale_threshold_seconds, nyse_open)
+        task_failures = self.supervisor.reasons()
+        if task_failures and report.status == "healthy":
+            report.status = "degraded"
+        report.reasons.extend(task_failures)
+        self._last_health = report
+        return report
 
     def _resubscribe_stale(self, report: HealthReport) -> None:
         """A stale symbol on a live connection gets unsubscribed and subscribed again."""
@@ -481,13 +494,13 @@ class StreamManager:
                 if report["status"] == "healthy":
                     report["status"] = "degraded"
                 report["reasons"].append(f"store: {store['last_error']}")
-        return report
+        return redact_json(report)
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""
         now = self._clock()
         counters = self._counters()
-        return {
+        return redact_json({
             "uptime_s": round((now - self._started_ns) / 1e9, 3) if self._started_ns else 0.0,
             "counters": counters,
             "rates_10s": self._rates.rates(10),
@@ -503,7 +516,8 @@ class StreamManager:
                             for c in self._connections},
             "rejected_by_reason": dict(self.pipeline.gate.refused),
             "rest": {venue: source.rest.limiter.usage() for venue, source in self._sources.items()},
-        }
+            "tasks": self.supervisor.tasks(),
+        })
 
     def _counters(self) -> dict[str, int]:
         agg = self.pipeline.aggregator.counters
@@ -514,6 +528,8 @@ class StreamManager:
             "ticks": self.pipeline.ticks_accepted,
             "bars": self.pipeline.bars_completed,
             "parse_errors": sum(s.malformed for s in stats),
+            "callback_errors": sum(s.callback_errors for s in stats),
+            "task_failures": self.supervisor.failures,
             "rejected_ticks": self.pipeline.gate.refused_total,
             "duplicate_ticks": agg.duplicate,
             "late_ticks": agg.late,

@@ -17,7 +17,17 @@ Reliability rules it enforces:
   expires, and on a ``serverShutdown`` notice: the new socket is opened and
   streaming before the old one is closed; the overlap is deduplicated by trade
   id downstream, so the rollover neither loses nor doubles a trade;
-* control messages are paced (Binance accepts at most 5 per second).
+* control messages are paced (Binance accepts at most 5 per second);
+* any exception from the venue session's decoder (a malformed or hostile frame:
+  invalid JSON, a frame nested deep enough to exhaust the recursion limit,
+  values of the wrong type) is a counted parse error: logged rate-limited with a
+  short sample, the frame skipped, the stream going on, in the handshake too;
+* an exception from ``on_tick`` or ``on_event`` (a bug downstream) is logged with
+  its traceback and counted (``callback_errors``), and the stream goes on;
+* the session loop runs under a :class:`~bot.data.supervision.Supervisor`:
+  anything else it raises is logged, counted and shown in health, the state
+  leaves ``connected`` at once, and the loop restarts after a backoff. A loop
+  that ends any other way than :meth:`Connection.stop` leaves the connection FAILED.
 
 Pings are answered by the websockets library; it also sends its own keepalive
 pings, so a dead peer is noticed even when the venue's pings stop.
@@ -38,9 +48,11 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from bot.data.backoff import Backoff
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ExchangeError, MalformedFrame
 from bot.data.models import Tick
+from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 from bot.data.venues import binance as binance_limits
 from bot.data.venues.protocol import (
@@ -69,23 +81,12 @@ class ConnectionFailed(ExchangeError):
     """A connection gave up: too many consecutive failures, or a fatal venue answer."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter between ``base`` and ``cap`` seconds."""
-
-    base: float
-    cap: float
-
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        upper = min(self.cap, self.base * 2 ** max(0, attempt - 1))
-        return self.base + (upper - self.base) * rng()
-
-
 @dataclass
 class ConnectionStats:
     frames: int = 0
     ticks: int = 0
     malformed: int = 0
+    callback_errors: int = 0
     reconnects: int = 0
     rollovers: int = 0
     silent_recycles: int = 0
@@ -115,6 +116,7 @@ class Connection:
         max_lifetime: float | None = None,
         control_interval: float = 0.0,
         rng: Callable[[], float] = random.random,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.name = name
         self._factory = session_factory
@@ -130,6 +132,7 @@ class Connection:
         self._max_lifetime = max_lifetime
         self._control_interval = control_interval
         self._rng = rng
+        self._supervisor = supervisor if supervisor is not None else Supervisor()
         self.state = ConnectionState.DISCONNECTED
         self.state_since_ns = time.time_ns()
         self.last_message_ns = 0
@@ -148,7 +151,8 @@ class Connection:
     def for_venue(cls, name: str, session_factory: SessionFactory, symbols: Iterable[str],
                   config: StreamManagerConfig, *, binance: bool,
                   on_tick: Callable[[Tick], Any], on_event: Callable[[Connection, object], None],
-                  on_state: Callable[[Connection], None]) -> Connection:
+                  on_state: Callable[[Connection], None],
+                  supervisor: Supervisor | None = None) -> Connection:
         """A connection with the config's reconnect, timeout and silence settings.
 
         Binance connections also roll over before the venue's 24-hour limit and
@@ -162,12 +166,15 @@ class Connection:
             silence_timeout=config.silence_timeout_seconds,
             stable_after=config.stable_connection_seconds,
             max_lifetime=binance_limits.LIFETIME_S if binance else None,
-            control_interval=binance_limits.CONTROL_INTERVAL_S if binance else 0.0)
+            control_interval=binance_limits.CONTROL_INTERVAL_S if binance else 0.0,
+            supervisor=supervisor)
 
     # -- public ----------------------------------------------------------------------
     def start(self) -> None:
+        """Start the session loop, supervised: restarted after an unexpected exception."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+            self._task = self._supervisor.loop(self.name, self._run, on_failure=self._loop_failed)
+            self._task.add_done_callback(self._loop_ended)
 
     async def wait_ready(self, timeout: float) -> None:
         """Wait until streaming; raise the connection's error if it FAILED first."""
@@ -228,8 +235,7 @@ class Connection:
                         self._fail(exc)
                         return
                     self._note_failure(exc)
-                except (OSError, TimeoutError, websockets.exceptions.WebSocketException,
-                        MalformedFrame) as exc:
+                except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
                     self._note_failure(exc)
                 if time.monotonic() - started >= self._stable_after:
                     attempt = 0
@@ -294,7 +300,11 @@ class Connection:
             async with asyncio.timeout(self._connect_timeout):
                 while not session.ready:
                     frame = await ws.recv()
-                    out = session.receive(frame, time.time_ns())
+                    try:
+                        out = session.receive(frame, time.time_ns())
+                    except Exception as exc:
+                        self._parse_error(exc, frame)
+                        continue
                     self._handle(out)
                     if isinstance(out, Received) and out.send:
                         if self.state is ConnectionState.AUTHENTICATING and replacing is None:
@@ -347,14 +357,15 @@ class Connection:
             stats.frames += 1
             try:
                 out = receive(frame, now)
-            except MalformedFrame as exc:
-                stats.malformed += 1
-                self._throttle.log("malformed", logging.WARNING, "%s: skipped malformed frame: %s",
-                                   self.name, exc)
+            except Exception as exc:  # whatever a hostile frame makes the decoder raise
+                self._parse_error(exc, frame)
                 continue
             if type(out) is Tick:
                 stats.ticks += 1
-                on_tick(out)
+                try:
+                    on_tick(out)
+                except Exception as exc:
+                    self._callback_error("on_tick", exc)
             elif isinstance(out, Received):
                 self._handle(out)
                 if out.send:
@@ -362,13 +373,14 @@ class Connection:
 
     def _handle(self, out: Tick | Received) -> None:
         """Deliver a frame's ticks and act on its control events (sending is the caller's)."""
+        for tick in (out,) if isinstance(out, Tick) else out.ticks:
+            self.stats.ticks += 1
+            try:
+                self._on_tick(tick)
+            except Exception as exc:
+                self._callback_error("on_tick", exc)
         if isinstance(out, Tick):
-            self.stats.ticks += 1
-            self._on_tick(out)
             return
-        for tick in out.ticks:
-            self.stats.ticks += 1
-            self._on_tick(tick)
         for event in out.events:
             if isinstance(event, ExchangeError):
                 if event.fatal:
@@ -383,7 +395,26 @@ class Connection:
                                    event.request_id, event.error_code, event.error_msg)
             elif isinstance(event, Ready):
                 continue
-            self._on_event(self, event)
+            try:
+                self._on_event(self, event)
+            except Exception as exc:
+                self._callback_error("on_event", exc)
+
+    def _parse_error(self, exc: Exception, frame: bytes | str) -> None:
+        """A frame the session could not decode: counted, logged with a short sample, skipped."""
+        self.stats.malformed += 1
+        if not isinstance(exc, MalformedFrame):
+            exc = MalformedFrame(f"{type(exc).__name__}: {exc}", frame)
+        self._throttle.log("malformed", logging.WARNING, "%s: skipped malformed frame: %s",
+                           self.name, exc)
+
+    def _callback_error(self, callback: str, exc: Exception) -> None:
+        """A bug behind ``on_tick``/``on_event``: logged with its traceback, counted; streaming
+        goes on (the tick is lost to the pipeline, not to the connection)."""
+        self.stats.callback_errors += 1
+        self._throttle.log(f"callback:{callback}:{type(exc).__name__}", logging.ERROR,
+                           "%s: %s raised %r; the stream goes on", self.name, callback, exc,
+                           exc_info=exc)
 
     async def _send(self, messages: Iterable[str], ws: ClientConnection | None = None) -> None:
         target = ws if ws is not None else self._ws
@@ -408,6 +439,21 @@ class Connection:
                 await ws.close()
 
     # -- state -----------------------------------------------------------------------
+    def _loop_failed(self, exc: BaseException) -> None:
+        """The loop raised unexpectedly; the supervisor restarts it after a backoff."""
+        self.error = exc
+        self._session = self._ws = None
+        self._ready.clear()
+        self._set_state(ConnectionState.RECONNECTING)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        """The loop's task ended: only :meth:`stop` and a FAILED connection may end it."""
+        if task is not self._task or self.state is ConnectionState.FAILED:
+            return
+        how = "was cancelled" if task.cancelled() else "ended"
+        self._fail(ConnectionFailed(self.name, 0, f"connection task {how} unexpectedly",
+                                    fatal=True))
+
     def _note_failure(self, exc: BaseException) -> None:
         self.error = exc
         self._throttle.log(f"fail:{type(exc).__name__}", logging.WARNING,

@@ -137,3 +137,31 @@ async def test_records_published_through_a_server_crash_are_all_stored_once(
     assert info.state.messages == 500
     assert await stored_trade_ids(nc, 500) == list(range(500))
     assert publisher.health()["ok"]
+
+
+async def test_a_sending_task_that_raises_is_restarted_reported_and_loses_nothing(
+        nc: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.data.backoff import Backoff
+    from bot.data.supervision import Supervisor
+
+    supervisor = Supervisor(backoff=Backoff(0.01, 0.02))
+    publisher = Publisher(nc, supervisor=supervisor)
+    real_send = publisher._send
+    calls = [0]
+
+    async def flaky_send(batch: list[Any]) -> list[Any]:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("injected publisher fault")
+        return await real_send(batch)
+
+    monkeypatch.setattr(publisher, "_send", flaky_send)
+    await publisher.start()
+    for tick in ticks(1, 5):
+        publisher.publish(tick)
+    await wait_for(lambda: publisher.counters.stored == 5)
+    await publisher.stop()
+    assert supervisor.failures == 1
+    assert supervisor.tasks()["nats-publisher"]["restarts"] == 1
+    assert "injected publisher fault" in supervisor.reasons()[0]
+    assert await stored_trade_ids(nc, 5) == [1, 2, 3, 4, 5]

@@ -10,6 +10,7 @@ its own (see its help).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -18,7 +19,8 @@ from typing import NoReturn
 
 from bot.data.cli import dashboard, health, live, record, replay
 from bot.data.cli.delegate import DELEGATED
-from bot.data.errors import ConfigError, StreamError
+from bot.data.errors import ConfigError, MissingCredentialsError, StreamError
+from bot.data.venues.alpaca import AlpacaCredentials
 
 PROG = "bot-stream"
 DESCRIPTION = """\
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _configure_logging(verbosity: int) -> None:
+    """Log to stderr at the verbosity asked for; credentials in the environment are
+    registered as secrets first, so no line at any level (``-vv`` shows every
+    WebSocket frame) can print them."""
+    with contextlib.suppress(MissingCredentialsError):
+        AlpacaCredentials.from_env()  # registers the key id and secret with the redaction
     level = logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING
     handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import nats
 from nats.aio.client import Client
 
+from bot.data.redaction import redact, register_url_credentials
 from bot.data.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
@@ -25,15 +26,20 @@ Callback = Callable[[], Awaitable[None]]
 
 
 def server_list(servers: str | Sequence[str]) -> list[str]:
-    """``"nats://a:4222,nats://b:4222"`` or a list -> a list; ValueError when empty or not nats."""
+    """``"nats://a:4222,nats://b:4222"`` or a list -> a list; ValueError when empty or not nats.
+
+    A user name or password in a URL is registered as a secret: no log line,
+    error or report shows it.
+    """
     items = [s.strip() for s in (servers.split(",") if isinstance(servers, str) else servers)]
     items = [s for s in items if s]
     if not items:
         raise ValueError("servers: give at least one NATS URL, e.g. 'nats://127.0.0.1:4222'")
     for url in items:
+        register_url_credentials(url)
         if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
-            raise ValueError(f"servers: {url!r} is not a NATS URL; allowed schemes: nats://, "
-                             "tls://, ws://, wss://")
+            raise ValueError(f"servers: {redact(url)!r} is not a NATS URL; allowed schemes: "
+                             "nats://, tls://, ws://, wss://")
     return items
 
 
@@ -71,12 +77,16 @@ async def connect(servers: str | Sequence[str], name: str, *,
             disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error),
             start_timeout)
     except TimeoutError:
-        raise ConnectionError(f"{name}: no NATS server answered at {', '.join(urls)} within "
+        where = redact(", ".join(urls))
+        raise ConnectionError(f"{name}: no NATS server answered at {where} within "
                               f"{start_timeout:g}s") from None
     return nc
 
 
 def connected_url(nc: Client) -> str | None:
-    """``nats://host:port`` of the server ``nc`` is connected to, None when disconnected."""
+    """``nats://host:port`` of the server ``nc`` is connected to, None when disconnected.
+
+    Credentials in the URL are masked: the result goes to logs and health.
+    """
     url = nc.connected_url
-    return url.geturl() if url is not None and nc.is_connected else None
+    return redact(url.geturl()) if url is not None and nc.is_connected else None

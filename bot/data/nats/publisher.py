@@ -59,6 +59,7 @@ from bot.data.nats.subjects import (
     tick_subject,
     watermark_msg_id,
 )
+from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ class Publisher:
     def __init__(self, nc: Client, *, ticks: bool = True, bars: bool = True,
                  signals: bool = True, max_queue: int = 200_000, max_in_flight: int = 512,
                  ack_timeout: float = 5.0, retry_delay: float = 0.1,
-                 max_retry_delay: float = 5.0, stop_timeout: float = 10.0) -> None:
+                 max_retry_delay: float = 5.0, stop_timeout: float = 10.0,
+                 supervisor: Supervisor | None = None) -> None:
+        """``supervisor`` runs the sending task (a failure is logged, counted, restarted)."""
         if max_in_flight < 1 or max_queue < max_in_flight:
             raise ValueError(f"need 1 <= max_in_flight ({max_in_flight}) <= max_queue "
                              f"({max_queue})")
@@ -125,6 +128,7 @@ class Publisher:
         self._watermark_codec = watermark_codec()
         self._through: dict[str, int] = {}  # last watermark queued per symbol
         self._throttle = LogThrottle(logger)
+        self._supervisor = supervisor if supervisor is not None else Supervisor()
 
     # -- input (the bus's hot path) --------------------------------------------------
     def attach(self, bus: EventBus) -> Callable[[], None]:
@@ -173,8 +177,8 @@ class Publisher:
     async def start(self) -> None:
         if self._task is None:
             self._stopping = False
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="nats-publisher")
+            self._task = self._supervisor.loop("nats-publisher", self._run,
+                                               on_failure=self._run_failed)
 
     async def stop(self) -> None:
         """Publish what is queued (up to ``stop_timeout`` s), then end; counts what was left."""
@@ -213,6 +217,10 @@ class Publisher:
             await asyncio.sleep(0.005)
         return True
 
+    def _run_failed(self, exc: BaseException) -> None:
+        """The sending task raised (it is restarted): health says so until a batch goes out."""
+        self._last_error = f"sending task failed: {exc!r}"
+
     async def _run(self) -> None:
         while True:
             if not self._queue:
@@ -232,6 +240,9 @@ class Publisher:
             self._in_flight = n
             try:
                 failed = await self._send(batch)
+            except BaseException:  # cancelled, or a fault the supervisor restarts us after
+                self._queue.extendleft(reversed(batch))  # still owed (ids dedupe a resend)
+                raise
             finally:
                 self._in_flight = 0
             if failed:

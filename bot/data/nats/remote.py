@@ -134,8 +134,7 @@ class RemoteStreamManager(StreamManager):
         except BaseException:
             await self._close_nats()
             raise
-        self._consume_task = asyncio.get_running_loop().create_task(
-            self._consume(), name="remote-consume")
+        self._consume_task = self.supervisor.loop("remote-consume", self._consume)
 
     async def stop(self) -> None:
         """Finish the batch in hand (processed and acknowledged), then stop; idempotent."""

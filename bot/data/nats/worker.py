@@ -43,6 +43,7 @@ from bot.data.nats.publisher import Publisher
 from bot.data.nats.sharding import Shard
 from bot.data.nats.streams import DAY_S, default_streams, ensure_streams
 from bot.data.nats.subjects import check_token, health_subject, symbol_token
+from bot.data.redaction import redact_json
 from bot.data.status_server import StatusServer
 from bot.data.stream_manager import StreamManager
 from bot.data.venues.binance import to_raw_symbol
@@ -133,7 +134,7 @@ class IngestWorker:
             duplicate_window_s=s.duplicate_window_s, max_bytes=s.max_bytes,
             replicas=s.replicas))
         self.publisher = Publisher(self.nc, ticks=s.publish_ticks, bars=s.publish_bars,
-                                   max_queue=s.queue_size)
+                                   max_queue=s.queue_size, supervisor=self.manager.supervisor)
         await self.publisher.start()
         self._detach = self.publisher.attach(self.manager.bus)
         crypto, stocks = s.crypto_symbols(), s.stock_symbols()
@@ -146,8 +147,7 @@ class IngestWorker:
             self.manager.add_stock_symbols(stocks)
         self._started_ns = time.time_ns()
         await self.manager.start()
-        self._health_task = asyncio.get_running_loop().create_task(
-            self._health_loop(), name="ingest-health")
+        self._health_task = self.manager.supervisor.loop("ingest-health", self._health_loop)
         if s.status_port is not None:
             self.status = StatusServer(self, s.status_host, s.status_port)
             await self.status.start()
@@ -217,7 +217,7 @@ class IngestWorker:
             health["reasons"].append(
                 f"publisher: {pub['last_error'] or 'records dropped'} "
                 f"(dropped {pub['dropped_overflow']}, queued {pub['queue_depth']})")
-        return health
+        return redact_json(health)
 
     def get_metrics(self) -> dict[str, Any]:
         """The manager's metrics; publisher counters added as ``publish_<name>``."""
@@ -229,7 +229,7 @@ class IngestWorker:
             metrics["counters"].update(
                 {f"publish_{k}": v for k, v in asdict(self.publisher.counters).items()})
             metrics["counters"]["publish_queue_depth"] = pub["queue_depth"]
-        return metrics
+        return redact_json(metrics)
 
 
 # -- command line ------------------------------------------------------------------

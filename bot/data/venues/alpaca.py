@@ -29,7 +29,9 @@ It stays a positive 64-bit integer, unique per symbol, and
 :func:`split_stock_trade_id` recovers both parts. Crypto ids are used as sent.
 
 Credentials: :class:`AlpacaCredentials` never shows the key or the secret in a
-repr or message, and the auth frame is a
+repr or message, and registers both with :mod:`bot.data.redaction` when it is
+made, so no log line of any library (``websockets`` logs the auth frame at
+DEBUG), health or metrics report can show them; the auth frame is a
 :class:`~bot.data.venues.protocol.SecretFrame`.
 """
 
@@ -46,6 +48,7 @@ import msgspec
 from bot.data.config import ALPACA_FEEDS, ALPACA_WS_DEFAULT, StreamManagerConfig, SymbolForm
 from bot.data.errors import ConfigError, ExchangeError, MalformedFrame, MissingCredentialsError
 from bot.data.models import UPDATES_ALL, Side, Tick
+from bot.data.redaction import register_secret
 from bot.data.venues.conditions import updates_for
 from bot.data.venues.protocol import (
     ControlEvent,
@@ -97,6 +100,8 @@ class AlpacaCredentials:
     def __post_init__(self) -> None:
         if not self.key_id or not self.secret_key:
             raise MissingCredentialsError("Alpaca credentials need both a key id and a secret key")
+        register_secret(self.key_id)
+        register_secret(self.secret_key)
 
     def __repr__(self) -> str:
         return "AlpacaCredentials(key_id=<hidden>, secret_key=<hidden>)"
