@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _record(args: argparse.Namespace, config: StreamManagerConfig,
                   recorder: Recorder) -> int:
+    await recorder.start()  # the store's writer lock first: a second writer fails before connecting
     try:
         async with running_stream(args, config) as manager:
             recorder.attach(manager.bus)
-            await recorder.start()
             note(f"recording {', '.join(manager.symbols)} into {args.out} (Ctrl-C stops)")
             await wait_until_stopped(args.duration)
     finally:  # after the stream stopped, so the last trades are written too
@@ -70,7 +70,9 @@ async def _record(args: argparse.Namespace, config: StreamManagerConfig,
     health = recorder.health()
     print(f"recorded {health['ticks_written']:,} ticks and {health['bars_written']:,} bars "
           f"in {health['files_written']:,} files under {args.out}")
-    if not health["ok"]:
-        print(f"last write failed: {health['last_error']}")
-        return 1
-    return 0
+    if health["unwritable_ticks"] or health["unwritable_bars"]:
+        print(f"left out {health['unwritable_ticks']:,} ticks and {health['unwritable_bars']:,} "
+              f"bars the store cannot hold; the last: {health['last_unwritable']['reason']}")
+    for problem in health["problems"]:
+        print(f"store problem: {problem}")
+    return 0 if health["ok"] else 1

@@ -79,7 +79,7 @@ def write_part(table: pa.Table, directory: Path, number: int,
             fh.flush()
             os.fsync(fh.fileno())
         target = _publish(temp, directory, number)
-        temp.unlink()
+        temp.unlink(missing_ok=True)  # linked: drop the temporary name (renamed: gone)
         _fsync_directory(directory)
     except OSError as exc:
         raise StoreError("write", target, exc) from exc

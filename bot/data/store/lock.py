@@ -61,6 +61,9 @@ class WriterLock:
             return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError("create directory", self.root, exc) from exc
+        try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StoreError("create the lock file", self.path, exc) from exc
