@@ -12,13 +12,13 @@ from bot.data.models import Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.sim import ExchangeSimulator
 from bot.data.store import Recorder, TradeStore, replay
-from bot.data.store.files import QUARANTINE_DIR
 from bot.data.stream_manager import StreamManager
 from tests.store.test_recorder import _ns, _tick
 from tests.streaming import point_at, wait_for
 
 DAY = _ns("2025-01-01")
 DAMAGE = ["garbage", "empty", "truncated"]
+QUARANTINE_DIR = "quarantine"  # where the writer moves damaged files, below the root
 
 
 async def _recorded(root: Path) -> list[Tick]:

@@ -11,8 +11,6 @@ import pytest
 from bot.data.config import StreamManagerConfig
 from bot.data.store import Recorder, TradeStore
 from bot.data.store import files as store_files
-from bot.data.store import lock as store_lock
-from bot.data.store.lock import LOCK_NAME, StoreLocked
 from bot.data.stream_manager import StreamManager
 from tests.store.test_recorder import _ns, _tick
 from tests.streaming import wait_for
@@ -74,6 +72,9 @@ async def test_a_full_disk_keeps_the_rows_and_writes_every_one_when_space_return
 
 async def test_a_read_only_store_is_reported_and_locked_and_written_once_it_is_writable(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.data.store import lock as store_lock
+    from bot.data.store.lock import LOCK_NAME, StoreLocked
+
     real_open = store_lock.os.open
     read_only = True
 

@@ -15,7 +15,6 @@ from bot.data.config import StreamManagerConfig
 from bot.data.events import EventBus, EventType
 from bot.data.models import Side, Tick
 from bot.data.store import Recorder, TradeStore
-from bot.data.store.rows import TICK_ROWS, to_table
 from bot.data.stream_manager import StreamManager
 from tests.store.support import record_live
 from tests.store.test_recorder import _ns, _tick
@@ -210,6 +209,8 @@ async def test_a_streamed_trade_that_does_not_fit_never_stops_the_recording(
 
 
 def test_a_refused_row_is_reported_in_a_few_hundred_characters() -> None:
+    from bot.data.store.rows import TICK_ROWS, to_table
+
     tick = Tick("binance", "X" * 1000, 1.0, 1.0, Side.BUY, 2**63, DAY, DAY)
     table, refused = to_table(TICK_ROWS, [tick])
     assert table is None and len(refused[0].to_dict()["row"]) <= 303
