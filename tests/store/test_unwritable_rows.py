@@ -15,6 +15,7 @@ from bot.data.config import StreamManagerConfig
 from bot.data.events import EventBus, EventType
 from bot.data.models import Side, Tick
 from bot.data.store import Recorder, TradeStore
+from bot.data.store import files as store_files
 from bot.data.stream_manager import StreamManager
 from tests.store.support import record_live
 from tests.store.test_recorder import _ns, _tick
@@ -93,6 +94,41 @@ async def test_anything_published_as_a_tick_is_refused_without_harm(tmp_path: Pa
     assert _ids(tmp_path) == [1]
     assert recorder.health()["unwritable_ticks"] == 1
     assert "AttributeError" in recorder.health()["last_unwritable"]["reason"]
+
+
+async def test_a_tick_with_a_field_of_the_wrong_kind_is_refused_alone(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path)
+    recorder.record_tick(_tick(DAY + 1, 1))
+    recorder.record_tick(msgspec.structs.replace(_tick(DAY + 2, 2), side="buy"))  # not a Side
+    recorder.record_tick(_tick(DAY + 3, 3))
+    assert await recorder.flush() == 2
+    assert _ids(tmp_path) == [1, 3]
+    assert "'str' object has no attribute 'value'" in \
+        recorder.health()["last_unwritable"]["reason"]
+
+
+async def test_a_write_failing_in_an_unforeseen_way_keeps_its_rows_for_the_next_flush(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = store_files.pq.write_table
+    calls = 0
+
+    def flaky(table: object, fh: object, **options: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a fault nobody foresaw")
+        real_write(table, fh, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_files.pq, "write_table", flaky)
+    recorder = Recorder(tmp_path)
+    for i in (1, 2, 3):
+        recorder.record_tick(_tick(DAY + i, i))
+    assert await recorder.flush() == 0
+    health = recorder.health()
+    assert not health["ok"] and health["buffered_ticks"] == 3
+    assert "RuntimeError: a fault nobody foresaw" in health["last_error"]
+    assert await recorder.flush() == 3
+    assert recorder.health()["ok"] and _ids(tmp_path) == [1, 2, 3]
 
 
 async def test_the_flush_task_outlives_an_unwritable_row_and_writes_the_later_ones(

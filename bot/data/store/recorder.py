@@ -360,35 +360,32 @@ class Recorder:
             if result.error is not None:
                 unwritten.extend(part)
                 continue
-            table, bad = to_table(kind, part)
-            result.refused.extend(bad)
-            if table is None:
-                continue
-            result.error = self._write_partition(directory, table)
-            if result.error is None:
-                result.files += 1
-                written += table.num_rows
-            else:
-                result.error_path = getattr(result.error, "path", directory)
+            bad: list[RefusedRow] = []
+            try:
+                table, bad = to_table(kind, part)
+                if table is not None:
+                    self._write_partition(directory, table)
+            except Exception as exc:  # the disk's, or a fault nobody foresaw: rows kept
+                result.error = exc
+                result.error_path = exc.path if isinstance(exc, StoreError) else directory
                 left_out = {id(r.row) for r in bad}
                 unwritten.extend(row for row in part if id(row) not in left_out)
+            else:
+                result.files += table is not None
+                written += 0 if table is None else table.num_rows
+            result.refused.extend(bad)
         return written
 
-    def _write_partition(self, directory: Path, table: pa.Table) -> Exception | None:
-        """Write ``table`` as the partition's next part file; the error instead of raising it."""
+    def _write_partition(self, directory: Path, table: pa.Table) -> None:
+        """Write ``table`` as the partition's next part file; raises StoreError."""
         number = self._next_part.get(directory)
-        try:
-            if number is None:
+        if number is None:
+            try:
                 number = next_part_number(directory) if directory.is_dir() else 0
-            path = write_part(table, directory, number, self.compression)
-        except StoreError as exc:
-            return exc
-        except OSError as exc:  # listing the partition failed
-            return StoreError("list", directory, exc)
-        except Exception as exc:  # not the disk's fault: reported as a failed write
-            return exc
+            except OSError as exc:
+                raise StoreError("list", directory, exc) from exc
+        path = write_part(table, directory, number, self.compression)
         self._next_part[directory] = (part_number(path) or number) + 1
-        return None
 
     def _failed(self, exc: Exception, path: Path) -> None:
         """Record a failed write (or round of the flush task): health shows it until a

@@ -5,10 +5,10 @@ time beyond int64 nanoseconds, a NaN where an integer belongs, a value of the
 wrong type. One such row must cost neither the rest of its flush nor the flush
 task. So a row whose partition (the UTC date of its time) cannot be named is
 refused alone, and each partition's rows are converted in one go (the fast
-path); only when that fails are they split in halves until each failing row is
-alone: k bad rows among n cost O(k log n) conversions, and the good rows of
-the batch are written. A refused row comes back with the field and value at
-fault.
+path); only when that fails is each column searched for the values that do not
+fit, by halving it in Arrow's C conversion, and the rows holding them are left
+out: the good rows of the batch are written, and a refused row comes back with
+the field and value at fault.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from bot.data.store.layout import (
@@ -97,31 +98,68 @@ def by_partition(root: Path, kind: RowKind, rows: Sequence[Any],
 def to_table(kind: RowKind, rows: Sequence[Any]) -> tuple[pa.Table | None, list[RefusedRow]]:
     """The rows that fit ``kind.schema`` as one table (None when none does), in order,
     and the refused ones."""
+    refused: list[RefusedRow] = []
     try:
-        return pa.table(kind.columns(rows), schema=kind.schema), []
-    except Exception as exc:  # a value that does not fit: find the rows at fault
-        if len(rows) == 1:
-            return None, [RefusedRow(kind.name, rows[0], _fault(kind, rows[0], exc))]
-    half = len(rows) // 2
-    left, refused_left = to_table(kind, rows[:half])
-    right, refused_right = to_table(kind, rows[half:])
-    tables = [t for t in (left, right) if t is not None]
-    return (pa.concat_tables(tables) if tables else None), refused_left + refused_right
-
-
-def _fault(kind: RowKind, row: Any, error: Exception) -> str:
-    """The first field of ``row`` that does not fit its column, with its value."""
+        columns = kind.columns(rows)
+    except Exception:  # an object without the kind's fields (a side that is no Side, ...)
+        rows, refused = _shaped(kind, rows)
+        columns = kind.columns(rows)
     try:
-        columns = kind.columns([row])
-    except Exception as exc:  # not even the shape of the kind (a missing attribute)
-        return _text(exc)
-    for field in kind.schema:
-        value = columns[field.name][0]
+        return pa.table(columns, schema=kind.schema), refused
+    except Exception:  # a value that does not fit its column: find each one, column by column
+        pass
+    arrays: list[pa.Array] = []
+    unfit: dict[int, str] = {}
+    for column in kind.schema:
+        values = columns[column.name]
         try:
-            pa.array([value], type=field.type)
+            arrays.append(pa.array(values, type=column.type))
+            continue
+        except Exception:
+            bad = _unfit(values, column.type, 0)
+        for index, why in bad.items():
+            unfit.setdefault(index, f"{column.name}={values[index]!r} does not fit "
+                                    f"{column.type} ({why})")
+        patched = list(values)
+        for index in bad:  # a null in its place, filtered out below with its row
+            patched[index] = None
+        arrays.append(pa.array(patched, type=column.type))
+    refused += [RefusedRow(kind.name, rows[i], reason) for i, reason in sorted(unfit.items())]
+    keep = np.ones(len(rows), dtype=bool)
+    keep[list(unfit)] = False
+    if not keep.any():
+        return None, refused
+    return pa.Table.from_arrays(arrays, schema=kind.schema).filter(pa.array(keep)), refused
+
+
+def _shaped(kind: RowKind, rows: Sequence[Any]) -> tuple[list[Any], list[RefusedRow]]:
+    """The rows whose columns can be built, and the others refused."""
+    shaped, refused = [], []
+    for row in rows:
+        try:
+            kind.columns([row])
         except Exception as exc:
-            return f"{field.name}={value!r} does not fit {field.type} ({_text(exc)})"
-    return _text(error)
+            refused.append(RefusedRow(kind.name, row, _text(exc)))
+        else:
+            shaped.append(row)
+    return shaped, refused
+
+
+def _unfit(values: list[Any], type_: pa.DataType, offset: int) -> dict[int, str]:
+    """Index (plus ``offset``) and error of each value that does not convert to ``type_``.
+
+    Halves the list until each failing value is alone: k bad values among n cost
+    O(k log n) conversions, each in Arrow's C code.
+    """
+    try:
+        pa.array(values, type=type_)
+    except Exception as exc:
+        if len(values) == 1:
+            return {offset: _text(exc)}
+        half = len(values) // 2
+        return {**_unfit(values[:half], type_, offset),
+                **_unfit(values[half:], type_, offset + half)}
+    return {}
 
 
 def _text(exc: BaseException) -> str:
