@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from bot.data.config import StreamManagerConfig
@@ -12,6 +13,7 @@ from bot.data.models import Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.sim import ExchangeSimulator
 from bot.data.store import Recorder, TradeStore, replay
+from bot.data.store import store as store_module
 from bot.data.stream_manager import StreamManager
 from tests.store.test_recorder import _ns, _tick
 from tests.streaming import point_at, wait_for
@@ -173,3 +175,48 @@ async def test_a_manager_restarts_on_a_store_with_a_damaged_file_and_sets_it_asi
     after = [t.trade_id for t in TradeStore(root).tick_records("binance", "BTC/USDT")]
     assert after[: len(before)] == [t.trade_id for t in before]
     assert after == list(range(after[0], after[0] + len(after))), "no trade missing"
+
+
+async def test_a_file_the_writer_may_not_read_is_skipped_but_not_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = await _recorded(tmp_path)
+    (other,) = tmp_path.rglob("part-1.parquet")
+    recorder = Recorder(tmp_path)
+    await recorder.start()
+    real_scan = store_module._scan
+
+    def scan(files: list[Path], *args: object) -> object:
+        if other in files:
+            raise PermissionError(13, "Permission denied", str(other))
+        return real_scan(files, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "_scan", scan)
+    assert recorder.store.tick_records("binance", "BTC/USDT") == ticks[:20]
+    (listed,) = recorder.store.unreadable_files()
+    await recorder.stop()
+    assert listed["moved_to"] is None and "Permission denied" in listed["error"]
+    assert other.exists()
+
+
+async def test_a_file_damaged_inside_with_a_whole_footer_is_skipped_by_reads_and_sql(
+        tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path)
+    first = [_tick(DAY + i, i) for i in range(20_000)]
+    later = [_tick(DAY + 10**9 + i, 10**6 + i) for i in range(10)]
+    for batch in (first, later):
+        for tick in batch:
+            recorder.record_tick(tick)
+        await recorder.flush()
+    (damaged,) = tmp_path.rglob("part-0.parquet")
+    footer = pq.read_metadata(damaged).serialized_size
+    data = bytearray(damaged.read_bytes())
+    for k in range(4, len(data) - footer - 100, 3):  # the pages, not the footer
+        data[k] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    pq.read_metadata(damaged)  # the footer still reads
+
+    assert TradeStore(tmp_path).tick_records("binance", "BTC/USDT") == later
+    store = TradeStore(tmp_path)
+    frame = store.sql("SELECT * FROM ticks ORDER BY trade_id")
+    assert list(frame["trade_id"]) == [t.trade_id for t in later]
+    assert [f["path"] for f in store.unreadable_files()] == [str(damaged)]

@@ -365,14 +365,13 @@ class Recorder:
                 table, bad = to_table(kind, part)
                 if table is not None:
                     self._write_partition(directory, table)
+                    result.files += 1
+                    written += table.num_rows
             except Exception as exc:  # the disk's, or a fault nobody foresaw: rows kept
                 result.error = exc
                 result.error_path = exc.path if isinstance(exc, StoreError) else directory
                 left_out = {id(r.row) for r in bad}
                 unwritten.extend(row for row in part if id(row) not in left_out)
-            else:
-                result.files += table is not None
-                written += 0 if table is None else table.num_rows
             result.refused.extend(bad)
         return written
 

@@ -164,14 +164,17 @@ class TradeStore:
     def sql(self, query: str, *, as_polars: bool = False) -> pd.DataFrame | pl.DataFrame:
         """Run ``query`` in DuckDB over views ``ticks`` and ``bars`` (see the module doc).
 
-        When DuckDB meets a damaged file, every file's footer is checked, the
-        damaged ones are reported and the query runs once more without them.
+        When DuckDB fails for a reason other than the query's own, the part
+        files are checked (footers first, then, if they are whole, every page),
+        the damaged ones reported, and the query runs once more without them.
         """
         try:
             return self._run_sql(query, as_polars)
-        except (duckdb.IOException, duckdb.InvalidInputException):
-            if not (self._check_files(TICKS) | self._check_files(BARS)):
-                raise  # not a damaged file: the query's own error
+        except _QUERY_ERRORS:
+            raise
+        except duckdb.Error:
+            if not self._find_damaged_files():
+                raise  # every file is whole: the error is the query's
             return self._run_sql(query, as_polars)
 
     def _run_sql(self, query: str, as_polars: bool) -> pd.DataFrame | pl.DataFrame:
@@ -240,13 +243,25 @@ class TradeStore:
             table = pa.concat_tables(tables) if tables else schema.empty_table()
         return pl.from_arrow(table)  # type: ignore[return-value]
 
-    def _check_files(self, kind: str) -> bool:
-        """Open the footer of every part file of ``kind``; True when one was found damaged."""
+    def _find_damaged_files(self) -> bool:
+        """Check every part file, footers first and pages only if the footers are whole;
+        True when a damaged one was found (and reported)."""
+        for read_pages in (False, True):
+            found = [self._check_files(kind, read_pages) for kind in (TICKS, BARS)]
+            if any(found):
+                return True
+        return False
+
+    def _check_files(self, kind: str, read_pages: bool) -> bool:
         found = False
         for path in self._unreadable.usable(sorted(self.root.glob(
                 f"kind={kind}/*/*/*/{PART_GLOB}"))):
             try:
-                pq.read_metadata(path)
+                if read_pages:
+                    for _batch in pq.ParquetFile(path).iter_batches():
+                        pass
+                else:
+                    pq.read_metadata(path)
             except FileNotFoundError:
                 continue
             except _READ_ERRORS as exc:
@@ -257,6 +272,10 @@ class TradeStore:
 
 # What reading a damaged Parquet file raises (pyarrow's errors; OSError for I/O).
 _READ_ERRORS = (pa.ArrowException, OSError)
+# DuckDB's errors that are the query's own, never a file's.
+_QUERY_ERRORS = (duckdb.ParserException, duckdb.SyntaxException, duckdb.BinderException,
+                 duckdb.CatalogException, duckdb.ConversionException,
+                 duckdb.TypeMismatchException, duckdb.OutOfRangeException)
 
 
 def _scan(files: list[Path], schema: pa.Schema, condition: ds.Expression | None) -> pa.Table:

@@ -59,9 +59,10 @@ class UnreadableFiles:
 
     def report(self, path: Path, error: BaseException) -> None:
         """Record a damaged file: WARNING once, then skipped; moved aside when ``move`` is set."""
-        reason = f"{type(error).__name__}: {error}"
+        reason = f"{type(error).__name__}: {' '.join(str(error).split())}"  # one line
         moved_to = None
-        if self.move:
+        # A file this process may not read is not damaged: it stays where its owner put it.
+        if self.move and not isinstance(error, PermissionError):
             try:
                 moved_to = move_aside(self.root, path)
             except OSError as exc:
