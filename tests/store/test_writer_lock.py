@@ -126,3 +126,21 @@ def test_without_hard_links_a_part_file_is_still_never_replaced(
     assert path.name == "part-1.parquet"
     assert pq.read_table(tmp_path / "part-0.parquet")["trade_id"].to_pylist() == [1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part-0.parquet", "part-1.parquet"]
+
+
+async def test_a_file_system_without_locks_is_written_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from bot.data.store import lock as store_lock
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(store_lock.fcntl, "flock", no_locks)
+    recorder = Recorder(tmp_path)
+    await recorder.start()
+    recorder.record_tick(_tick(DAY + 1, 1))
+    await recorder.stop()
+    assert recorder.health()["ok"]
+    assert [t.trade_id for t in TradeStore(tmp_path).tick_records("binance", "BTC/USDT")] == [1]
+    assert "cannot be locked on this file system (No locks available)" in caplog.text

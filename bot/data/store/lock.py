@@ -7,7 +7,9 @@ holder closes the file or its process dies (even by SIGKILL), so a crashed
 writer never leaves the store locked. ``flock`` locks belong to an open file,
 not to a process, so a second recorder in the same process is refused too.
 The holder writes its pid into the file, for the refusal to name it. Readers
-(:class:`~bot.data.store.TradeStore`) never take the lock.
+(:class:`~bot.data.store.TradeStore`) never take the lock. On a file system
+without locks the writer goes on with a WARNING: the lock cannot be enforced
+there, and part files are never overwritten in any case.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 from pathlib import Path
 
 from bot.data.store.files import StoreError
 
 LOCK_NAME = ".writer.lock"
+# errno of a file system that has no locks (some network and FUSE file systems).
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+
+logger = logging.getLogger(__name__)
 
 
 class StoreLocked(StoreError):
@@ -70,11 +77,16 @@ class WriterLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = _read_pid(fd)
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise StoreLocked(self.root, holder) from None
-            raise StoreError("lock", self.path, exc) from exc
+            if exc.errno in _NO_LOCKS:  # keep writing; part files are never overwritten anyway
+                logger.warning("store: %s cannot be locked on this file system (%s); a second "
+                               "writer on %s would not be refused", self.path, exc.strerror,
+                               self.root)
+            else:
+                holder = _read_pid(fd)
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise StoreLocked(self.root, holder) from None
+                raise StoreError("lock", self.path, exc) from exc
         with contextlib.suppress(OSError):  # the pid is a courtesy to the next writer
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
