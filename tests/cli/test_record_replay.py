@@ -150,3 +150,15 @@ def test_record_writes_everything_and_exits_0_on_a_signal(tmp_path: Path,
         await recorder.stop()
 
     asyncio.run(lock_is_free())
+
+
+def test_record_into_a_path_that_is_a_file_streams_reports_and_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("important unrelated data\n")
+    assert main(["record", "BTC/USDT", "--sim", "--sim-speed", "60", "--duration", "2",
+                 "--flush-interval", "0.2", "--out", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "recorded 0 ticks" in out
+    assert f"store problem: cannot create directory {path}: File exists" in out
+    assert path.read_text() == "important unrelated data\n"
