@@ -18,7 +18,6 @@ from bot.data.config import StreamManagerConfig
 from bot.data.store import Recorder, TradeStore
 from bot.data.store import files as store_files
 from bot.data.store.layout import ticks_to_table
-from bot.data.store.lock import LOCK_NAME, StoreLocked
 from bot.data.stream_manager import StreamManager
 from tests.store.test_recorder import _ns, _tick
 from tests.streaming import wait_for
@@ -42,6 +41,8 @@ asyncio.run(main(sys.argv[1]))
 
 async def test_a_second_recorder_in_the_same_process_is_refused_naming_the_store(
         tmp_path: Path) -> None:
+    from bot.data.store.lock import StoreLocked
+
     first, second = Recorder(tmp_path), Recorder(tmp_path)
     await first.start()
     with pytest.raises(StoreLocked) as info:
@@ -57,6 +58,8 @@ async def test_a_second_recorder_in_the_same_process_is_refused_naming_the_store
 
 
 async def test_a_recorder_in_another_process_is_refused_naming_its_pid(tmp_path: Path) -> None:
+    from bot.data.store.lock import LOCK_NAME, StoreLocked
+
     child = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], cwd=REPO,
                              env={**os.environ, "PYTHONPATH": str(REPO)},
                              stdout=subprocess.PIPE, text=True)
@@ -78,6 +81,8 @@ async def test_a_recorder_in_another_process_is_refused_naming_its_pid(tmp_path:
 
 async def test_a_second_manager_on_one_store_path_fails_to_start_and_the_first_goes_on(
         tmp_path: Path) -> None:
+    from bot.data.store.lock import StoreLocked
+
     config = StreamManagerConfig(store_path=str(tmp_path), store_flush_interval=0.05,
                                  warm_up=False)
     first, second = StreamManager(config), StreamManager(config)
