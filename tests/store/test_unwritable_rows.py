@@ -107,6 +107,14 @@ async def test_a_tick_with_a_field_of_the_wrong_kind_is_refused_alone(tmp_path: 
         recorder.health()["last_unwritable"]["reason"]
 
 
+async def test_a_partition_of_nothing_but_misshapen_ticks_writes_no_file(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path)
+    recorder.record_tick(msgspec.structs.replace(_tick(DAY + 2, 2), side="buy"))
+    assert await recorder.flush() == 0
+    assert list(tmp_path.rglob("*.parquet")) == []
+    assert recorder.health()["unwritable_ticks"] == 1 and recorder.health()["files_written"] == 0
+
+
 async def test_a_write_failing_in_an_unforeseen_way_keeps_its_rows_for_the_next_flush(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = store_files.pq.write_table

@@ -103,6 +103,8 @@ def to_table(kind: RowKind, rows: Sequence[Any]) -> tuple[pa.Table | None, list[
         columns = kind.columns(rows)
     except Exception:  # an object without the kind's fields (a side that is no Side, ...)
         rows, refused = _shaped(kind, rows)
+        if not rows:
+            return None, refused
         columns = kind.columns(rows)
     try:
         return pa.table(columns, schema=kind.schema), refused
