@@ -162,8 +162,7 @@ async def test_a_flush_task_that_ends_unexpectedly_shows_in_health_and_stop_stil
     await recorder.start()
     assert recorder._task is not None
     recorder._task.cancel()  # whatever ends it, health must say so
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await wait_for(lambda: recorder.health()["flush_task"] == "failed", timeout=10)
     recorder.record_tick(_tick(DAY + 1, 1))
     health = recorder.health()
     assert not health["ok"] and health["flush_task"] == "failed"
