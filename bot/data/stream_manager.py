@@ -156,13 +156,13 @@ class StreamManager:
         self._running = True
         self._started_ns = self._clock()
         self.bus.start()
+        self._tasks.append(asyncio.create_task(self._clock_loop(), name="stream-clock"))
+        self._tasks.append(asyncio.create_task(self._health_loop(), name="stream-health"))
         timeout = wait_connected if wait_connected is not None else (
             self.config.connect_timeout + self.config.max_reconnect_delay)
         try:
             if self.recorder is not None:  # raises at once when another writer holds the store
                 await self.recorder.start()
-            self._tasks.append(asyncio.create_task(self._clock_loop(), name="stream-clock"))
-            self._tasks.append(asyncio.create_task(self._health_loop(), name="stream-health"))
             await self._subscribe_new(list(self._crypto), stocks=False, wait=timeout)
             await self._subscribe_new(list(self._stocks), stocks=True, wait=timeout)
         except BaseException:
