@@ -17,8 +17,11 @@ PERCENTILES = (50, 90, 99)
 
 
 def latency_summary(samples_ns: Iterable[int]) -> dict[str, float | int | None]:
-    """p50/p90/p99/max in milliseconds and the sample count (None when there are no samples)."""
-    # float64: a sample beyond int64 (a trade time from far in the future) must not raise.
+    """p50/p90/p99/max in milliseconds and the sample count (None when there are no samples).
+
+    Samples are read as floats: one absurd value (an exchange time decades off)
+    skews the maximum but cannot make the metrics raise.
+    """
     arr = np.fromiter(samples_ns, dtype=np.float64)
     if not arr.size:
         return {"count": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
