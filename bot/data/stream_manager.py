@@ -93,13 +93,13 @@ class StreamManager:
         self.recorder: Recorder | None = None
         self._store: TradeStore | None = None  # what the recorder wrote, for resuming
         if self.config.store_path is not None:
-            from bot.data.store import Recorder, TradeStore
+            from bot.data.store import Recorder
 
-            self._store = TradeStore(self.config.store_path)
             self.recorder = Recorder(self.config.store_path,
                                      flush_interval=self.config.store_flush_interval,
                                      retention_days=self.config.store_retention_days,
                                      clock_ns=clock)
+            self._store = self.recorder.store
             self.recorder.attach(self.bus)
 
     # -- symbols ---------------------------------------------------------------------
@@ -157,13 +157,13 @@ class StreamManager:
         self._running = True
         self._started_ns = self._clock()
         self.bus.start()
-        if self.recorder is not None:
-            await self.recorder.start()
         self._tasks.append(self.supervisor.loop("stream-clock", self._clock_loop))
         self._tasks.append(self.supervisor.loop("stream-health", self._health_loop))
         timeout = wait_connected if wait_connected is not None else (
             self.config.connect_timeout + self.config.max_reconnect_delay)
         try:
+            if self.recorder is not None:  # raises at once when another writer holds the store
+                await self.recorder.start()
             await self._subscribe_new(list(self._crypto), stocks=False, wait=timeout)
             await self._subscribe_new(list(self._stocks), stocks=True, wait=timeout)
         except BaseException:
@@ -493,7 +493,7 @@ class StreamManager:
             if not store["ok"]:
                 if report["status"] == "healthy":
                     report["status"] = "degraded"
-                report["reasons"].append(f"store: {store['last_error']}")
+                report["reasons"].extend(f"store: {problem}" for problem in store["problems"])
         return redact_json(report)
 
     def get_metrics(self) -> dict[str, Any]:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,8 @@ import pytest
 from bot.data.cli.main import main
 from bot.data.store import Recorder, TradeStore
 from tests.helpers import btc_minute_kline, btc_minute_trades
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def store_of_the_official_minute(root: Path) -> None:
@@ -75,3 +82,83 @@ def test_record_from_the_simulator_writes_what_it_reports(
     assert ticks > 0 and bars > 0
     assert len(store.ticks("binance", "BTC/USDT")) == ticks
     assert len(store.bars("binance", "BTC/USDT", "1m")) == bars
+
+
+@pytest.mark.parametrize("damage", [b"", b"PAR1 this is not parquet \x00\x01" * 10])
+def test_replay_goes_on_past_a_damaged_file_names_it_and_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: bytes) -> None:
+    store_of_the_official_minute(tmp_path)
+    (part,) = tmp_path.rglob("part-0.parquet")
+    bad = part.with_name("part-1.parquet")
+    bad.write_bytes(damage)
+    assert main(["replay", str(tmp_path), "--timeframes", "1m", "--json", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    (bar,) = [json.loads(line) for line in captured.out.splitlines()]
+    assert bar["trade_count"] == int(btc_minute_kline()[8])
+    assert "Traceback" not in captured.err
+    assert "1 damaged part file(s) skipped" in captured.err
+    assert bad.exists()  # replay only reads
+
+
+def test_record_refuses_a_store_another_recorder_writes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def hold_and_record() -> int:
+        holder = Recorder(tmp_path)
+        await holder.start()
+        try:
+            return await asyncio.to_thread(main, [
+                "record", "BTC/USDT", "--sim", "--duration", "30", "--out", str(tmp_path)])
+        finally:
+            await holder.stop()
+
+    assert asyncio.run(hold_and_record()) == 1
+    err = capsys.readouterr().err
+    assert f"store {tmp_path} is already being written by another recorder in this process" \
+        in err
+    assert "simulator:" not in err  # refused before any connection
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_record_writes_everything_and_exits_0_on_a_signal(tmp_path: Path,
+                                                          sig: signal.Signals) -> None:
+    """The flush interval is an hour: whatever is stored was written by the flush at exit."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot.data", "record", "BTC/USDT", "--sim", "--sim-speed", "10",
+         "--sim-history", "120", "--flush-interval", "3600", "--out", str(tmp_path)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stderr is not None
+        for line in child.stderr:
+            if line.startswith("recording"):
+                break
+        time.sleep(1.0)  # trades arrive, none is written yet
+    finally:
+        child.send_signal(sig)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    match = re.search(r"recorded ([\d,]+) ticks", out)
+    assert match, out
+    written = int(match.group(1).replace(",", ""))
+    assert written > 0
+    assert len(TradeStore(tmp_path).ticks("binance", "BTC/USDT")) == written
+    assert not list(tmp_path.rglob(".part-*.tmp"))
+
+    async def lock_is_free() -> None:
+        recorder = Recorder(tmp_path)
+        await recorder.start()
+        await recorder.stop()
+
+    asyncio.run(lock_is_free())
+
+
+def test_record_into_a_path_that_is_a_file_streams_reports_and_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("important unrelated data\n")
+    assert main(["record", "BTC/USDT", "--sim", "--sim-speed", "60", "--duration", "2",
+                 "--flush-interval", "0.2", "--out", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "recorded 0 ticks" in out
+    assert f"store problem: cannot create directory {path}: File exists" in out
+    assert path.read_text() == "important unrelated data\n"

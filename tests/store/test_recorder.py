@@ -125,7 +125,7 @@ def test_a_disk_full_write_names_the_path_and_leaves_no_file_behind(
     monkeypatch.setattr(store_files.pq, "write_table", full_disk)
     target = tmp_path / "d" / "part-0.parquet"
     with pytest.raises(StoreError) as info:
-        store_files.write_parquet_atomic(ticks_to_table([_tick(1, 1)]), target)
+        store_files.write_part(ticks_to_table([_tick(1, 1)]), target.parent, 0)
     assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
     assert str(target) in str(info.value) and "No space left" in str(info.value)
     assert list((tmp_path / "d").iterdir()) == []

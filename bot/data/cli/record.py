@@ -13,6 +13,7 @@ from bot.data.cli.session import (
     note,
     positive,
     running_stream,
+    symbols_from_args,
     wait_until_stopped,
 )
 from bot.data.config import StreamManagerConfig
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from bot.data.store import Recorder  # here: the store's libraries load only when used
 
     config = config_from_args(args)
+    symbols_from_args(args)  # a bad symbol is refused before the store directory is touched
     recorder = Recorder(args.out, flush_interval=args.flush_interval,
                         retention_days=args.retention_days)
     return asyncio.run(_record(args, config, recorder))
@@ -59,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _record(args: argparse.Namespace, config: StreamManagerConfig,
                   recorder: Recorder) -> int:
+    await recorder.start()  # the store's writer lock first: a second writer fails before connecting
     try:
         async with running_stream(args, config) as manager:
             recorder.attach(manager.bus)
-            await recorder.start()
             note(f"recording {', '.join(manager.symbols)} into {args.out} (Ctrl-C stops)")
             await wait_until_stopped(args.duration)
     finally:  # after the stream stopped, so the last trades are written too
@@ -70,7 +72,9 @@ async def _record(args: argparse.Namespace, config: StreamManagerConfig,
     health = recorder.health()
     print(f"recorded {health['ticks_written']:,} ticks and {health['bars_written']:,} bars "
           f"in {health['files_written']:,} files under {args.out}")
-    if not health["ok"]:
-        print(f"last write failed: {health['last_error']}")
-        return 1
-    return 0
+    if health["unwritable_ticks"] or health["unwritable_bars"]:
+        print(f"left out {health['unwritable_ticks']:,} ticks and {health['unwritable_bars']:,} "
+              f"bars the store cannot hold; the last: {health['last_unwritable']['reason']}")
+    for problem in health["problems"]:
+        print(f"store problem: {problem}")
+    return 0 if health["ok"] else 1

@@ -19,7 +19,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from bot.data.cli.formatting import bar_line, console, price
-from bot.data.cli.session import add_config_arguments, config_from_args, positive
+from bot.data.cli.session import add_config_arguments, config_from_args, note, positive
 from bot.data.errors import ConfigError
 from bot.data.models import Bar
 
@@ -30,6 +30,8 @@ DESCRIPTION = """\
 Replay the trades of a store written by `bot-stream record` (or a Recorder)
 through the streaming pipeline, with a progress bar on stderr, and print a
 summary of the bars per symbol and timeframe, or every bar (--bars, --json).
+A damaged part file is skipped with a warning naming it, the rest is replayed,
+and the exit status is 1.
 """
 EPILOG = """\
 examples:
@@ -80,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
                                 end=end))
     if not (args.bars or args.json):
         _summary(bars, result)
+    skipped = store.unreadable_files()
+    if skipped:
+        note(f"{len(skipped)} damaged part file(s) skipped (named in the warnings above); "
+             "the rest was replayed")
+        return 1
     return 0
 
 

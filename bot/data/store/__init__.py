@@ -11,8 +11,10 @@
 
 from bot.data.store.bulk import aggregate_ticks
 from bot.data.store.files import StoreError
+from bot.data.store.lock import StoreLocked
 from bot.data.store.recorder import Recorder
 from bot.data.store.replay import ReplayResult, replay
 from bot.data.store.store import TradeStore
 
-__all__ = ["Recorder", "ReplayResult", "StoreError", "TradeStore", "aggregate_ticks", "replay"]
+__all__ = ["Recorder", "ReplayResult", "StoreError", "StoreLocked", "TradeStore",
+           "aggregate_ticks", "replay"]

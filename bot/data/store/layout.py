@@ -129,9 +129,9 @@ def part_number(path: Path) -> int | None:
 
 
 # -- records <-> Arrow -----------------------------------------------------------------
-def ticks_to_table(ticks: Sequence[Tick]) -> pa.Table:
-    """Arrow table of ticks in :data:`TICK_SCHEMA`."""
-    return pa.table({
+def tick_columns(ticks: Sequence[Tick]) -> dict[str, list[Any]]:
+    """Column lists of ticks, named and ordered as :data:`TICK_SCHEMA`."""
+    return {
         "venue": [t.venue for t in ticks],
         "symbol": [t.symbol for t in ticks],
         "timestamp": [t.timestamp for t in ticks],
@@ -143,17 +143,27 @@ def ticks_to_table(ticks: Sequence[Tick]) -> pa.Table:
         "conditions": [list(t.conditions) for t in ticks],
         "exchange": [t.exchange for t in ticks],
         "updates": [t.updates for t in ticks],
-    }, schema=TICK_SCHEMA)
+    }
 
 
-def bars_to_table(bars: Sequence[Bar]) -> pa.Table:
-    """Arrow table of bars in :data:`BAR_SCHEMA`."""
+def bar_columns(bars: Sequence[Bar]) -> dict[str, list[Any]]:
+    """Column lists of bars, named and ordered as :data:`BAR_SCHEMA`."""
     columns: dict[str, list[Any]] = {name: [] for name in BAR_SCHEMA.names}
     for bar in bars:
         for name, column in columns.items():
             column.append(getattr(bar, name))
     columns["flags"] = [int(f) for f in columns["flags"]]
-    return pa.table(columns, schema=BAR_SCHEMA)
+    return columns
+
+
+def ticks_to_table(ticks: Sequence[Tick]) -> pa.Table:
+    """Arrow table of ticks in :data:`TICK_SCHEMA`."""
+    return pa.table(tick_columns(ticks), schema=TICK_SCHEMA)
+
+
+def bars_to_table(bars: Sequence[Bar]) -> pa.Table:
+    """Arrow table of bars in :data:`BAR_SCHEMA`."""
+    return pa.table(bar_columns(bars), schema=BAR_SCHEMA)
 
 
 def rows_to_ticks(rows: Iterable[dict[str, Any]]) -> list[Tick]:

@@ -5,6 +5,12 @@ recorder writes (or after it crashed) is safe. Rows are returned in exchange
 order, ``(timestamp, trade_id)`` for ticks and ``open_time`` for bars, with
 duplicates (the same trade recorded twice across a restart, say) removed.
 
+A damaged part file (empty, truncated, not Parquet) does not stop a read: it is
+skipped, named in a WARNING and listed by :meth:`TradeStore.unreadable_files`,
+and the read goes on with the other files (see :mod:`bot.data.store.unreadable`).
+Reading costs nothing more while every file is whole: files are tried one by
+one only after a read of several failed.
+
 SQL runs in DuckDB over the Parquet tree with Hive partitioning, through two
 views, ``ticks`` and ``bars``, whose columns are the files' plus ``date``. For
 example, hourly VWAP and trade count per symbol::
@@ -32,6 +38,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from bot.data.models import Bar, Tick
 from bot.data.store.layout import (
@@ -48,6 +55,7 @@ from bot.data.store.layout import (
     series_dir,
     utc_date,
 )
+from bot.data.store.unreadable import UnreadableFiles
 
 TimeBound = int | datetime | None
 """Nanoseconds since the epoch, or a datetime (naive ones are taken as UTC)."""
@@ -56,8 +64,24 @@ TimeBound = int | datetime | None
 class TradeStore:
     """Read-only view of a recorder's root directory."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, move_unreadable: bool = False) -> None:
+        """``move_unreadable`` moves damaged files to ``<root>/quarantine/`` (the writer's
+        choice, see :mod:`bot.data.store.unreadable`); otherwise they are only skipped."""
         self.root = Path(root)
+        self._unreadable = UnreadableFiles(self.root)
+        self.move_unreadable = move_unreadable
+
+    @property
+    def move_unreadable(self) -> bool:
+        return self._unreadable.move
+
+    @move_unreadable.setter
+    def move_unreadable(self, value: bool) -> None:
+        self._unreadable.move = value
+
+    def unreadable_files(self) -> list[dict[str, str | None]]:
+        """The damaged files reads have met: ``path``, ``error`` and ``moved_to`` (or None)."""
+        return self._unreadable.to_list()
 
     # -- DataFrames ----------------------------------------------------------------
     @overload
@@ -116,7 +140,7 @@ class TradeStore:
             files = part_files(directory)
             if not files:
                 continue
-            frame = _load(files, TICK_SCHEMA, None)
+            frame = self._load(files, TICK_SCHEMA, None)
             if frame.height:
                 last = frame.sort(*exchange_order(venue), maintain_order=True).tail(1)
                 return rows_to_ticks(last.iter_rows(named=True))[0]
@@ -138,20 +162,46 @@ class TradeStore:
     @overload
     def sql(self, query: str, *, as_polars: Literal[True]) -> pl.DataFrame: ...
     def sql(self, query: str, *, as_polars: bool = False) -> pd.DataFrame | pl.DataFrame:
-        """Run ``query`` in DuckDB over views ``ticks`` and ``bars`` (see the module doc)."""
+        """Run ``query`` in DuckDB over views ``ticks`` and ``bars`` (see the module doc).
+
+        When DuckDB fails for a reason other than the query's own, the part
+        files are checked (footers first, then, if they are whole, every page),
+        the damaged ones reported, and the query runs once more without them.
+        """
+        try:
+            return self._run_sql(query, as_polars)
+        except _QUERY_ERRORS:
+            raise
+        except duckdb.Error:
+            if not self._find_damaged_files():
+                raise  # every file is whole: the error is the query's
+            return self._run_sql(query, as_polars)
+
+    def _run_sql(self, query: str, as_polars: bool) -> pd.DataFrame | pl.DataFrame:
         with self._connect() as con:
             result = con.sql(query)
             return result.pl() if as_polars else result.df()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB with the two views (new files are seen on each call)."""
+        """A fresh in-memory DuckDB with the two views (new files are seen on each call).
+
+        The views read the tree by glob, or, while a damaged file known to this
+        store is still in the tree, the list of the other files.
+        """
         con = duckdb.connect()
         for kind, schema in ((TICKS, TICK_SCHEMA), (BARS, BAR_SCHEMA)):
-            if any(self.root.glob(f"kind={kind}/*/*/*/{PART_GLOB}")):
-                pattern = str(self.root / f"kind={kind}" / "*" / "*" / "*" / PART_GLOB)
+            pattern = f"kind={kind}/*/*/*/{PART_GLOB}"
+            source = None
+            if self._unreadable.any_skipped:
+                files = self._unreadable.usable(sorted(self.root.glob(pattern)))
+                if files:
+                    source = "[" + ", ".join(f"'{_sql_string(str(f))}'" for f in files) + "]"
+            elif any(self.root.glob(pattern)):
+                source = f"'{_sql_string(str(self.root / pattern))}'"
+            if source is not None:
                 con.execute(
                     f"CREATE VIEW {kind} AS SELECT * EXCLUDE (kind) FROM read_parquet("
-                    f"'{_sql_string(pattern)}', hive_partitioning = true, union_by_name = true)")
+                    f"{source}, hive_partitioning = true, union_by_name = true)")
             else:
                 empty = schema.empty_table().append_column("date", pa.array([], pa.date32()))
                 con.register(f"_{kind}_empty", empty)
@@ -173,15 +223,66 @@ class TradeStore:
         if hi is not None:
             upper = ds.field(time_column) < hi
             condition = upper if condition is None else condition & upper
-        return _load(files, schema, condition)
+        return self._load(files, schema, condition)
+
+    def _load(self, files: list[Path], schema: pa.Schema,
+              condition: ds.Expression | None) -> pl.DataFrame:
+        """The rows of ``files`` matching ``condition``; damaged files are skipped and reported."""
+        files = self._unreadable.usable(files)
+        try:
+            table = _scan(files, schema, condition)
+        except _READ_ERRORS:  # a damaged (or vanished) file among them: one by one
+            tables = []
+            for path in files:
+                try:
+                    tables.append(_scan([path], schema, condition))
+                except FileNotFoundError:  # removed meanwhile (retention, a writer moving it)
+                    continue
+                except _READ_ERRORS as exc:
+                    self._unreadable.report(path, exc)
+            table = pa.concat_tables(tables) if tables else schema.empty_table()
+        return pl.from_arrow(table)  # type: ignore[return-value]
+
+    def _find_damaged_files(self) -> bool:
+        """Check every part file, footers first and pages only if the footers are whole;
+        True when a damaged one was found (and reported)."""
+        for read_pages in (False, True):
+            found = [self._check_files(kind, read_pages) for kind in (TICKS, BARS)]
+            if any(found):
+                return True
+        return False
+
+    def _check_files(self, kind: str, read_pages: bool) -> bool:
+        found = False
+        for path in self._unreadable.usable(sorted(self.root.glob(
+                f"kind={kind}/*/*/*/{PART_GLOB}"))):
+            try:
+                if read_pages:
+                    for _batch in pq.ParquetFile(path).iter_batches():
+                        pass
+                else:
+                    pq.read_metadata(path)
+            except FileNotFoundError:
+                continue
+            except _READ_ERRORS as exc:
+                self._unreadable.report(path, exc)
+                found = True
+        return found
 
 
-def _load(files: list[Path], schema: pa.Schema, condition: ds.Expression | None) -> pl.DataFrame:
+# What reading a damaged Parquet file raises (pyarrow's errors; OSError for I/O).
+_READ_ERRORS = (pa.ArrowException, OSError)
+# DuckDB's errors that are the query's own, never a file's.
+_QUERY_ERRORS = (duckdb.ParserException, duckdb.SyntaxException, duckdb.BinderException,
+                 duckdb.CatalogException, duckdb.ConversionException,
+                 duckdb.TypeMismatchException, duckdb.OutOfRangeException)
+
+
+def _scan(files: list[Path], schema: pa.Schema, condition: ds.Expression | None) -> pa.Table:
     if not files:
-        return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
-    table = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(
+        return schema.empty_table()
+    return ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(
         filter=condition)
-    return pl.from_arrow(table)  # type: ignore[return-value]
 
 
 def _to_ns(value: TimeBound) -> int | None:
