@@ -5,7 +5,9 @@ producer's path (keep it short); an async handler runs in a worker task of its
 own behind a bounded queue, so a slow coroutine never blocks the stream: when
 its queue is full, the event is dropped for that handler, counted and logged.
 A handler that raises is logged (rate-limited) and counted; the other handlers
-and the stream go on.
+and the stream go on. The time each sync handler call takes is kept (the last
+:data:`HANDLER_SAMPLES` calls per handler), so a handler that slows the stream
+can be named (:meth:`EventBus.handler_times`).
 
 What a handler receives: the shortcuts for record events (``on_bar_complete``,
 ``on_prediction``, ``on_signal``) pass the record itself (a ``Bar``, a
@@ -21,6 +23,7 @@ import enum
 import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +56,8 @@ class StreamEvent(msgspec.Struct, frozen=True):
 
 Handler = Callable[[Any], Any]
 _TICK = EventType.TICK
+HANDLER_SAMPLES = 1000
+_perf_ns = time.perf_counter_ns
 
 
 @dataclass
@@ -64,7 +69,8 @@ class BusCounters:
 
 
 class _Subscription:
-    __slots__ = ("event_type", "fn", "is_async", "name", "payload_only", "queue", "worker")
+    __slots__ = ("durations_ns", "event_type", "fn", "is_async", "name", "payload_only", "queue",
+                 "worker")
 
     def __init__(self, event_type: EventType, fn: Handler, payload_only: bool) -> None:
         self.event_type = event_type
@@ -74,6 +80,7 @@ class _Subscription:
         self.queue: asyncio.Queue[Any] | None = None
         self.worker: asyncio.Task[None] | None = None
         self.name = getattr(fn, "__qualname__", None) or repr(fn)
+        self.durations_ns: deque[int] = deque(maxlen=HANDLER_SAMPLES)  # sync calls only
 
 
 class EventBus:
@@ -84,7 +91,7 @@ class EventBus:
         self._subs: dict[EventType, list[_Subscription]] = {t: [] for t in EventType}
         self._sync: dict[EventType, list[_Subscription]] = {t: [] for t in EventType}
         self._tick_subs: list[_Subscription] = []
-        self._tick_plain: list[Handler] | None = []
+        self._tick_plain: list[tuple[Handler, Callable[[int], None]]] | None = []
         self.counters = BusCounters()
         self._throttle = LogThrottle(logger)
         self._running = False
@@ -147,7 +154,7 @@ class EventBus:
         self._tick_subs = self._sync[EventType.TICK]
         # When every tick handler is a plain sync function of the event, skip the checks.
         self._tick_plain = (None if any(s.is_async or s.payload_only for s in self._tick_subs)
-                            else [s.fn for s in self._tick_subs])
+                            else [(s.fn, s.durations_ns.append) for s in self._tick_subs])
 
     # -- dispatch ------------------------------------------------------------------
     def emit(self, event_type: EventType, data: Any, source: str = "",
@@ -163,10 +170,12 @@ class EventBus:
             if sub.is_async:
                 self._enqueue(sub, arg)
                 continue
+            started = _perf_ns()
             try:
                 sub.fn(arg)
             except Exception as exc:
                 self._failed(sub, exc)
+            sub.durations_ns.append(_perf_ns() - started)
 
     def emit_tick(self, tick: Any, source: str, timestamp: int) -> None:
         """``emit(EventType.TICK, ...)`` without the per-call lookups (the hot path)."""
@@ -176,20 +185,30 @@ class EventBus:
         event = StreamEvent(_TICK, tick, timestamp, source)
         plain = self._tick_plain
         if plain is not None:
-            for fn in plain:
+            for fn, took in plain:
+                started = _perf_ns()
                 try:
                     fn(event)
                 except Exception as exc:
                     self._failed(next(s for s in subs if s.fn is fn), exc)
+                took(_perf_ns() - started)
             return
         for sub in subs:
             if sub.is_async:
                 self._enqueue(sub, tick if sub.payload_only else event)
                 continue
+            started = _perf_ns()
             try:
                 sub.fn(tick if sub.payload_only else event)
             except Exception as exc:
                 self._failed(sub, exc)
+            sub.durations_ns.append(_perf_ns() - started)
+
+    def handler_times(self) -> dict[str, deque[int]]:
+        """Recent durations (ns) of each sync handler's calls, keyed ``"<event>:<handler>"``."""
+        return {f"{sub.event_type.value}:{sub.name}": sub.durations_ns
+                for subs in self._subs.values() for sub in subs
+                if not sub.is_async and sub.durations_ns}
 
     def _enqueue(self, sub: _Subscription, arg: Any) -> None:
         if sub.queue is None:
