@@ -274,6 +274,7 @@ class BinanceStreams:
                 break
             self.counters.messages_received += 1
             if session.over_rate_limit():
+                self.counters.rate_limit_closes += 1
                 await session.conn.close(TOO_MANY_REQUESTS, "Too many requests")
                 break
             if msg.type == WSMsgType.PING and not self.faults.silent:
