@@ -100,6 +100,7 @@ class StreamManager:
         self._expectations = Expectations()
         self._resubscribe = ResubscribePolicy(self.config.stale_threshold_seconds)
         self._resubscribing: set[Connection] = set()
+        self._resubscriptions = 0  # symbols resubscribed because they were stale
         self._starting = False
         self._active: set[str] = set()  # symbols tracked and assigned to a connection
         self._symbols_lock = asyncio.Lock()
@@ -549,6 +550,7 @@ class StreamManager:
         for conn, stale in by_conn.items():
             due = self._resubscribe.due(stale, now, self._heard)
             if due:
+                self._resubscriptions += len(due)
                 self._resubscribing.add(conn)
                 self._spawn(self._resubscribe_batch(conn, due))
 
@@ -658,6 +660,7 @@ class StreamManager:
             "gaps_found": rec.gaps_found,
             "gaps_unfilled": rec.gaps_unfilled,
             "trades_backfilled": rec.trades_backfilled,
+            "resubscriptions": self._resubscriptions,
         }
 
     # -- event registration (delegated to the bus) -------------------------------------
