@@ -27,7 +27,7 @@ from bot.data.dashboard.feed import DashboardFeed
 from bot.data.status_server import StatusServer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from bot.data.stream_manager import StreamManager
 
@@ -60,11 +60,11 @@ class DashboardServer(StatusServer):
 
     def __init__(self, manager: StreamManager, host: str = "127.0.0.1", port: int = 0, *,
                  push_interval: float = 0.25, status_interval: float = 1.0,
-                 history: int | None = None) -> None:
+                 history: int | None = None, allowed_hosts: Iterable[str] = ()) -> None:
         if not push_interval > 0 or not status_interval > 0:
             raise ValueError(f"push_interval ({push_interval!r}) and status_interval "
                              f"({status_interval!r}) must be > 0 seconds")
-        super().__init__(manager, host, port)
+        super().__init__(manager, host, port, allowed_hosts=allowed_hosts)
         self.feed = DashboardFeed(manager, history)
         self.push_interval = push_interval
         self.status_interval = status_interval
