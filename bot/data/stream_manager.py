@@ -49,7 +49,7 @@ from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
 from bot.data.resubscribe import ResubscribePolicy
-from bot.data.timeframes import NS_PER_SECOND
+from bot.data.timeframes import NS_PER_SECOND, align
 from bot.data.transport import Connection, ConnectionState
 from bot.data.venues.alpaca import AlpacaCredentials, AlpacaSession
 from bot.data.venues.binance import BinanceSession, to_raw_symbol
@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLOCK_INTERVAL_S = 0.25
+# Wake this long after a bar's grace ends, so the clock reads past it (timers round).
+CLOCK_DUE_MARGIN_S = 0.001
 
 
 class StreamManager:
@@ -475,14 +477,25 @@ class StreamManager:
 
     # -- clock and health ------------------------------------------------------------
     async def _clock_loop(self) -> None:
+        """Complete quiet markets' bars and sample the counters.
+
+        It wakes every :data:`CLOCK_INTERVAL_S` and also right when the next base
+        bar's grace ends, so a quiet bar completes ``bar_close_grace_ms`` after
+        its end, not up to a clock interval later.
+        """
         last_sample = 0.0
+        base_ns = self.pipeline.aggregator.base_ns
+        grace_ns = self.pipeline.aggregator.grace_ns
         while True:
-            self.pipeline.advance(self._clock())
+            now_ns = self._clock()
+            self.pipeline.advance(now_ns)
             now = time.monotonic()
             if now - last_sample >= 1.0:
                 self._rates.sample(now, self._counters())
                 last_sample = now
-            await asyncio.sleep(CLOCK_INTERVAL_S)
+            due_ns = align(now_ns - grace_ns, base_ns) + base_ns + grace_ns
+            await asyncio.sleep(min(CLOCK_INTERVAL_S,
+                                    (due_ns - now_ns) / NS_PER_SECOND + CLOCK_DUE_MARGIN_S))
 
     async def _health_loop(self) -> None:
         while True:
