@@ -38,19 +38,20 @@ def rest_bound(symbols: int, config: StreamManagerConfig, fills: int, trades_fil
     """The most REST requests warm-up and gap fills may cost, and how it is made up.
 
     Per symbol, warm-up asks for ``ceil(bar_history_size / 1000)`` kline pages
-    per timeframe, one page of base bars to seed the longer bars being built,
-    one first-trade-id lookup per longer timeframe and one for the trade fill's
-    start. Every fill (warm-up fills included) costs its trade pages:
-    ``ceil(trades / 1000)`` in all, plus one short last page per fill.
+    per timeframe and one page of base bars to seed the longer bars being
+    built, each with one ``/api/v3/time`` (the exchange's clock decides which
+    kline is closed); one first-trade-id lookup per longer timeframe and one
+    for the trade fill's start. Every fill (warm-up fills included) costs its
+    trade pages: ``ceil(trades / 1000)`` in all, plus one short last page per fill.
     """
     timeframes = len(config.supported_timeframes)
-    kline_pages = math.ceil(config.bar_history_size / MAX_LIMIT)
-    per_symbol = timeframes * kline_pages + 1 + (timeframes - 1) + 1
+    kline_requests = timeframes * math.ceil(config.bar_history_size / MAX_LIMIT) + 1
+    per_symbol = 2 * kline_requests + (timeframes - 1) + 1
     trade_pages = math.ceil(trades_filled / MAX_LIMIT) + fills
     total = symbols * per_symbol + trade_pages
-    return total, (f"{symbols} symbols x {per_symbol} (klines {timeframes}x{kline_pages}, seed 1, "
-                   f"first ids {timeframes - 1}, fill start 1) + trade pages {trade_pages} "
-                   f"(ceil({trades_filled}/{MAX_LIMIT}) + {fills} fills)")
+    return total, (f"{symbols} symbols x {per_symbol} (klines {kline_requests}, time "
+                   f"{kline_requests}, first ids {timeframes - 1}, fill start 1) + trade pages "
+                   f"{trade_pages} (ceil({trades_filled}/{MAX_LIMIT}) + {fills} fills)")
 
 
 def start_simulator(port: int, symbols: list[str], speed: float,

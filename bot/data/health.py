@@ -36,7 +36,7 @@ class SymbolFacts:
 
 @dataclass
 class LoopFacts:
-    """How late the event loop ran lately, and the slowest synchronous handler seen."""
+    """How late the event loop ran lately, and the handler with the longest recent call."""
 
     max_lag_s: float
     stall_after_s: float
@@ -159,7 +159,7 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
         if stalled:
             status = _worst(status, DEGRADED)
             cause = (f"; slowest handler: {loop.slowest_handler} "
-                     f"({loop.slowest_handler_ms:g} ms per call)"
+                     f"(longest call {loop.slowest_handler_ms:g} ms)"
                      if loop.slowest_handler is not None else "")
             reasons.append(f"event loop stalled for {loop.max_lag_s:.1f}s "
                            f"(over {loop.stall_after_s:g}s){cause}")

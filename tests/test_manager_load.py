@@ -1,0 +1,103 @@
+"""Many symbols settle: no stale-resubscription storm, no 1008 close, honest health.
+
+The simulator closes a connection with 1008 when it receives more than 5
+messages in a second, as Binance does; it counts what it received. Health is
+checked every half second, so a start-up that took held or not-yet-trading
+symbols for stale would resubscribe them at once and flood the connection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from bot.data.events import StreamEvent
+from bot.data.sim import ExchangeSimulator
+from bot.data.stream_manager import StreamManager
+from tests.streaming import fast_config, point_at, wait_for
+
+SYMBOLS = [f"S{i}/USDT" for i in range(60)]
+
+
+async def test_sixty_symbols_start_without_a_1008_close_or_a_resubscription_storm(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ExchangeSimulator(SYMBOLS, seed=71, speed=2.0, history_seconds=600) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(health_check_interval=0.5,
+                                            stale_threshold_seconds=5.0))
+        manager.add_crypto_symbols(SYMBOLS)
+        reports: list[dict[str, Any]] = []
+        manager.on_health(lambda e: reports.append(e.data))
+        await manager.start()
+        try:
+            await wait_for(lambda: len(reports) >= 16, timeout=30)
+            metrics = manager.get_metrics()
+        finally:
+            await manager.stop()
+    assert sim.counters.rate_limit_closes == 0
+    assert sim.counters.connections_accepted == 1
+    assert metrics["counters"]["reconnects"] == 0
+    assert metrics["counters"]["resubscriptions"] == 0, "every symbol trades: none was stale"
+    assert sim.counters.messages_received <= 4, "no control message beyond keepalive"
+    assert all(r["stale_symbols"] == [] for r in reports)
+
+
+async def test_a_silent_symbol_stays_stale_and_is_resubscribed_once_per_cooldown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=72, speed=5.0) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(health_check_interval=0.2,
+                                            stale_threshold_seconds=1.0))
+        manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
+        reports: list[dict[str, Any]] = []
+        manager.on_health(lambda e: reports.append(e.data))
+        await manager.start()
+        try:
+            await wait_for(lambda: manager.get_health()["status"] == "healthy")
+            sim.go_quiet("ETH/USDT")
+            quiet_at = len(reports)
+            await wait_for(lambda: "ETH/USDT" in manager.get_health()["stale_symbols"])
+            first_stale = len(reports)
+            await wait_for(lambda: len(reports) >= first_stale + 20, timeout=30)  # 4 s more
+            resubscribed = manager.get_metrics()["counters"]["resubscriptions"]
+        finally:
+            await manager.stop()
+    after = reports[first_stale:]
+    assert all(r["stale_symbols"] == ["ETH/USDT"] for r in after), \
+        "resubscribing it never hides that it stays silent"
+    assert all("BTC/USDT" not in r["stale_symbols"] for r in reports[quiet_at:])
+    # Cooldowns of 1, 2 and 4 s over about 4 s: at most 3 resubscriptions, not one per check.
+    assert 1 <= resubscribed <= 3
+    assert sim.counters.rate_limit_closes == 0
+
+
+async def test_a_stalled_loop_degrades_health_and_names_the_slow_handler(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ExchangeSimulator(["BTC/USDT"], seed=73, speed=5.0) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config())
+        manager.add_crypto_symbols(["BTC/USDT"])
+        stalled: list[bool] = []
+
+        def blocking_handler(event: StreamEvent) -> None:
+            if not stalled:
+                stalled.append(True)
+                time.sleep(1.5)  # a synchronous call that blocks the loop
+
+        await manager.start()
+        try:
+            before = manager.get_health()
+            manager.on_tick(blocking_handler)
+            await wait_for(lambda: bool(stalled))
+            await wait_for(lambda: (manager.get_metrics()["latency"]["event_loop_lag"]["max_ms"]
+                                    or 0) >= 1000)
+            after = manager.get_health()
+        finally:
+            await manager.stop()
+    assert before["event_loop"]["stalled"] is False
+    assert after["status"] == "degraded"
+    assert any(r.startswith("event loop stalled") and "blocking_handler" in r
+               for r in after["reasons"]), after["reasons"]
+    assert after["event_loop"]["max_lag_s"] >= 1.0 and after["event_loop"]["stalled"] is True
