@@ -107,7 +107,7 @@ async def run(args: argparse.Namespace) -> None:
           f"{args.speed:g}; start() returned after {start_s:.1f} s")
     print(f"1008 closes: {counters['rate_limit_closes']}; connections accepted: "
           f"{counters['connections_accepted']}; reconnects: {c['reconnects']}; "
-          f"stale resubscriptions: {c['resubscriptions']}; control messages received by the "
+          f"stale resubscriptions: {c.get('resubscriptions')}; control messages received by the "
           f"exchange: {counters['messages_received']}")
     print(f"health at the end: {health['status']} {health['reasons'][:2]}")
     if args.speed == 1 and delays_ns:
