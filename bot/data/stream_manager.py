@@ -509,13 +509,15 @@ class StreamManager:
         minute_ago = now - 60 * NS_PER_SECOND
         held = set(self._recovery.filling_symbols())
         was_stale = set(self._last_health.stale_symbols) if self._last_health else set()
+        stocks_trade = bool(self._stocks) and nyse_open(now)  # stocks trade from the open on
         symbols = []
         for symbol in self.symbols:
             ticks = self.pipeline.ticks.get(symbol)
             recent = sum(1 for t in reversed(ticks or ()) if t.receive_timestamp >= minute_ago) \
                 if ticks else 0
+            trading = stocks_trade if symbol in self._stocks else True
             expected = self._expectations.observe(
-                symbol, now, connected=self._feed_up(symbol), held=symbol in held,
+                symbol, now, connected=self._feed_up(symbol) and trading, held=symbol in held,
                 stale=symbol in was_stale)
             symbols.append(SymbolFacts(symbol, "alpaca" if symbol in self._stocks else
                                        self.config.binance_venue,
