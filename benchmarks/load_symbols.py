@@ -109,7 +109,7 @@ async def run(args: argparse.Namespace) -> None:
           f"{counters['connections_accepted']}; reconnects: {c['reconnects']}; "
           f"stale resubscriptions: {c.get('resubscriptions')}; control messages received by the "
           f"exchange: {counters['messages_received']}")
-    print(f"health at the end: {health['status']} {health['reasons'][:2]}")
+    print(f"health at the end: {health['status']} {str(health['reasons'])[:200]}")
     if args.speed == 1 and delays_ns:
         delays_ns.sort()
         grace_ns = config.bar_close_grace_ms * 1_000_000
