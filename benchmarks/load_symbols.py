@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from bot.data import StreamManager, StreamManagerConfig
@@ -122,6 +123,9 @@ async def run(args: argparse.Namespace) -> None:
     total = sum(rest.values())
     bound, terms = rest_bound(args.symbols, config, c["gaps_found"] + args.symbols,
                               c["trades_backfilled"])
+    causes = Counter(g["cause"] for g in health["gaps"])
+    if causes:
+        print(f"recent unfilled gaps by cause: {dict(causes.most_common(3))}")
     print(f"REST requests by endpoint: {json.dumps(rest, sort_keys=True)}; total {total}")
     print(f"REST bound: {bound} = {terms}; gaps found {c['gaps_found']}, unfilled "
           f"{c['gaps_unfilled']}; {'within' if total <= bound else 'OVER'} the bound")

@@ -276,6 +276,7 @@ class StreamManager:
         self._resubscribing.clear()
         self._expectations.clear()
         self._resubscribe.clear()
+        self._last_health = None
         # The history sources stay (recovery's cursors hold them); their clients are renewed.
         await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
                              return_exceptions=True)
