@@ -57,7 +57,8 @@ async def test_a_silent_symbol_stays_stale_and_is_resubscribed_once_per_cooldown
         manager.on_health(lambda e: reports.append(e.data))
         await manager.start()
         try:
-            await wait_for(lambda: manager.get_health()["status"] == "healthy")
+            await wait_for(lambda: manager.get_health()["status"] == "healthy"
+                           and manager.get_ticks("ETH/USDT", 1) != [])
             sim.go_quiet("ETH/USDT")
             quiet_at = len(reports)
             received = sim.counters.messages_received
