@@ -9,6 +9,7 @@ symbols for stale would resubscribe them at once and flood the connection.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.data.loop_monitor import PROBE_INTERVAL_S
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from tests.streaming import fast_config, point_at, wait_for
+from tests.support.fakex import FakeBinance
 
 SYMBOLS = [f"S{i}/USDT" for i in range(60)]
 
@@ -109,3 +111,30 @@ async def test_a_stalled_loop_degrades_health_and_names_the_slow_handler(
     assert after["event_loop"]["max_lag_s"] >= 1.0 and after["event_loop"]["stalled"] is True
     assert lag["max_ms"] >= 1000
     assert handler["max_ms"] >= 1500
+
+
+async def test_symbols_are_subscribed_in_few_requests_at_start_and_at_runtime(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 symbols at start ride in the URL; 300 more at runtime take 2 SUBSCRIBE requests
+    (200 streams each), not one per symbol. Counted by an independent fake exchange."""
+    fake = FakeBinance()
+    await fake.start()
+    try:
+        for key, value in fake.env().items():
+            monkeypatch.setenv(key, value)
+        manager = StreamManager(fast_config(warm_up=False, backfill=False))
+        manager.add_crypto_symbols([f"A{i}/USDT" for i in range(300)])
+        await manager.start()
+        try:
+            at_start = list(fake.ws_requests)
+            manager.add_crypto_symbols([f"B{i}/USDT" for i in range(300)])
+            await wait_for(lambda: sum(len(json.loads(r)["params"])
+                                       for r in fake.ws_requests) >= 300)
+            requests = [json.loads(r) for r in fake.ws_requests]
+        finally:
+            await manager.stop()
+    finally:
+        await fake.stop()
+    assert at_start == []
+    assert [(r["method"], len(r["params"])) for r in requests] == [("SUBSCRIBE", 200),
+                                                                  ("SUBSCRIBE", 100)]
