@@ -118,7 +118,8 @@ async def run(args: argparse.Namespace) -> None:
         print(f"1m bars completed: {len(delays_ns)}; after the bar's end p50 "
               f"{delays_ns[len(delays_ns) // 2] / NS_PER_SECOND:.3f} s, max "
               f"{delays_ns[-1] / NS_PER_SECOND:.3f} s; over bar_close_grace_ms "
-              f"({config.bar_close_grace_ms} ms): {late}")
+              f"({config.bar_close_grace_ms} ms): {late}, by at most "
+              f"{max(delays_ns[-1] - grace_ns, 0) / 1e6:.0f} ms")
     rest = counters["rest_by_endpoint"]
     total = sum(rest.values())
     bound, terms = rest_bound(args.symbols, config, c["gaps_found"] + args.symbols,
