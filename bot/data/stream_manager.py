@@ -516,6 +516,11 @@ class StreamManager:
             ticks = self.pipeline.ticks.get(symbol)
             recent = sum(1 for t in reversed(ticks or ()) if t.receive_timestamp >= minute_ago) \
                 if ticks else 0
+            # The stream's last trade; a manager fed without venue connections (NATS)
+            # hears its trades only through the pipeline.
+            heard = self._heard.get(symbol)
+            if ticks and (heard is None or ticks[-1].receive_timestamp > heard):
+                heard = ticks[-1].receive_timestamp
             trading = stocks_trade if symbol in self._stocks else True
             expected = self._expectations.observe(
                 symbol, now, connected=self._feed_up(symbol) and trading, held=symbol in held,
@@ -523,7 +528,7 @@ class StreamManager:
             symbols.append(SymbolFacts(symbol, "alpaca" if symbol in self._stocks else
                                        self.config.binance_venue,
                                        "stock" if symbol in self._stocks else "crypto",
-                                       self._heard.get(symbol), recent, expected))
+                                       heard, recent, expected))
         conns = [ConnectionFacts(c.name, c.name.split("-")[0], c.state.value, c.state_since_ns,
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
                                  None if c.error is None else str(c.error))
