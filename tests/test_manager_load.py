@@ -138,3 +138,34 @@ async def test_symbols_are_subscribed_in_few_requests_at_start_and_at_runtime(
     assert at_start == []
     assert [(r["method"], len(r["params"])) for r in requests] == [("SUBSCRIBE", 200),
                                                                   ("SUBSCRIBE", 100)]
+
+
+async def test_stale_symbols_of_a_connection_are_resubscribed_together_in_one_batch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three symbols that never trade: each resubscription is one UNSUBSCRIBE and one
+    SUBSCRIBE naming all three, and rounds follow the doubling cooldown, not every check."""
+    fake = FakeBinance()  # streams nothing: every symbol stays silent
+    await fake.start()
+    try:
+        for key, value in fake.env().items():
+            monkeypatch.setenv(key, value)
+        manager = StreamManager(fast_config(warm_up=False, backfill=False,
+                                            health_check_interval=0.1,
+                                            stale_threshold_seconds=0.5))
+        manager.add_crypto_symbols(["A/USDT", "B/USDT", "C/USDT"])
+        await manager.start()
+        try:
+            await wait_for(lambda: len(fake.ws_requests) >= 2)
+            await asyncio.sleep(2.5)
+            requests = [json.loads(r) for r in fake.ws_requests]
+            stale = manager.get_health()["stale_symbols"]
+        finally:
+            await manager.stop()
+    finally:
+        await fake.stop()
+    streams = ["ausdt@trade", "busdt@trade", "cusdt@trade"]
+    assert all(sorted(r["params"]) == streams for r in requests)
+    assert [r["method"] for r in requests[:2]] == ["UNSUBSCRIBE", "SUBSCRIBE"]
+    # Cooldowns of 0.5, 1 and 2 s within about 3 s of silence: at most 3 rounds.
+    assert 2 <= len(requests) <= 6
+    assert stale == ["A/USDT", "B/USDT", "C/USDT"], "still reported while silent"
