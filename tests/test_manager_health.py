@@ -6,11 +6,13 @@ trading and the connection stays open; its trade log tells what the stream withh
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 
-from bot.data.models import Tick
+from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from tests.streaming import fast_config, point_at, wait_for
@@ -35,7 +37,9 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
         manager.on_tick(lambda e: ticks.append(e.data))
         await manager.start()
         try:
-            await wait_for(lambda: manager.get_health()["status"] == "healthy")
+            # Healthy and both traded: a symbol with no trade yet is not stale so soon.
+            await wait_for(lambda: manager.get_health()["status"] == "healthy"
+                           and {"BTC/USDT", "ETH/USDT"} <= {t.symbol for t in ticks})
 
             sim.go_quiet("ETH/USDT")
             quiet_from_id = sim.trades("binance", "ETH/USDT")[-1].trade_id
@@ -65,3 +69,32 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
     assert btc_during > 0, "the other symbol streamed on"
     assert healthy_again["status"] == "healthy" and healthy_again["stale_symbols"] == []
     assert not _symbol(healthy_again, "ETH/USDT")["stale"]
+
+
+class _PipelineFed(StreamManager):
+    """A manager whose trades reach the pipeline without a venue connection (as over NATS)."""
+
+    async def _assign_crypto(self, symbols: list[str]) -> None:
+        return None
+
+
+async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipeline() -> None:
+    manager = _PipelineFed(fast_config(warm_up=False, backfill=False,
+                                       stale_threshold_seconds=STALE_AFTER_S))
+    manager.add_crypto_symbols(["BTC/USDT"])
+    await manager.start()
+    try:
+        trade_id = 1
+        for _ in range(30):  # trading for longer than the threshold
+            now = time.time_ns()
+            manager.pipeline.process(Tick("binance", "BTC/USDT", 100.0, 1.0, Side.BUY,
+                                          trade_id, now, now))
+            trade_id += 1
+            await asyncio.sleep(0.05)
+        trading = manager.get_health()
+        await asyncio.sleep(STALE_AFTER_S + 0.2)
+        silent = manager.get_health()
+    finally:
+        await manager.stop()
+    assert trading["stale_symbols"] == [] and trading["status"] == "healthy"
+    assert silent["stale_symbols"] == ["BTC/USDT"]

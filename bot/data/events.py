@@ -7,7 +7,11 @@ its queue is full, the event is dropped for that handler, counted and logged.
 A handler that raises is logged (rate-limited) and counted; the other handlers
 and the stream go on. The workers run under :attr:`EventBus.supervisor`, so a
 worker that fails for any other reason is logged, counted and restarted with
-its queue intact.
+its queue intact. The time sync handler calls take is kept (the last
+:data:`HANDLER_SAMPLES` timed calls per handler), so a handler that slows the
+stream can be named (:meth:`EventBus.handler_times`): every call for most
+events, and for TICK the first dispatch and one in :data:`TICK_TIMING_EVERY`
+(reading the clock costs about a tenth of a tick's path).
 
 What a handler receives: the shortcuts for record events (``on_bar_complete``,
 ``on_prediction``, ``on_signal``) pass the record itself (a ``Bar``, a
@@ -23,6 +27,7 @@ import enum
 import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +61,9 @@ class StreamEvent(msgspec.Struct, frozen=True):
 
 Handler = Callable[[Any], Any]
 _TICK = EventType.TICK
+HANDLER_SAMPLES = 1000
+TICK_TIMING_EVERY = 16  # a power of two
+_perf_ns = time.perf_counter_ns
 
 
 @dataclass
@@ -67,7 +75,8 @@ class BusCounters:
 
 
 class _Subscription:
-    __slots__ = ("event_type", "fn", "is_async", "name", "payload_only", "queue", "worker")
+    __slots__ = ("durations_ns", "event_type", "fn", "is_async", "name", "payload_only", "queue",
+                 "worker")
 
     def __init__(self, event_type: EventType, fn: Handler, payload_only: bool) -> None:
         self.event_type = event_type
@@ -77,6 +86,7 @@ class _Subscription:
         self.queue: asyncio.Queue[Any] | None = None
         self.worker: asyncio.Task[None] | None = None
         self.name = getattr(fn, "__qualname__", None) or repr(fn)
+        self.durations_ns: deque[int] = deque(maxlen=HANDLER_SAMPLES)  # sync calls only
 
 
 class EventBus:
@@ -88,6 +98,7 @@ class EventBus:
         self._sync: dict[EventType, list[_Subscription]] = {t: [] for t in EventType}
         self._tick_subs: list[_Subscription] = []
         self._tick_plain: list[Handler] | None = []
+        self._tick_dispatches = -1  # the first dispatch is timed
         self.counters = BusCounters()
         # Where the async handlers' workers run; the StreamManager puts its own here.
         self.supervisor = Supervisor()
@@ -168,10 +179,12 @@ class EventBus:
             if sub.is_async:
                 self._enqueue(sub, arg)
                 continue
+            started = _perf_ns()
             try:
                 sub.fn(arg)
             except Exception as exc:
                 self._failed(sub, exc)
+            sub.durations_ns.append(_perf_ns() - started)
 
     def emit_tick(self, tick: Any, source: str, timestamp: int) -> None:
         """``emit(EventType.TICK, ...)`` without the per-call lookups (the hot path)."""
@@ -180,7 +193,8 @@ class EventBus:
             return
         event = StreamEvent(_TICK, tick, timestamp, source)
         plain = self._tick_plain
-        if plain is not None:
+        self._tick_dispatches = count = self._tick_dispatches + 1
+        if plain is not None and count & (TICK_TIMING_EVERY - 1):
             for fn in plain:
                 try:
                     fn(event)
@@ -191,10 +205,18 @@ class EventBus:
             if sub.is_async:
                 self._enqueue(sub, tick if sub.payload_only else event)
                 continue
+            started = _perf_ns()
             try:
                 sub.fn(tick if sub.payload_only else event)
             except Exception as exc:
                 self._failed(sub, exc)
+            sub.durations_ns.append(_perf_ns() - started)
+
+    def handler_times(self) -> dict[str, deque[int]]:
+        """Recent durations (ns) of each sync handler's calls, keyed ``"<event>:<handler>"``."""
+        return {f"{sub.event_type.value}:{sub.name}": sub.durations_ns
+                for subs in self._subs.values() for sub in subs
+                if not sub.is_async and sub.durations_ns}
 
     def _enqueue(self, sub: _Subscription, arg: Any) -> None:
         if sub.queue is None:

@@ -4,6 +4,12 @@
 with plain calls. Stock symbols are judged stale only while NYSE is open, by
 the maintained ``exchange_calendars`` NYSE calendar (sessions, holidays, early
 closes) rather than hand-written hours.
+
+Staleness counts from the moment a symbol is *expected* to trade, which
+:class:`Expectations` keeps: not before its stream is up and its warm-up or gap
+fill has let it through, and never while its connection is down. A symbol
+found stale stays expected through a later hold (a resubscription's fill), so
+a symbol that stays silent keeps being reported.
 """
 
 from __future__ import annotations
@@ -23,8 +29,19 @@ class SymbolFacts:
     symbol: str
     venue: str
     asset_class: str  # "crypto" or "stock"
-    last_tick_ns: int | None
+    last_tick_ns: int | None  # the last trade its stream delivered
     ticks_last_minute: int
+    expected_since_ns: int | None = None  # None: not expected to trade now (see Expectations)
+
+
+@dataclass
+class LoopFacts:
+    """How late the event loop ran lately, and the handler with the longest recent call."""
+
+    max_lag_s: float
+    stall_after_s: float
+    slowest_handler: str | None = None
+    slowest_handler_ms: float | None = None
 
 
 @dataclass
@@ -47,17 +64,55 @@ class HealthReport:
     symbols: list[dict[str, Any]]
     stale_symbols: list[str] = field(default_factory=list)
     timestamp_ns: int = 0
+    event_loop: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reasons": self.reasons, "timestamp_ns": self.timestamp_ns,
-                "stale_symbols": self.stale_symbols, "connections": self.connections,
-                "symbols": self.symbols}
+        out = {"status": self.status, "reasons": self.reasons, "timestamp_ns": self.timestamp_ns,
+               "stale_symbols": self.stale_symbols, "connections": self.connections,
+               "symbols": self.symbols}
+        if self.event_loop is not None:
+            out["event_loop"] = self.event_loop
+        return out
+
+
+class Expectations:
+    """Since when each symbol is expected to trade: the clock staleness counts from.
+
+    A symbol becomes expected the first time it is seen connected and not held
+    (warm-up or gap fill running); it stops being expected when its connection
+    goes down, or when it is held while not stale. A stale symbol keeps its
+    expectation through a hold, so resubscribing it cannot hide its silence.
+    """
+
+    def __init__(self) -> None:
+        self._since: dict[str, int] = {}
+
+    def observe(self, symbol: str, now_ns: int, *, connected: bool, held: bool,
+                stale: bool) -> int | None:
+        """Update and return ``symbol``'s expected-since time (None: not expected now)."""
+        if not connected or (held and not stale):
+            self._since.pop(symbol, None)
+            return None
+        return self._since.setdefault(symbol, now_ns)
+
+    def forget(self, symbol: str) -> None:
+        self._since.pop(symbol, None)
+
+    def clear(self) -> None:
+        self._since.clear()
 
 
 def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[SymbolFacts],
-           stale_after_s: float, market_open: Callable[[int], bool]) -> HealthReport:
+           stale_after_s: float, market_open: Callable[[int], bool],
+           loop: LoopFacts | None = None) -> HealthReport:
     """Judge the stream: UNHEALTHY if a connection FAILED or none is connected,
-    DEGRADED if a connection is down or a symbol is stale, else HEALTHY."""
+    DEGRADED if a connection is down, a symbol is stale or the event loop
+    stalled (``loop``), else HEALTHY.
+
+    A symbol is stale when it is expected to trade (``expected_since_ns``) and
+    nothing came for ``stale_after_s`` since its last trade or since it became
+    expected, whichever is later.
+    """
     reasons: list[str] = []
     status = HEALTHY
     conns = []
@@ -82,8 +137,11 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
     stale_ns = stale_after_s * 1e9
     for s in symbols:
         age = None if s.last_tick_ns is None else (now_ns - s.last_tick_ns) / 1e9
-        judged = s.asset_class != "stock" or market_open(now_ns)
-        is_stale = judged and (age is None or age * 1e9 > stale_ns)
+        is_stale = False
+        if s.expected_since_ns is not None and (s.asset_class != "stock"
+                                                or market_open(now_ns)):
+            silent_since = max(s.expected_since_ns, s.last_tick_ns or 0)
+            is_stale = now_ns - silent_since > stale_ns
         if is_stale:
             stale.append(s.symbol)
         syms.append({"symbol": s.symbol, "venue": s.venue,
@@ -92,7 +150,20 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
     if stale:
         status = _worst(status, DEGRADED)
         reasons.append(f"no trade for {stale_after_s:g}s: {', '.join(stale)}")
-    return HealthReport(status, reasons, conns, syms, stale, now_ns)
+    event_loop = None
+    if loop is not None:
+        stalled = loop.max_lag_s > loop.stall_after_s
+        event_loop = {"max_lag_s": round(loop.max_lag_s, 3), "stalled": stalled,
+                      "slowest_handler": loop.slowest_handler,
+                      "slowest_handler_ms": loop.slowest_handler_ms}
+        if stalled:
+            status = _worst(status, DEGRADED)
+            cause = (f"; slowest handler: {loop.slowest_handler} "
+                     f"(longest call {loop.slowest_handler_ms:g} ms)"
+                     if loop.slowest_handler is not None else "")
+            reasons.append(f"event loop stalled for {loop.max_lag_s:.1f}s "
+                           f"(over {loop.stall_after_s:g}s){cause}")
+    return HealthReport(status, reasons, conns, syms, stale, now_ns, event_loop)
 
 
 def _worst(a: str, b: str) -> str:

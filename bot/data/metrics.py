@@ -55,3 +55,17 @@ class RateTracker:
         if span <= 0:
             return {}
         return {k: round((v - old.get(k, 0)) / span, 3) for k, v in latest.items()}
+
+
+# A handler whose longest recent call is shorter than this is not named as a cause of loop lag.
+SLOW_HANDLER_MS = 1.0
+
+
+def slowest(durations_ns: Mapping[str, Iterable[int]]) -> tuple[str | None, float | None]:
+    """The handler with the longest recent call and that call in ms, if it took >= 1 ms."""
+    best: tuple[str | None, float | None] = (None, None)
+    for name, samples in durations_ns.items():
+        longest_ms = round(max(samples, default=0) / 1e6, 3)
+        if longest_ms >= SLOW_HANDLER_MS and (best[1] is None or longest_ms > best[1]):
+            best = (name, longest_ms)
+    return best

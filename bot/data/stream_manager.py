@@ -11,11 +11,17 @@ It composes, and owns nothing it could delegate:
   warm-up (:mod:`bot.data.warmup`) that loads bar history at start;
 * a clock task that completes bars of quiet markets and samples the counters;
 * a health task that judges the stream every ``health_check_interval`` seconds,
-  emits HEALTH events, and resubscribes stale symbols;
+  emits HEALTH events, and resubscribes stale symbols (paced, batched, never
+  during start-up: :class:`~bot.data.resubscribe.ResubscribePolicy`);
+* a loop monitor (:mod:`bot.data.loop_monitor`) that measures event-loop lag;
 * a :class:`~bot.data.supervision.Supervisor` under which every background task
-  runs (connections, clock, health, async handlers, runtime subscriptions): a
-  task that fails is logged, counted (``task_failures``) and named in health,
-  and a loop is restarted.
+  runs (connections, clock, health, loop monitor, async handlers, runtime
+  subscriptions): a task that fails is logged, counted (``task_failures``) and
+  named in health, and a loop is restarted.
+
+Symbols added and removed at runtime only change the wanted set at once; one
+task at a time (:meth:`StreamManager._sync_symbols`) brings connections and
+recovery in line with it, so a burst of adds and removes cannot interleave.
 """
 
 from __future__ import annotations
@@ -31,15 +37,25 @@ from typing import TYPE_CHECKING, Any
 from bot.data.config import StreamManagerConfig, symbol_list
 from bot.data.errors import StreamError
 from bot.data.events import EventType, Handler
-from bot.data.health import ConnectionFacts, HealthReport, SymbolFacts, assess, nyse_open
+from bot.data.health import (
+    ConnectionFacts,
+    Expectations,
+    HealthReport,
+    LoopFacts,
+    SymbolFacts,
+    assess,
+    nyse_open,
+)
 from bot.data.history import BarHistory
-from bot.data.metrics import RateTracker, latency_summary
+from bot.data.loop_monitor import STALL_THRESHOLD_S, LoopMonitor
+from bot.data.metrics import RateTracker, latency_summary, slowest
 from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
 from bot.data.redaction import redact_json
+from bot.data.resubscribe import ResubscribePolicy
 from bot.data.supervision import Supervisor
-from bot.data.timeframes import NS_PER_SECOND
+from bot.data.timeframes import NS_PER_SECOND, align
 from bot.data.transport import Connection, ConnectionState
 from bot.data.venues.alpaca import STOCK_TICKER, AlpacaCredentials, AlpacaSession
 from bot.data.venues.binance import BINANCE_PAIR, BinanceSession
@@ -54,6 +70,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLOCK_INTERVAL_S = 0.25
+# Wake this long after a bar's grace ends, so the clock reads past it (timers round).
+CLOCK_DUE_MARGIN_S = 0.001
 
 
 class StreamManager:
@@ -90,6 +108,17 @@ class StreamManager:
         self._gap_health_at = -1.0  # monotonic time of the last gap HEALTH event
         # Exchange time -> receive of streamed ticks (REST-recovered ones would skew it).
         self._stream_latency_ns: deque[int] = deque(maxlen=10_000)
+        self._heard: dict[str, int] = {}  # symbol -> receive time of its last streamed trade
+        self._expectations = Expectations()
+        self._resubscribe = ResubscribePolicy(self.config.stale_threshold_seconds)
+        self._resubscribing: set[Connection] = set()
+        self._resubscriptions = 0  # symbols resubscribed because they were stale
+        self._starting = False
+        self._active: set[str] = set()  # symbols tracked and assigned to a connection
+        self._symbols_lock = asyncio.Lock()
+        self._lifecycle_lock = asyncio.Lock()
+        self._rest_closed = False  # stop() closed the REST clients; start() opens new ones
+        self._loop_monitor = LoopMonitor()
         self.recorder: Recorder | None = None
         self._store: TradeStore | None = None  # what the recorder wrote, for resuming
         if self.config.store_path is not None:
@@ -109,7 +138,7 @@ class StreamManager:
                if s not in self._crypto]
         self._crypto.update(dict.fromkeys(new))
         if new and self._running:
-            self._spawn(self._subscribe_new(new, stocks=False))
+            self._spawn(self._sync_symbols())
 
     def add_stock_symbols(self, symbols: Iterable[str]) -> None:
         """Subscribe Alpaca stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
@@ -117,24 +146,64 @@ class StreamManager:
                if s not in self._stocks]
         self._stocks.update(new)
         if new and self._running:
-            self._spawn(self._subscribe_new(new, stocks=True))
+            self._spawn(self._sync_symbols())
 
     def remove_symbols(self, symbols: Iterable[str]) -> None:
-        """Unsubscribe symbols and drop their state; other symbols' streams are untouched."""
+        """Unsubscribe symbols and drop their state; other symbols' streams are untouched.
+
+        Their ticks stop at once; the unsubscription follows in order with the
+        other symbol changes (:meth:`_sync_symbols`).
+        """
+        removed = False
         for symbol in symbol_list(symbols, "symbols"):
             symbol = symbol.upper()
             if symbol in self._crypto:
-                conn = self._crypto.pop(symbol)
-                if conn is not None:
-                    self._spawn(conn.remove([symbol]))
+                del self._crypto[symbol]
             elif symbol in self._stocks:
                 self._stocks.discard(symbol)
-                if self._alpaca is not None:
-                    self._spawn(self._alpaca.remove([symbol]))
             else:
                 continue
-            self._recovery.forget(symbol)
-            self.pipeline.forget(symbol)
+            self._drop_symbol_state(symbol)
+            removed = True
+        if removed and self._running:
+            self._spawn(self._sync_symbols())
+
+    def _drop_symbol_state(self, symbol: str) -> None:
+        self._active.discard(symbol)
+        self._recovery.forget(symbol)
+        self.pipeline.forget(symbol)
+        self._heard.pop(symbol, None)
+        self._expectations.forget(symbol)
+        self._resubscribe.forget(symbol)
+
+    async def _sync_symbols(self) -> None:
+        """Bring connections and recovery in line with the wanted symbols; one run at a time.
+
+        Every runtime add and remove ends here. A run reads the wanted set when
+        it holds the lock, so a burst of adds and removes of the same symbol
+        collapses into its final state: unsubscribed, or subscribed once with
+        its recovery tracking it (never one without the other).
+        """
+        async with self._symbols_lock:
+            if not self._running:
+                return
+            for conn in list(self._connections):
+                wanted = self._stocks if conn is self._alpaca else self._crypto.keys()
+                gone = [s for s in conn.symbols if s not in wanted]
+                if gone:
+                    with contextlib.suppress(StreamError, OSError):
+                        await conn.remove(gone)
+                if conn is not self._alpaca:
+                    for symbol in conn.symbols:  # removed and added again: stays where it is
+                        if symbol in self._crypto and self._crypto[symbol] is None:
+                            self._crypto[symbol] = conn
+            crypto = [s for s in self._crypto if s not in self._active]
+            stocks = [s for s in self._stocks if s not in self._active]
+            await self._subscribe_new(crypto, stocks=False)
+            await self._subscribe_new(stocks, stocks=True)
+            for symbol in [*crypto, *stocks]:  # removed while it was being set up
+                if symbol not in self._crypto and symbol not in self._stocks:
+                    self._drop_symbol_state(symbol)
 
     @property
     def symbols(self) -> list[str]:
@@ -155,26 +224,46 @@ class StreamManager:
         if self._running:
             return
         self._running = True
-        self._started_ns = self._clock()
-        self.bus.start()
-        self._tasks.append(self.supervisor.loop("stream-clock", self._clock_loop))
-        self._tasks.append(self.supervisor.loop("stream-health", self._health_loop))
-        timeout = wait_connected if wait_connected is not None else (
-            self.config.connect_timeout + self.config.max_reconnect_delay)
         try:
-            if self.recorder is not None:  # raises at once when another writer holds the store
-                await self.recorder.start()
-            await self._subscribe_new(list(self._crypto), stocks=False, wait=timeout)
-            await self._subscribe_new(list(self._stocks), stocks=True, wait=timeout)
+            async with self._lifecycle_lock:  # a stop() still closing finishes first
+                await self._start(wait_connected)
         except BaseException:
             await self.stop()
             raise
 
+    async def _start(self, wait_connected: float | None) -> None:
+        self._started_ns = self._clock()
+        self._starting = True
+        self.bus.start()
+        if self.recorder is not None:  # raises at once when another writer holds the store
+            await self.recorder.start()
+        self._tasks.append(self.supervisor.loop("stream-clock", self._clock_loop))
+        self._tasks.append(self.supervisor.loop("stream-health", self._health_loop))
+        self._tasks.append(self.supervisor.loop("stream-loop-lag", self._loop_monitor.run))
+        timeout = wait_connected if wait_connected is not None else (
+            self.config.connect_timeout + self.config.max_reconnect_delay)
+        try:
+            async with self._symbols_lock:
+                await self._subscribe_new([s for s in self._crypto if s not in self._active],
+                                          stocks=False, wait=timeout)
+                await self._subscribe_new([s for s in self._stocks if s not in self._active],
+                                          stocks=True, wait=timeout)
+        finally:
+            self._starting = False
+
     async def stop(self) -> None:
-        """Close connections gracefully, complete nothing further, end all tasks; idempotent."""
+        """Close connections gracefully, complete nothing further, end all tasks; idempotent.
+
+        A later :meth:`start` opens everything again (connections, REST clients,
+        bus workers, recorder), and gap recovery continues from the last trade seen.
+        """
         if not self._running:
             return
         self._running = False
+        async with self._lifecycle_lock:
+            await self._stop()
+
+    async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -184,9 +273,15 @@ class StreamManager:
         self._connections.clear()
         self._alpaca = None
         self._crypto = dict.fromkeys(self._crypto)
+        self._active.clear()
+        self._resubscribing.clear()
+        self._expectations.clear()
+        self._resubscribe.clear()
+        self._last_health = None
+        # The history sources stay (recovery's cursors hold them); their clients are renewed.
         await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
                              return_exceptions=True)
-        self._sources.clear()
+        self._rest_closed = True
         self._recovery.fetchers = {}
         await self.bus.stop()
         if self.recorder is not None:
@@ -218,16 +313,22 @@ class StreamManager:
         if not (cfg.backfill or cfg.warm_up):
             return
         from bot.data.history_sources import AlpacaTradeHistory, BinanceTradeHistory
+        from bot.data.rest.alpaca import AlpacaRest
         from bot.data.rest.binance import BinanceRest
         from bot.data.rest.limits import RateLimiter
 
+        if self._rest_closed:  # after stop(): the same sources and limiters (bans, budget
+            self._rest_closed = False  # used) with new clients
+            for venue, source in self._sources.items():
+                limiter = source.rest.limiter
+                source.rest = (AlpacaRest(cfg, self._credentials or AlpacaCredentials.from_env(),
+                                          limiter=limiter)
+                               if venue == "alpaca" else BinanceRest(cfg, limiter=limiter))
         if self._crypto and cfg.binance_venue not in self._sources:
             self._sources[cfg.binance_venue] = BinanceTradeHistory(
                 BinanceRest(cfg, limiter=RateLimiter.following(self._clock, BinanceRest.budget)),
                 aggregate=cfg.binance_trade_channel == "aggTrade")
         if self._stocks and "alpaca" not in self._sources:
-            from bot.data.rest.alpaca import AlpacaRest
-
             creds = self._credentials or AlpacaCredentials.from_env()
             self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(
                 cfg, creds, limiter=RateLimiter.following(self._clock, AlpacaRest.budget)))
@@ -243,6 +344,8 @@ class StreamManager:
         now = self._clock()
         fill_start = warmup_start(self.pipeline, now)
         stored = await self._stored_last_trades(symbols, now)
+        symbols = [s for s in symbols if s in self._crypto or s in self._stocks]  # still wanted
+        self._active.update(symbols)
         starts: dict[str, int] = {}
         for symbol in symbols:
             last = stored.get(symbol)
@@ -375,6 +478,7 @@ class StreamManager:
 
     def _on_tick(self, tick: Tick) -> None:
         self._stream_latency_ns.append(tick.receive_timestamp - tick.timestamp)
+        self._heard[tick.symbol] = tick.receive_timestamp
         self._recovery.on_tick(tick)
 
     def _on_venue_event(self, conn: Connection, event: object) -> None:
@@ -397,14 +501,25 @@ class StreamManager:
 
     # -- clock and health ------------------------------------------------------------
     async def _clock_loop(self) -> None:
+        """Complete quiet markets' bars and sample the counters.
+
+        It wakes every :data:`CLOCK_INTERVAL_S` and also right when the next base
+        bar's grace ends, so a quiet bar completes ``bar_close_grace_ms`` after
+        its end, not up to a clock interval later.
+        """
         last_sample = 0.0
+        base_ns = self.pipeline.aggregator.base_ns
+        grace_ns = self.pipeline.aggregator.grace_ns
         while True:
-            self.pipeline.advance(self._clock())
+            now_ns = self._clock()
+            self.pipeline.advance(now_ns)
             now = time.monotonic()
             if now - last_sample >= 1.0:
                 self._rates.sample(now, self._counters())
                 last_sample = now
-            await asyncio.sleep(CLOCK_INTERVAL_S)
+            due_ns = align(now_ns - grace_ns, base_ns) + base_ns + grace_ns
+            await asyncio.sleep(min(CLOCK_INTERVAL_S,
+                                    (due_ns - now_ns) / NS_PER_SECOND + CLOCK_DUE_MARGIN_S))
 
     async def _health_loop(self) -> None:
         while True:
@@ -416,21 +531,36 @@ class StreamManager:
     def _assess(self) -> HealthReport:
         now = self._clock()
         minute_ago = now - 60 * NS_PER_SECOND
+        held = set(self._recovery.filling_symbols())
+        was_stale = set(self._last_health.stale_symbols) if self._last_health else set()
+        stocks_trade = bool(self._stocks) and nyse_open(now)  # stocks trade from the open on
         symbols = []
         for symbol in self.symbols:
             ticks = self.pipeline.ticks.get(symbol)
-            last = ticks[-1].receive_timestamp if ticks else None
             recent = sum(1 for t in reversed(ticks or ()) if t.receive_timestamp >= minute_ago) \
                 if ticks else 0
+            # The stream's last trade; a manager fed without venue connections (NATS)
+            # hears its trades only through the pipeline.
+            heard = self._heard.get(symbol)
+            if ticks and (heard is None or ticks[-1].receive_timestamp > heard):
+                heard = ticks[-1].receive_timestamp
+            trading = stocks_trade if symbol in self._stocks else True
+            expected = self._expectations.observe(
+                symbol, now, connected=self._feed_up(symbol) and trading, held=symbol in held,
+                stale=symbol in was_stale)
             symbols.append(SymbolFacts(symbol, "alpaca" if symbol in self._stocks else
                                        self.config.binance_venue,
                                        "stock" if symbol in self._stocks else "crypto",
-                                       last, recent))
+                                       heard, recent, expected))
         conns = [ConnectionFacts(c.name, c.name.split("-")[0], c.state.value, c.state_since_ns,
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
                                  None if c.error is None else str(c.error))
                  for c in self._connections]
-        report = assess(now, conns, symbols, self.config.stale_threshold_seconds, nyse_open)
+        handler, handler_ms = slowest(self.bus.handler_times())
+        loop = LoopFacts(self._loop_monitor.max_lag_s(), STALL_THRESHOLD_S, handler, handler_ms) \
+            if self._running else None
+        report = assess(now, conns, symbols, self.config.stale_threshold_seconds,
+                        nyse_open, loop)
         task_failures = self.supervisor.reasons()
         if task_failures and report.status == "healthy":
             report.status = "degraded"
@@ -438,21 +568,61 @@ class StreamManager:
         self._last_health = report
         return report
 
+    def _feed_up(self, symbol: str) -> bool:
+        """True while the connection carrying ``symbol`` streams.
+
+        A manager fed by no venue connection (the NATS ``RemoteStreamManager``)
+        counts as up while it runs; its own health says when its feed is not.
+        """
+        conn = self._crypto.get(symbol) if symbol in self._crypto else self._alpaca
+        if conn is None:
+            return self._running and not self._connections
+        return conn.state is ConnectionState.CONNECTED
+
     def _resubscribe_stale(self, report: HealthReport) -> None:
-        """A stale symbol on a live connection gets unsubscribed and subscribed again."""
+        """Stale symbols on a live connection get unsubscribed and subscribed again.
+
+        Never during start-up; per connection one batch at a time (one
+        UNSUBSCRIBE and one SUBSCRIBE request per 200 streams, paced by the
+        transport); each symbol only when :class:`ResubscribePolicy` says its
+        previous resubscription had time to bring a trade.
+        """
+        if self._starting:
+            return
+        now = self._clock()
+        by_conn: dict[Connection, list[str]] = {}
         for symbol in report.stale_symbols:
             conn = self._crypto.get(symbol) if symbol in self._crypto else self._alpaca
-            if conn is not None and conn.state is ConnectionState.CONNECTED:
-                self._spawn(self._resubscribe(conn, symbol))
+            if (conn is not None and conn.state is ConnectionState.CONNECTED
+                    and conn not in self._resubscribing):
+                by_conn.setdefault(conn, []).append(symbol)
+        for conn, stale in by_conn.items():
+            due = self._resubscribe.due(stale, now, self._heard)
+            if due:
+                self._resubscriptions += len(due)
+                self._resubscribing.add(conn)
+                self._spawn(self._resubscribe_batch(conn, due))
 
-    async def _resubscribe(self, conn: Connection, symbol: str) -> None:
-        """Subscribe ``symbol`` afresh; trades between the two requests are filled from REST
-        (Alpaca has no sequence that would reveal them)."""
-        self._recovery.disconnected([symbol])
-        with contextlib.suppress(StreamError, OSError):
-            await conn.remove([symbol])
-            await conn.add([symbol])
-        self._recovery.reconnected([symbol])
+    async def _resubscribe_batch(self, conn: Connection, symbols: list[str]) -> None:
+        """Subscribe ``symbols`` afresh on ``conn``.
+
+        A venue without trade sequence (Alpaca) has the trades between the two
+        requests filled from REST; on a sequenced one (Binance) the next trade's
+        id reveals any gap, which recovery fills by itself.
+        """
+        source = self._sources.get(self._venue_of(symbols[0]))
+        window_fill = source is not None and not source.sequenced
+        if window_fill:
+            self._recovery.disconnected(symbols)
+        try:
+            with contextlib.suppress(StreamError, OSError):
+                await conn.remove(symbols)
+                await conn.add([s for s in symbols if s in self._crypto or s in self._stocks])
+        finally:
+            self._resubscribing.discard(conn)
+            if window_fill:
+                self._recovery.reconnected(
+                    [s for s in symbols if s in self._crypto or s in self._stocks])
 
     # -- data access (the seed's API) --------------------------------------------------
     def get_bar_dataframe(self, symbol: str, timeframe: str = "1m",
@@ -509,7 +679,10 @@ class StreamManager:
                 "exchange_to_receive": latency_summary(self._stream_latency_ns),
                 "receive_to_bar_dispatch": latency_summary(self.pipeline.dispatch_latency_ns),
                 "backfill": latency_summary(self._recovery.counters.backfill_latency_ns),
+                "event_loop_lag": latency_summary(self._loop_monitor.lags_ns),
             },
+            "handlers": {name: latency_summary(times)
+                         for name, times in self.bus.handler_times().items()},
             "connections": {c.name: {"state": c.state.value, "frames": c.stats.frames,
                                      "reconnects": c.stats.reconnects,
                                      "rollovers": c.stats.rollovers}
@@ -541,6 +714,7 @@ class StreamManager:
             "gaps_found": rec.gaps_found,
             "gaps_unfilled": rec.gaps_unfilled,
             "trades_backfilled": rec.trades_backfilled,
+            "resubscriptions": self._resubscriptions,
         }
 
     # -- event registration (delegated to the bus) -------------------------------------

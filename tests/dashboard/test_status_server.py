@@ -37,7 +37,8 @@ async def test_metrics_parse_and_counters_rise_while_the_simulator_streams() -> 
 async def test_health_and_metrics_json_are_the_managers() -> None:
     async with streaming() as (_sim, manager), StatusServer(manager) as server, \
             aiohttp.ClientSession() as http:
-        await wait_for(lambda: manager.get_health()["status"] == "healthy", 20, "healthy")
+        await wait_for(lambda: manager.get_health()["status"] == "healthy"
+                       and manager.get_metrics()["counters"]["ticks"] > 0, 20, "healthy, trading")
         async with http.get(f"{server.url}/health") as response:
             assert response.status == 200
             health = await response.json()

@@ -109,6 +109,14 @@ async def test_spending_the_weight_limit_answers_429_with_retry_after() -> None:
     assert 1 <= int(statuses[2].headers["Retry-After"]) <= 61
 
 
+async def test_rest_requests_are_counted_by_endpoint(sim: ExchangeSimulator) -> None:
+    for _ in range(2):
+        await get_json(f"{sim.binance_rest_url}/api/v3/klines", symbol="BTCUSDT", interval="1m")
+    await get_json(f"{sim.binance_rest_url}/api/v3/time")
+    assert sim.counters.rest_by_endpoint == {"/api/v3/klines": 2, "/api/v3/time": 1}
+    assert sim.counters.rest_requests == 3
+
+
 async def test_errors_use_binance_codes(sim: ExchangeSimulator) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{sim.binance_rest_url}/api/v3/klines",

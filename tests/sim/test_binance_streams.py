@@ -123,6 +123,20 @@ async def test_more_than_five_incoming_messages_per_second_disconnects() -> None
             while True:
                 await recv_json(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert sim.counters.rate_limit_closes == 1
+
+
+async def test_five_incoming_messages_in_a_second_are_within_the_limit() -> None:
+    async with ExchangeSimulator(symbols=["BTC/USDT"]) as sim, websockets.connect(
+            f"{sim.binance_ws_url}/ws") as ws:
+        for i in range(5):
+            await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
+        replies = [await recv_reply(ws) for _ in range(5)]
+        await asyncio.sleep(1.05)
+        await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 5}))
+        replies.append(await recv_reply(ws))
+    assert [r["id"] for r in replies] == list(range(6))
+    assert sim.counters.rate_limit_closes == 0
 
 
 async def test_a_connection_listens_to_at_most_1024_streams() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import signal
 
 from bot.data.sim.server import ExchangeSimulator
@@ -53,6 +55,7 @@ async def serve(args: argparse.Namespace) -> None:
         print("Ctrl-C to stop.", flush=True)
         await stop.wait()
     print(f"Stopped: {sim.counters}")
+    print("Counters: " + json.dumps(dataclasses.asdict(sim.counters)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,8 @@ _STREAM = re.compile(r"^([a-z0-9]+)@(trade|aggTrade|bookTicker|ticker)$")
 _ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 TOO_MANY_REQUESTS = 1008
+# What Binance counts against its 5 incoming messages a second: pings, pongs, requests.
+COUNTED_MESSAGES = frozenset({WSMsgType.PING, WSMsgType.PONG, WSMsgType.TEXT, WSMsgType.BINARY})
 
 
 @dataclass
@@ -272,8 +274,11 @@ class BinanceStreams:
         async for msg in ws:
             if session.conn.closed.is_set():
                 break
+            if msg.type not in COUNTED_MESSAGES:
+                continue
             self.counters.messages_received += 1
             if session.over_rate_limit():
+                self.counters.rate_limit_closes += 1
                 await session.conn.close(TOO_MANY_REQUESTS, "Too many requests")
                 break
             if msg.type == WSMsgType.PING and not self.faults.silent:

@@ -13,7 +13,7 @@ import collections
 import contextlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -37,6 +37,8 @@ class Counters:
     malformed_sent: int = 0
     rest_requests: int = 0
     rest_rejected: int = 0
+    rest_by_endpoint: dict[str, int] = field(default_factory=dict)  # path -> requests
+    rate_limit_closes: int = 0  # connections closed with 1008 for sending too much
 
 
 def garble(text: str, rng: random.Random) -> str:

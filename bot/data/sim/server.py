@@ -174,6 +174,10 @@ class ExchangeSimulator:
         if venue is None:
             return await handler(request)
         self.counters.rest_requests += 1
+        resource = request.match_info.route.resource
+        endpoint = resource.canonical if resource is not None else path
+        by_endpoint = self.counters.rest_by_endpoint
+        by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + 1
         fault = self.faults.take_rest_fault(venue)
         if fault is None:
             return await handler(request)

@@ -68,7 +68,9 @@ _BUY = Side.BUY
 _SELL = Side.SELL
 
 LIFETIME_S = 23.5 * 3600  # Binance closes connections at 24 h; roll over before.
-CONTROL_INTERVAL_S = 0.25  # at most 5 incoming messages per second per connection
+# Binance closes a connection that sends more than 5 messages a second, pings and pongs
+# included: control messages go out at most 2 a second, leaving room for the keepalive.
+CONTROL_INTERVAL_S = 0.5
 
 
 class _Trade(msgspec.Struct, gc=False):
