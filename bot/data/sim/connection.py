@@ -13,7 +13,7 @@ import collections
 import contextlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -37,6 +37,17 @@ class Counters:
     malformed_sent: int = 0
     rest_requests: int = 0
     rest_rejected: int = 0
+    connections_refused: int = 0
+    # REST requests per path ("/api/v3/historicalTrades", ...), faulted ones included.
+    rest_by_endpoint: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+def service_unavailable() -> web.Response:
+    """The answer to a WebSocket handshake while the venue is down: HTTP 503, an HTML page."""
+    return web.Response(status=503, content_type="text/html",
+                        text="<html><head><title>503 Service Temporarily Unavailable</title>"
+                             "</head><body><center><h1>503 Service Temporarily Unavailable"
+                             "</h1></center></body></html>")
 
 
 def garble(text: str, rng: random.Random) -> str:
@@ -61,6 +72,10 @@ def garble(text: str, rng: random.Random) -> str:
 
 
 Frame = Callable[[list[Any]], str]
+
+
+class RawFrame(str):
+    """A frame sent exactly as given, not encoded (e.g. a hostile, deeply nested one)."""
 
 
 class Connection:
@@ -96,6 +111,8 @@ class Connection:
 
     def _next_frame(self) -> str:
         message, batchable = self._backlog.popleft()
+        if isinstance(message, RawFrame):
+            return str(message)
         messages = [message]
         while (batchable and self._backlog and self._backlog[0][1]
                and len(messages) < self._max_batch):
