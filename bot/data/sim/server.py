@@ -176,6 +176,7 @@ class ExchangeSimulator:
             return await handler(request)
         self.counters.rest_requests += 1
         self.counters.rest_by_endpoint[path] += 1
+        self.counters.rest_log.append(request.path_qs)
         fault = self.faults.take_rest_fault(venue)
         if fault is None:
             return await handler(request)
