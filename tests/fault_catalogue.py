@@ -36,7 +36,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,15 +221,17 @@ async def silent_socket(run: Run, rng: random.Random) -> Injected:
     return Injected("silent socket", f"open, nothing sent for {seconds} s")
 
 
-async def rollover(run: Run, rng: random.Random) -> Injected:
-    if rng.random() < 0.5:
-        await run.sim.server_shutdown(0.2)
-        return Injected("rollover", "serverShutdown, then closed 0.2 s later")
-    # The 24-hour mark, brought forward: every connection open 10 market seconds is closed.
+async def day_rollover(run: Run, rng: random.Random) -> Injected:
+    """The 24-hour mark, brought forward: every connection open 10 market seconds is closed."""
     run.sim.set_connection_lifetime(10.0)
     await asyncio.sleep(0.3)
     run.sim.set_connection_lifetime(86_400.0)
-    return Injected("rollover", "connection lifetime reached (1000 'lifetime expired')")
+    return Injected("24-hour rollover", "connection lifetime reached, closed with 1000")
+
+
+async def server_shutdown(run: Run, rng: random.Random) -> Injected:
+    await run.sim.server_shutdown(0.2)
+    return Injected("serverShutdown", "serverShutdown event, connections closed 0.2 s later")
 
 
 async def nested_frame(run: Run, rng: random.Random) -> Injected:
@@ -252,15 +254,25 @@ CATALOGUE: dict[str, FaultFn] = {
     "REST short page": _rest_fault("REST short page", _arm_short),
     "server pings": server_pings,
     "silent socket": silent_socket,
-    "rollover": rollover,
+    "24-hour rollover": day_rollover,
+    "serverShutdown": server_shutdown,
     "nested frame": nested_frame,
 }
 
 
-def draw(seed: int, count: int) -> list[str]:
-    """``count`` fault names drawn from the catalogue by ``seed``; refused trades always come."""
+def draw(seed: int, count: int, kinds: Sequence[str] = ()) -> list[str]:
+    """``count`` fault names drawn by ``seed`` from ``kinds`` (default: the whole catalogue).
+
+    Refused trades come in every run that may draw them: each run checks the gate.
+    """
+    unknown = [k for k in kinds if k not in CATALOGUE]
+    if unknown:
+        raise ValueError(f"unknown faults {unknown}; the catalogue has {list(CATALOGUE)}")
+    pool = list(kinds or CATALOGUE)
     rng = random.Random(seed)
-    names = [rng.choice(list(CATALOGUE)) for _ in range(count - 1)]
+    if "refused trades" not in pool:
+        return [rng.choice(pool) for _ in range(count)]
+    names = [rng.choice(pool) for _ in range(count - 1)]
     names.insert(rng.randrange(count), "refused trades")
     return names
 
@@ -395,12 +407,16 @@ class Run:
             fault.rest = Counter(self.sim.counters.rest_by_endpoint) - before
 
     def fault_before(self, time_ns: int) -> str:
-        """The last fault injected before market time ``time_ns`` (to route a failure)."""
-        earlier = [f for f in self.injected if f.market_ns <= time_ns]
+        """The last fault injected before market time ``time_ns`` (to route a failure).
+
+        A second of wall time is allowed for frames in flight when the fault came.
+        """
+        slack = int(self.settings.speed * NS)
+        earlier = [f for f in self.injected if f.market_ns <= time_ns + slack]
         return f"after '{earlier[-1].name}' ({earlier[-1].detail})" if earlier else \
             "before the first fault"
 
-    async def settle(self, timeout: float = 25.0) -> None:
+    async def settle(self, timeout: float = 15.0) -> None:
         """Heal the exchange; wait until every symbol's TICKs reach the log and bars close."""
         self.sim.clear_faults()
         self.sim.set_ping_interval(20.0)

@@ -1,7 +1,9 @@
 """Random sequences of real-world exchange faults, and the invariants every run must keep.
 
 The seed is fixed for CI; ``FAULT_SEED`` overrides it (a comma-separated list
-runs several), ``FAULT_COUNT`` sets how many faults a run draws. Each run's
+runs several), ``FAULT_COUNT`` sets how many faults a run draws and
+``FAULT_KINDS`` (comma-separated catalogue names) what it draws from, to
+narrow a failure down to one fault. Each run's
 summary (faults injected, invariant checks passed, the REST formula and the
 counts) is printed, attached as the ``fault_catalogue`` property, and shown in
 the terminal summary whether or not output is captured. See
@@ -23,6 +25,7 @@ from tests.streaming import point_at
 CI_SEED = 20261130
 SEEDS = [int(s) for s in os.environ.get("FAULT_SEED", str(CI_SEED)).split(",") if s.strip()]
 FAULTS_PER_RUN = int(os.environ.get("FAULT_COUNT", "10"))
+FAULT_KINDS = [k.strip() for k in os.environ.get("FAULT_KINDS", "").split(",") if k.strip()]
 
 
 class _TerminalSummary:
@@ -86,7 +89,7 @@ def _report(seed: int, names: list[str], run: Run, verdict: Verdict) -> list[str
 async def test_random_fault_sequences_keep_every_invariant(
         seed: int, monkeypatch: pytest.MonkeyPatch, summary: _TerminalSummary,
         record_property: Any) -> None:
-    names = draw(seed, FAULTS_PER_RUN)
+    names = draw(seed, FAULTS_PER_RUN, FAULT_KINDS)
 
     def set_env(sim: ExchangeSimulator) -> None:
         point_at(sim, monkeypatch)
