@@ -102,7 +102,8 @@ class Injected:
 
     def describe(self) -> str:
         rest = ", ".join(f"{n} {p.rsplit('/', 1)[-1]}" for p, n in sorted(self.rest.items()))
-        return f"{self.name} ({self.detail}) at {self.wall_s:.1f} s, then REST: {rest or 'none'}"
+        return (f"{self.name} ({self.detail}) at {self.wall_s:.1f} s (market {self.market_ns}), "
+                f"then REST: {rest or 'none'}")
 
 
 FaultFn = Callable[["Run", random.Random], Coroutine[Any, Any, Injected]]

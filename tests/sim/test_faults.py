@@ -230,3 +230,16 @@ async def test_a_nested_frame_reaches_every_connection_as_sent(sim: ExchangeSimu
                 if frame.startswith('{"a":'):
                     break
     assert frame == '{"a":' * 1000 + "1" + "}" * 1000
+
+
+async def test_server_shutdown_closes_only_the_connections_it_was_sent_to(
+        sim: ExchangeSimulator) -> None:
+    async with websockets.connect(sim.binance_ws_url + STREAM) as old:
+        shutdown = asyncio.create_task(sim.server_shutdown(grace=0.3))
+        await asyncio.sleep(0.05)
+        async with websockets.connect(sim.binance_ws_url + STREAM) as new:
+            await shutdown
+            with pytest.raises(websockets.ConnectionClosedOK):
+                while True:
+                    await old.recv()
+            assert "data" in await recv_json(new), "the replacement keeps streaming"

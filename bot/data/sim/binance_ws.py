@@ -343,14 +343,16 @@ class BinanceStreams:
             await asyncio.sleep(min(0.05, max(next_ping - now, 0.001)))
 
     async def shutdown(self, grace: float) -> None:
-        """Send ``serverShutdown`` to every connection, then close them after ``grace``."""
+        """Send ``serverShutdown`` to every open connection, then close those after ``grace``."""
         now = self.clock.now()
-        for session in list(self.sessions):
+        notified = list(self.sessions)
+        for session in notified:
             payload = server_shutdown_event(now, session.unit)
             session.conn.send({"stream": "!serverShutdown", "data": payload}
                               if session.combined else payload)
         await asyncio.sleep(grace)
-        await self.close_all(1001, "Server shutdown")
+        # Only the server shutting down closes: connections opened since land elsewhere.
+        await asyncio.gather(*(s.conn.close(1001, "Server shutdown") for s in notified))
 
     async def close_all(self, code: int, reason: str) -> None:
         await asyncio.gather(*(s.conn.close(code, reason) for s in list(self.sessions)))
