@@ -424,7 +424,7 @@ class ExchangeSimulator:
             conn.send(frame)
 
     async def server_shutdown(self, grace: float = 0.1) -> None:
-        """Send Binance's ``serverShutdown`` event, then close those connections (not newer ones)."""
+        """Send Binance's ``serverShutdown`` event, then close those (not newer) connections."""
         await self.binance_streams.shutdown(grace)
 
     def clear_faults(self) -> None:
