@@ -235,6 +235,14 @@ async def server_shutdown(run: Run, rng: random.Random) -> Injected:
     return Injected("serverShutdown", "serverShutdown event, connections closed 0.2 s later")
 
 
+async def drop_after_rollover(run: Run, rng: random.Random) -> Injected:
+    """``serverShutdown``, and the replacement connection is cut as soon as the old one closes."""
+    await run.sim.server_shutdown(0.2)
+    run.sim.drop_all()
+    return Injected("drop after rollover", "serverShutdown, old closed 0.2 s later, every "
+                    "socket cut right after")
+
+
 async def nested_frame(run: Run, rng: random.Random) -> Injected:
     run.sim.send_nested_frame(100_000)
     return Injected("nested frame", "one JSON frame nested 100,000 objects deep")
@@ -257,6 +265,7 @@ CATALOGUE: dict[str, FaultFn] = {
     "silent socket": silent_socket,
     "24-hour rollover": day_rollover,
     "serverShutdown": server_shutdown,
+    "drop after rollover": drop_after_rollover,
     "nested frame": nested_frame,
 }
 
