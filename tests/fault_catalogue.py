@@ -325,6 +325,7 @@ class Run:
     end_ids: dict[str, int] = field(default_factory=dict)
     initial_connections: int = 0
     settle_s: float = 0.0  # wall seconds from healing the exchange to everything caught up
+    unmeasured: set[str] = field(default_factory=set)  # buffers the sampler could not find
 
     def listen(self) -> None:
         """Record every TICK, completed bar and reported gap."""
@@ -388,17 +389,30 @@ class Run:
             self._peak("tick buffer", len(deque_))
         for history in pipeline.bars.values():
             self._peak("bar history", len(history))
-        for state in getattr(pipeline.aggregator, "_symbols", {}).values():
-            self._peak("aggregator open bars", len(getattr(state, "open_bars", ())))
-            self._peak("aggregator marks", len(getattr(state, "marks", ())))
-            self._peak("aggregator closed ids", len(getattr(state, "closed_ids", ())))
-        for cursor in getattr(self.manager._recovery, "_cursors", {}).values():
-            self._peak("recovery buffer", len(getattr(cursor, "buffer", ())))
+        # Private state, read where it is today; what cannot be found is reported unmeasured.
+        for state in self._private(pipeline.aggregator, "_symbols", "aggregator"):
+            for name in ("open_bars", "marks", "closed_ids"):
+                if hasattr(state, name):
+                    self._peak(f"aggregator {name.replace('_', ' ')}", len(getattr(state, name)))
+                else:
+                    self.unmeasured.add(f"aggregator {name}")
+        for cursor in self._private(self.manager._recovery, "_cursors", "recovery"):
+            if hasattr(cursor, "buffer"):
+                self._peak("recovery buffer", len(cursor.buffer))
+            else:
+                self.unmeasured.add("recovery buffer")
         for conn in self.manager._connections:
             task = getattr(conn, "_task", None)
             if (conn.state.value == "connected" and task is not None and task.done()
                     and conn.name not in self.dead_connections):
                 self.dead_connections.append(conn.name)
+
+    def _private(self, owner: object, name: str, what: str) -> list[Any]:
+        found = getattr(owner, name, None)
+        if not isinstance(found, dict):
+            self.unmeasured.add(what)
+            return []
+        return list(found.values())
 
     def _peak(self, name: str, value: int) -> None:
         if value > self.peaks[name]:
@@ -655,6 +669,8 @@ class Run:
                                          for sym in s.symbols),
             "recovery buffer": busiest,
         }
+        verdict.check("memory bounded", not self.unmeasured,
+                      f"could not measure {sorted(self.unmeasured)} (renamed?)")
         for name, bound in bounds.items():
             peak = self.peaks.get(name, 0)
             verdict.check("memory bounded", peak <= bound,

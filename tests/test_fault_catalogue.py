@@ -72,7 +72,7 @@ def _report(seed: int, names: list[str], run: Run, verdict: Verdict) -> list[str
         f"{run.sim.counters.connections_refused} refused with 503, "
         f"{run.sim.counters.rest_rejected} REST answers faulted",
     ]
-    repeated = Counter(run.sim.counters.rest_log).most_common(3)
+    repeated = Counter(run.sim.rest_log).most_common(3)
     if repeated and repeated[0][1] > 1:
         lines.append("  most repeated REST requests: "
                      + "; ".join(f"{n} x {q}" for q, n in repeated))

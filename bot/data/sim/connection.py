@@ -40,9 +40,6 @@ class Counters:
     connections_refused: int = 0
     # REST requests per path ("/api/v3/historicalTrades", ...), faulted ones included.
     rest_by_endpoint: collections.Counter[str] = field(default_factory=collections.Counter)
-    # The latest REST requests as "path?query", oldest first (the last 10,000).
-    rest_log: collections.deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=10_000))
 
 
 def service_unavailable() -> web.Response:

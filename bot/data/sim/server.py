@@ -15,6 +15,7 @@ executed, its klines) so tests can compare a client's view against it::
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -44,6 +45,7 @@ BINANCE_FIRST_TRADE_ID = 3_000_000_000
 ALPACA_FIRST_TRADE_ID = 1
 # Room for a combined-stream URL naming more than the 1024 streams a connection may hold.
 MAX_URL_BYTES = 131_072
+REST_LOG_SIZE = 10_000
 
 
 def binance_symbol(symbol: str) -> str:
@@ -133,6 +135,8 @@ class ExchangeSimulator:
                                         rest_weight_limit)
         self.alpaca_rest = AlpacaRest(self.feed, self.clock, self.alpaca_keys)
         self._runner: web.AppRunner | None = None
+        # The latest REST requests as "path?query", oldest first.
+        self.rest_log: collections.deque[str] = collections.deque(maxlen=REST_LOG_SIZE)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -176,7 +180,7 @@ class ExchangeSimulator:
             return await handler(request)
         self.counters.rest_requests += 1
         self.counters.rest_by_endpoint[path] += 1
-        self.counters.rest_log.append(request.path_qs)
+        self.rest_log.append(request.path_qs)
         fault = self.faults.take_rest_fault(venue)
         if fault is None:
             return await handler(request)
