@@ -686,7 +686,8 @@ class Run:
             if not _is_managers(task) or not task.done() or task.cancelled():
                 continue
             # An exception nobody retrieved is one nobody handled: the task died silently.
-            unretrieved = bool(getattr(task, "_log_traceback", False))
+            unretrieved = (id(task) in before_stop.get("unretrieved", ())
+                           or bool(getattr(task, "_log_traceback", False)))
             exc = task.exception()  # retrieved now: this check reports it instead of the loop
             verdict.check("no task died", not unretrieved,
                           f"task {task.get_name()} ended with {exc!r}, never retrieved")
@@ -694,7 +695,12 @@ class Run:
                       f"the loop reported: {self.loop_errors[:5]}")
 
     def snapshot_tasks(self) -> dict[str, Any]:
-        """Before stop: each connection's task alive, or what it ended with."""
+        """Before stop: the ended tasks nobody retrieved; each connection's task alive or not.
+
+        Read before anything here retrieves an exception (which would hide it).
+        """
+        unretrieved = {id(t) for t in self.tasks
+                       if t.done() and not t.cancelled() and getattr(t, "_log_traceback", False)}
         conns = {}
         for conn in self.manager._connections:
             task = getattr(conn, "_task", None)
@@ -704,7 +710,7 @@ class Run:
                                 else "alive")
             if dead and task is not None and not task.cancelled() and task.exception() is None:
                 conns[conn.name] = f"task returned in state {conn.state.value}"
-        return {"connections": conns}
+        return {"connections": conns, "unretrieved": unretrieved}
 
 
 def _is_managers(task: asyncio.Task[Any]) -> bool:

@@ -25,6 +25,7 @@ from tests.streaming import point_at
 CI_SEED = 20261130
 SEEDS = [int(s) for s in os.environ.get("FAULT_SEED", str(CI_SEED)).split(",") if s.strip()]
 FAULTS_PER_RUN = int(os.environ.get("FAULT_COUNT", "10"))
+EXAMPLES = 4  # failures shown per invariant
 FAULT_KINDS = [k.strip() for k in os.environ.get("FAULT_KINDS", "").split(",") if k.strip()]
 
 
@@ -78,9 +79,14 @@ def _report(seed: int, names: list[str], run: Run, verdict: Verdict) -> list[str
                      + "; ".join(f"{n} x {q}" for q, n in repeated))
     if names != [i.name for i in run.injected]:
         lines.append(f"  drawn: {names}")
-    lines.extend(f"  FAILED {f}" for f in verdict.failures[:25])
-    if len(verdict.failures) > 25:
-        lines.append(f"  ... and {len(verdict.failures) - 25} more failures")
+    by_invariant: dict[str, list[str]] = {}
+    for failure in verdict.failures:
+        by_invariant.setdefault(failure.partition("]")[0] + "]", []).append(failure)
+    for invariant, failures in by_invariant.items():
+        lines.append(f"  FAILED {invariant} {len(failures)} times")
+        lines.extend(f"    {f.partition('] ')[2]}" for f in failures[:EXAMPLES])
+        if len(failures) > EXAMPLES:
+            lines.append(f"    ... and {len(failures) - EXAMPLES} more")
     return lines
 
 
