@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bot.data.sim import ExchangeSimulator
+from bot.data.models import Side, Tick
+from bot.data.sim import ExchangeSimulator, SimTrade
+from bot.data.sim.trades import E8
 from tests.fault_catalogue import Run, Settings, Verdict, draw, run_catalogue
 from tests.streaming import point_at
 
@@ -108,3 +111,44 @@ async def test_random_fault_sequences_keep_every_invariant(
     summary.lines.extend(lines)
     assert not verdict.failures, (
         f"FAULT_SEED={seed}: {len(verdict.failures)} invariant checks failed\n{text}")
+
+
+def test_the_same_seed_draws_the_same_faults_and_always_a_refused_trade() -> None:
+    assert draw(7, 10) == draw(7, 10) != draw(8, 10)
+    assert all("refused trades" in draw(seed, 3) for seed in range(20))
+    assert set(draw(7, 30, ["connection drop"])) == {"connection drop"}
+    with pytest.raises(ValueError, match="unknown faults"):
+        draw(7, 3, ["solar flare"])
+
+
+def _judged(ticked: list[int], gaps: list[dict[str, Any]]) -> Verdict:
+    """The tick invariants over a log of trades 1-10 (5 refused) and what reached TICK."""
+    log = [SimTrade("BTCUSDT", i, 0 if i == 5 else 100 * E8, 0 if i == 5 else E8,
+                    i * 1_000_000_000, False, i * 1_000_000_000) for i in range(1, 11)]
+    sim = SimpleNamespace(trades=lambda venue, symbol: log)
+    manager = SimpleNamespace(get_health=lambda: {"status": "healthy", "backfilling": []})
+    run = Run(Settings(symbols=("BTC/USDT",)), sim, manager)  # type: ignore[arg-type]
+    run.start_ns, run.end_ids, run.gaps = 0, {"BTC/USDT": 10}, gaps
+    for trade in log:
+        if trade.trade_id in ticked:
+            tick = Tick("binance", "BTC/USDT", float(trade.price), float(trade.qty), Side.BUY,
+                        trade.trade_id, trade.time_ns, trade.time_ns)
+            run.tick_counts[("BTC/USDT", trade.trade_id)] += 1
+            run.ticks[("BTC/USDT", trade.trade_id)] = tick
+    verdict = Verdict()
+    run._check_ticks(verdict, "BTC/USDT", log)
+    return verdict
+
+
+def test_a_trade_missing_outside_every_reported_gap_fails_and_inside_one_passes() -> None:
+    every_market_trade = [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert not _judged(every_market_trade, []).failures
+    missing = _judged([1, 2, 3, 4, 6, 9, 10], []).failures
+    assert len(missing) == 1 and "ids 7-8" in missing[0]
+    by_ids = [{"symbol": "BTC/USDT", "start_ns": 0, "end_ns": 0, "missing_ids": [7, 8]}]
+    by_time = [{"symbol": "BTC/USDT", "start_ns": 7_000_000_000, "end_ns": 8_000_000_000,
+                "missing_ids": None}]
+    assert not _judged([1, 2, 3, 4, 6, 9, 10], by_ids).failures
+    assert not _judged([1, 2, 3, 4, 6, 9, 10], by_time).failures
+    refused = _judged([*every_market_trade, 5], []).failures
+    assert len(refused) == 1 and "refused never ticks" in refused[0]
