@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from bot.data.sim.alpaca_frames import stream_trade
-from bot.data.sim.connection import Connection, Counters
+from bot.data.sim.connection import Connection, Counters, service_unavailable
 from bot.data.sim.faults import Faults
 from bot.data.sim.feed import MarketFeed
 from bot.data.sim.trades import AggTrade, SimTrade
@@ -182,6 +182,9 @@ class AlpacaStreams:
                      crypto: bool) -> web.StreamResponse:
         if self.faults.accept_delay:
             await asyncio.sleep(self.faults.accept_delay)
+        if self.faults.refusing_connections():
+            self.counters.connections_refused += 1
+            return service_unavailable()
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         self.counters.connections_accepted += 1

@@ -42,7 +42,7 @@ def book_ticker_event(update_id: int, t: SimTrade, tick_e8: int) -> dict[str, An
 def ticker_event(log: TradeLog, symbol: str, now_ns: int, tick_e8: int,
                  unit: int) -> dict[str, Any] | None:
     """The rolling 24-hour statistics of ``symbol`` at ``now_ns``; None before any trade."""
-    window = log.between(now_ns - DAY_NS, now_ns)
+    window = [t for t in log.between(now_ns - DAY_NS, now_ns) if t.is_market]
     if not window:
         return None
     before = log.last_before(window[0].time_ns)

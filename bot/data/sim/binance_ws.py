@@ -33,8 +33,8 @@ from bot.data.sim.binance_frames import (
     trade_event,
 )
 from bot.data.sim.clock import MarketClock
-from bot.data.sim.connection import Connection, Counters
-from bot.data.sim.faults import Faults
+from bot.data.sim.connection import Connection, Counters, service_unavailable
+from bot.data.sim.faults import Fate, Faults
 from bot.data.sim.feed import MarketFeed
 from bot.data.sim.trades import AggTrade, SimTrade
 
@@ -87,6 +87,8 @@ class BinanceSession:
         self.opened_ns = hub.clock.now()
         self.last_pong = time.monotonic()
         self._incoming: collections.deque[float] = collections.deque()
+        # Trade frames sent late: [trade frames still to pass first, stream, payload].
+        self._delayed: list[list[Any]] = []
 
     # -- outgoing ----------------------------------------------------------------
     def emit(self, stream: str, payload: dict[str, Any]) -> None:
@@ -98,13 +100,41 @@ class BinanceSession:
         lower = symbol.lower()
         if (stream := f"{lower}@trade") in self.streams:
             for t in batch:
-                self.emit(stream, trade_event(t, self.unit))
+                self._emit_trade(stream, symbol, t)
         if (stream := f"{lower}@aggTrade") in self.streams:
             for a in aggs:
                 self.emit(stream, agg_trade_event(a, symbol, self.unit))
-        if (stream := f"{lower}@bookTicker") in self.streams:
-            self.emit(stream, book_ticker_event(self.hub.next_book_id(symbol), batch[-1],
+        market = [t for t in batch if t.is_market]
+        if market and (stream := f"{lower}@bookTicker") in self.streams:
+            self.emit(stream, book_ticker_event(self.hub.next_book_id(symbol), market[-1],
                                                 self.hub.tick_e8(symbol)))
+
+    def _emit_trade(self, stream: str, symbol: str, trade: SimTrade) -> None:
+        """One ``@trade`` frame, as the trade's fate says: lost, doubled, late, or plain."""
+        fate = self.hub.faults.fate(VENUE, symbol, trade.trade_id)
+        payload = trade_event(trade, self.unit)
+        if fate is Fate.LOSE:
+            return
+        if fate is Fate.DELAY:
+            self._delayed.append([self.hub.faults.delay_frames, stream, payload])
+            return
+        self.emit(stream, payload)
+        if fate is Fate.DUPLICATE:
+            self.emit(stream, payload)
+        if self._delayed:
+            self._release_delayed(stream)
+
+    def _release_delayed(self, stream: str) -> None:
+        """Count one more frame of ``stream`` past its delayed frames; send those now due."""
+        waiting = []
+        for entry in self._delayed:
+            if entry[1] == stream:
+                entry[0] -= 1
+                if entry[0] <= 0:
+                    self.emit(stream, entry[2])
+                    continue
+            waiting.append(entry)
+        self._delayed = waiting
 
     def emit_tickers(self) -> None:
         now = self.hub.clock.now()
@@ -248,6 +278,9 @@ class BinanceStreams:
                                    f"to at most {self.settings.max_streams}"}, status=400)
         if self.faults.accept_delay:
             await asyncio.sleep(self.faults.accept_delay)
+        if self.faults.refusing_connections():
+            self.counters.connections_refused += 1
+            return service_unavailable()
         ws = web.WebSocketResponse(autoping=False, heartbeat=None)
         await ws.prepare(request)
         self.counters.connections_accepted += 1
@@ -291,7 +324,7 @@ class BinanceStreams:
     async def _keepalive(self, session: BinanceSession) -> None:
         """Pings, the pong deadline, the connection lifetime and the ticker cadence."""
         settings = self.settings
-        next_ping = time.monotonic() + settings.ping_interval
+        last_ping = time.monotonic()
         next_ticker = time.monotonic()
         while not session.conn.closed.is_set():
             now = time.monotonic()
@@ -302,7 +335,9 @@ class BinanceStreams:
             if self.clock.now() - session.opened_ns >= lifetime_ns:
                 await session.conn.close(1000, "Connection lifetime expired")
                 return
+            next_ping = last_ping + settings.ping_interval  # read each turn: tests change it
             if now >= next_ping:
+                last_ping = now
                 next_ping = now + settings.ping_interval
                 if not self.faults.silent:
                     with contextlib.suppress(ConnectionError, RuntimeError):
@@ -313,14 +348,16 @@ class BinanceStreams:
             await asyncio.sleep(min(0.05, max(next_ping - now, 0.001)))
 
     async def shutdown(self, grace: float) -> None:
-        """Send ``serverShutdown`` to every connection, then close them after ``grace``."""
+        """Send ``serverShutdown`` to every open connection, then close those after ``grace``."""
         now = self.clock.now()
-        for session in list(self.sessions):
+        notified = list(self.sessions)
+        for session in notified:
             payload = server_shutdown_event(now, session.unit)
             session.conn.send({"stream": "!serverShutdown", "data": payload}
                               if session.combined else payload)
         await asyncio.sleep(grace)
-        await self.close_all(1001, "Server shutdown")
+        # Only the server shutting down closes: connections opened since land elsewhere.
+        await asyncio.gather(*(s.conn.close(1001, "Server shutdown") for s in notified))
 
     async def close_all(self, code: int, reason: str) -> None:
         await asyncio.gather(*(s.conn.close(code, reason) for s in list(self.sessions)))

@@ -39,6 +39,15 @@ class Counters:
     rest_rejected: int = 0
     rest_by_endpoint: dict[str, int] = field(default_factory=dict)  # path -> requests
     rate_limit_closes: int = 0  # connections closed with 1008 for sending too much
+    connections_refused: int = 0
+
+
+def service_unavailable() -> web.Response:
+    """The answer to a WebSocket handshake while the venue is down: HTTP 503, an HTML page."""
+    return web.Response(status=503, content_type="text/html",
+                        text="<html><head><title>503 Service Temporarily Unavailable</title>"
+                             "</head><body><center><h1>503 Service Temporarily Unavailable"
+                             "</h1></center></body></html>")
 
 
 def garble(text: str, rng: random.Random) -> str:
@@ -63,6 +72,10 @@ def garble(text: str, rng: random.Random) -> str:
 
 
 Frame = Callable[[list[Any]], str]
+
+
+class RawFrame(str):
+    """A frame sent exactly as given, not encoded (e.g. a hostile, deeply nested one)."""
 
 
 class Connection:
@@ -98,6 +111,8 @@ class Connection:
 
     def _next_frame(self) -> str:
         message, batchable = self._backlog.popleft()
+        if isinstance(message, RawFrame):
+            return str(message)
         messages = [message]
         while (batchable and self._backlog and self._backlog[0][1]
                and len(messages) < self._max_batch):

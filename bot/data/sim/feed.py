@@ -14,7 +14,10 @@ import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
+import msgspec
+
 from bot.data.sim.clock import MarketClock
+from bot.data.sim.faults import Faults
 from bot.data.sim.trades import AggTrade, SimTrade, TradeLog
 
 # Longest wall-clock nap between two looks at the clock (picks up an injected clock's jumps).
@@ -32,9 +35,10 @@ class TradeSource(Protocol):
 class MarketFeed:
     """Trade sources per ``(venue, symbol)``, their logs, and the listeners of new trades."""
 
-    def __init__(self, clock: MarketClock, retention: int) -> None:
+    def __init__(self, clock: MarketClock, retention: int, faults: Faults | None = None) -> None:
         self.clock = clock
         self.retention = retention
+        self.faults = faults or Faults()
         self.sources: dict[tuple[str, str], TradeSource] = {}
         self.logs: dict[tuple[str, str], TradeLog] = {}
         self._listeners: dict[str, list[Listener]] = {}
@@ -62,11 +66,19 @@ class MarketFeed:
         for (venue, symbol), source in self.sources.items():
             log = self.logs[(venue, symbol)]
             for batch in source.take_until(now):
+                batch = self._with_refused(venue, symbol, batch)
                 aggs = log.record(batch)
                 count += len(batch)
                 for listener in list(self._listeners.get(venue, ())):
                     listener(symbol, batch, aggs)
         return count
+
+    def _with_refused(self, venue: str, symbol: str, batch: list[SimTrade]) -> list[SimTrade]:
+        """The batch with the trades the faults turn into refused (price 0, quantity 0) records."""
+        if not self.faults.refused_pending:
+            return batch
+        return [msgspec.structs.replace(t, price_e8=0, qty_e8=0)
+                if self.faults.take_refused(venue, symbol) else t for t in batch]
 
     def _next_due_ns(self) -> int | None:
         times = [t for s in self.sources.values() if (t := s.next_time_ns()) is not None]

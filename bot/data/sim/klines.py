@@ -1,8 +1,9 @@
 """Binance klines computed from the simulator's own trades: the official bars.
 
 Klines follow Binance's rules: intervals are UTC epoch multiples, every
-interval from the symbol's first known trade up to now has a kline, and an
-interval without trades repeats the previous close with zero volume.
+interval from the symbol's first known trade up to now has a kline, an
+interval without trades repeats the previous close with zero volume, and
+records that are not market trades (price or quantity 0) are not counted.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def select_klines(log: TradeLog, length_ns: int, now_ns: int, limit: int,
     if hi < lo:
         return []
     before = log.last_before(lo)
-    prev_close = before.price_e8 if before else log.trades[0].price_e8
-    trades = log.between(lo, hi + length_ns - 1)
+    first = next((t for t in log.trades if t.is_market), log.trades[0])
+    prev_close = before.price_e8 if before else first.price_e8
+    trades = [t for t in log.between(lo, hi + length_ns - 1) if t.is_market]
     out: list[Kline] = []
     index = 0
     for open_ns in range(lo, hi + 1, length_ns):

@@ -15,6 +15,8 @@ executed, its klines) so tests can compare a client's view against it::
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,8 +29,8 @@ from bot.data.sim.alpaca_ws import AlpacaStreams, AlpacaStreamSettings
 from bot.data.sim.binance_rest import BinanceRest
 from bot.data.sim.binance_ws import BinanceStreams, BinanceStreamSettings
 from bot.data.sim.clock import Clock, MarketClock
-from bot.data.sim.connection import Counters
-from bot.data.sim.faults import Faults, RestFault
+from bot.data.sim.connection import Counters, RawFrame
+from bot.data.sim.faults import GARBAGE, REST_STATUSES, SHORT, Fate, Faults, RestFault
 from bot.data.sim.feed import MarketFeed
 from bot.data.sim.klines import Kline, select_klines
 from bot.data.sim.market import Instrument, TradeGenerator, crypto_instrument, stock_instrument
@@ -43,6 +45,7 @@ BINANCE_FIRST_TRADE_ID = 3_000_000_000
 ALPACA_FIRST_TRADE_ID = 1
 # Room for a combined-stream URL naming more than the 1024 streams a connection may hold.
 MAX_URL_BYTES = 131_072
+REST_LOG_SIZE = 10_000
 
 
 def binance_symbol(symbol: str) -> str:
@@ -98,7 +101,7 @@ class ExchangeSimulator:
         if start_time_ns is None and replayed:
             start_time_ns = min(t[0].time_ns for t in replayed.values() if t)
         self.clock = MarketClock(clock, speed, start_time_ns)
-        self.feed = MarketFeed(self.clock, retention)
+        self.feed = MarketFeed(self.clock, retention, self.faults)
         self.instruments: dict[str, Instrument] = {}
         origin = self.clock.origin_ns - int(history_seconds * 1e9)
         for pair in symbols:
@@ -132,6 +135,8 @@ class ExchangeSimulator:
                                         rest_weight_limit)
         self.alpaca_rest = AlpacaRest(self.feed, self.clock, self.alpaca_keys)
         self._runner: web.AppRunner | None = None
+        # The latest REST requests as "path?query", oldest first.
+        self.rest_log: collections.deque[str] = collections.deque(maxlen=REST_LOG_SIZE)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -178,10 +183,16 @@ class ExchangeSimulator:
         endpoint = resource.canonical if resource is not None else path
         by_endpoint = self.counters.rest_by_endpoint
         by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + 1
+        self.rest_log.append(request.path_qs)
         fault = self.faults.take_rest_fault(venue)
         if fault is None:
             return await handler(request)
         self.counters.rest_rejected += 1
+        if fault.status in (GARBAGE, SHORT):
+            return self._spoiled(await handler(request), fault.status)
+        assert isinstance(fault.status, int)
+        if fault.status >= 500:
+            return self._server_error(venue, fault.status)
         headers = {"Retry-After": str(fault.retry_after)}
         if venue == "alpaca":
             return web.json_response({"message": "too many requests."}, status=fault.status,
@@ -196,6 +207,42 @@ class ExchangeSimulator:
         headers["X-MBX-USED-WEIGHT-1M"] = str(self.binance_rest.weights.used)
         return web.json_response({"code": -1003, "msg": msg}, status=fault.status,
                                  headers=headers)
+
+    @staticmethod
+    def _server_error(venue: str, status: int) -> web.Response:
+        """A 5xx as the venue (or the gateway in front of it) sends it."""
+        if status in (502, 504):
+            title = "502 Bad Gateway" if status == 502 else "504 Gateway Time-out"
+            return web.Response(status=status, content_type="text/html",
+                                text=f"<html><head><title>{title}</title></head><body>"
+                                     f"<center><h1>{title}</h1></center></body></html>")
+        if venue == "alpaca":
+            return web.json_response({"message": "internal server error"}, status=status)
+        body = ({"code": -1008, "msg": "Server is currently overloaded with other requests. "
+                                      "Please try again in a few minutes."}
+                if status == 503 else
+                {"code": -1001, "msg": "Internal error; unable to process your request. "
+                                       "Please try again."})
+        return web.json_response(body, status=status)
+
+    @staticmethod
+    def _spoiled(response: web.StreamResponse, kind: int | str) -> web.StreamResponse:
+        """A successful answer cut short: half its body (garbage), or half its rows (short)."""
+        if not isinstance(response, web.Response) or response.status != 200 \
+                or not isinstance(response.body, bytes):
+            return response
+        body = response.body
+        if kind == GARBAGE:
+            spoiled = body[:len(body) // 2]
+        else:
+            rows = json.loads(body)
+            if not isinstance(rows, list) or len(rows) < 2:
+                return response
+            spoiled = json.dumps(rows[:len(rows) // 2], separators=(",", ":")).encode()
+        headers = {k: v for k, v in response.headers.items()
+                   if k.lower() not in ("content-length", "content-type")}
+        return web.Response(status=200, body=spoiled, headers=headers,
+                            content_type="application/json")
 
     # -- addresses -------------------------------------------------------------------
     @property
@@ -319,13 +366,72 @@ class ExchangeSimulator:
 
     def fail_rest(self, count: int, status: int = 429, retry_after: int = 1,
                   venue: str | None = None) -> None:
-        """Answer the next ``count`` REST requests with ``status`` and ``Retry-After``."""
-        if status not in (418, 429):
-            raise ValueError(f"status must be 418 or 429, got {status!r}")
+        """Answer the next ``count`` REST requests with ``status``.
+
+        418 and 429 carry ``Retry-After``; 500 and 503 carry Binance's error
+        body (-1001, -1008), 502 and 504 the HTML page of the gateway in front.
+        """
+        if status not in REST_STATUSES:
+            raise ValueError(f"status must be one of {REST_STATUSES}, got {status!r}")
         self.faults.rest = RestFault(status, retry_after, count, venue)
 
+    def garble_rest(self, count: int, venue: str | None = None) -> None:
+        """Answer the next ``count`` REST requests with HTTP 200 and half of their body."""
+        self.faults.rest = RestFault(GARBAGE, 0, count, venue)
+
+    def short_rest_pages(self, count: int, venue: str | None = None) -> None:
+        """Answer the next ``count`` REST list requests with only the first half of their rows."""
+        self.faults.rest = RestFault(SHORT, 0, count, venue)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Answer every WebSocket handshake with HTTP 503 for the next ``seconds`` (wall clock)."""
+        self.faults.refuse_connections_until = time.monotonic() + seconds
+
+    def refuse_trades(self, symbol: str, count: int = 1) -> None:
+        """Record the next ``count`` trades of Binance ``symbol`` as price 0, quantity 0.
+
+        The ids stay consecutive: the records are in the trade log, the stream
+        and REST ``historicalTrades``, but not in klines or aggregate trades, as
+        with the non-``MARKET`` records of Binance USDⓈ-M trade data.
+        """
+        self.faults.refused_pending[("binance", self._known("binance", symbol))] += count
+
+    def lose_trade_frames(self, symbol: str, count: int = 1) -> None:
+        """Do not stream the next ``count`` trades of Binance ``symbol`` (REST still has them)."""
+        self._queue_fates(symbol, [Fate.LOSE] * count)
+
+    def duplicate_trade_frames(self, symbol: str, count: int = 1) -> None:
+        """Stream each of the next ``count`` trades of Binance ``symbol`` twice."""
+        self._queue_fates(symbol, [Fate.DUPLICATE] * count)
+
+    def delay_trade_frames(self, symbol: str, count: int = 1, behind: int = 3) -> None:
+        """Stream each of the next ``count`` trades of ``symbol`` after the ``behind`` next ones."""
+        self.faults.delay_frames = behind
+        self._queue_fates(symbol, [Fate.DELAY] * count)
+
+    def _queue_fates(self, symbol: str, fates: list[Fate]) -> None:
+        key = ("binance", self._known("binance", symbol))
+        self.faults.fates_pending.setdefault(key, []).extend(fates)
+
+    def _known(self, venue: str, symbol: str) -> str:
+        name = self._venue_symbol(venue, symbol)
+        if self.feed.log(venue, name) is None:
+            raise KeyError(f"{venue} does not trade {symbol!r} in this simulator")
+        return name
+
+    def set_ping_interval(self, seconds: float) -> None:
+        """Seconds between the Binance server's ping frames (20 by default), open ones too."""
+        self.binance_settings.ping_interval = seconds
+
+    def send_nested_frame(self, depth: int = 100_000) -> None:
+        """Send every open connection one frame of JSON objects nested ``depth`` deep."""
+        frame = RawFrame('{"a":' * depth + "1" + "}" * depth)
+        for conn in [*(s.conn for s in self.binance_streams.sessions),
+                     *(s.conn for s in self.alpaca_streams.sessions)]:
+            conn.send(frame)
+
     async def server_shutdown(self, grace: float = 0.1) -> None:
-        """Send Binance's ``serverShutdown`` event, then close those connections."""
+        """Send Binance's ``serverShutdown`` event, then close those (not newer) connections."""
         await self.binance_streams.shutdown(grace)
 
     def clear_faults(self) -> None:

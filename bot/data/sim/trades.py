@@ -45,6 +45,15 @@ class SimTrade(msgspec.Struct, frozen=True, gc=False):
     def qty(self) -> Decimal:
         return Decimal(self.qty_e8) / E8
 
+    @property
+    def is_market(self) -> bool:
+        """False for a record with price or quantity 0: not a market trade.
+
+        Binance USDⓈ-M trade data has such records (a trade type other than
+        ``MARKET``); its klines and aggregate trades leave them out.
+        """
+        return self.price_e8 > 0 and self.qty_e8 > 0
+
 
 class AggTrade(msgspec.Struct, frozen=True, gc=False):
     """Binance aggregate trade: consecutive fills of one taker order at one price."""
@@ -93,9 +102,15 @@ class TradeLog:
         self._next_agg_id = first_agg_id
 
     def record(self, batch: Sequence[SimTrade]) -> list[AggTrade]:
-        """Append the fills of one taker order; return the aggregate trades they form."""
+        """Append the fills of one taker order; return the aggregate trades they form.
+
+        Records that are not market trades (:attr:`SimTrade.is_market`) are
+        logged with their id but form no aggregate trade.
+        """
         new_aggs: list[AggTrade] = []
         for trade in batch:
+            if not trade.is_market:
+                continue
             last = new_aggs[-1] if new_aggs else None
             if (last is not None and last.price_e8 == trade.price_e8
                     and last.buyer_is_maker == trade.buyer_is_maker
@@ -141,8 +156,10 @@ class TradeLog:
         return self.trades[lo:hi]
 
     def last_before(self, time_ns: int) -> SimTrade | None:
-        """The latest trade strictly before ``time_ns``, if retained."""
+        """The latest market trade strictly before ``time_ns``, if retained."""
         index = bisect.bisect_left(self.trades, time_ns, key=lambda t: t.time_ns)
+        while index and not self.trades[index - 1].is_market:
+            index -= 1
         return self.trades[index - 1] if index else None
 
     def aggs_from_id(self, agg_id: int, limit: int) -> list[AggTrade]:
