@@ -258,7 +258,7 @@ async def test_a_runtime_subscription_that_fails_is_reported_not_silent(
         health = manager.get_health()
     finally:
         await manager.stop()
-    assert any("subscribe_new" in r and "no route" in r for r in health["reasons"])
+    assert any("sync_symbols" in r and "no route" in r for r in health["reasons"])
 
 
 # -- Alpaca: the same rule in the handshake and the read loop -------------------------
