@@ -22,6 +22,9 @@ from typing import Any
 HEALTHY = "healthy"
 DEGRADED = "degraded"
 UNHEALTHY = "unhealthy"
+# A liveness probe is answered within one round trip; out longer than this, the
+# connection is unproven (its quiet bars wait) until the answer or the recycle.
+PROBE_LATE_S = 1.0
 
 
 @dataclass
@@ -54,6 +57,7 @@ class ConnectionFacts:
     reconnects: int
     symbols: int
     error: str | None
+    probe_unanswered_s: float | None = None  # the liveness probe under way, if any
 
 
 @dataclass
@@ -106,8 +110,9 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
            stale_after_s: float, market_open: Callable[[int], bool],
            loop: LoopFacts | None = None) -> HealthReport:
     """Judge the stream: UNHEALTHY if a connection FAILED or none is connected,
-    DEGRADED if a connection is down, a symbol is stale or the event loop
-    stalled (``loop``), else HEALTHY.
+    DEGRADED if a connection is down or unproven (its liveness probe out over
+    :data:`PROBE_LATE_S`), a symbol is stale or the event loop stalled
+    (``loop``), else HEALTHY.
 
     A symbol is stale when it is expected to trade (``expected_since_ns``) and
     nothing came for ``stale_after_s`` since its last trade or since it became
@@ -123,6 +128,8 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
             "last_message_age_s": (round((now_ns - c.last_message_ns) / 1e9, 3)
                                    if c.last_message_ns else None),
             "reconnects": c.reconnects, "symbols": c.symbols, "error": c.error,
+            "probe_unanswered_s": (None if c.probe_unanswered_s is None
+                                   else round(c.probe_unanswered_s, 3)),
         })
         if c.state == "failed":
             status = UNHEALTHY
@@ -130,6 +137,10 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
         elif c.state != "connected":
             status = _worst(status, DEGRADED)
             reasons.append(f"connection {c.name} is {c.state}")
+        elif c.probe_unanswered_s is not None and c.probe_unanswered_s > PROBE_LATE_S:
+            status = _worst(status, DEGRADED)
+            reasons.append(f"connection {c.name} unproven: its liveness probe is unanswered "
+                           f"for {c.probe_unanswered_s:.1f}s; its quiet bars wait")
     if connections and all(c.state in ("failed", "stopped") for c in connections):
         status = UNHEALTHY
     stale: list[str] = []

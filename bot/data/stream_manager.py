@@ -10,9 +10,13 @@ It composes, and owns nothing it could delegate:
   (trade-id jumps, reconnects) from REST before their bars complete, and the
   warm-up (:mod:`bot.data.warmup`) that loads bar history at start;
 * a clock task that completes bars of quiet markets and samples the counters;
+  on a connection that can be probed, a quiet bar completes only once the
+  connection proved it delivered everything up to the bar's end plus the grace
+  (:mod:`bot.data.liveness`), so a silent socket never passes for a quiet market;
 * a health task that judges the stream every ``health_check_interval`` seconds,
-  emits HEALTH events, and resubscribes stale symbols (paced, batched, never
-  during start-up: :class:`~bot.data.resubscribe.ResubscribePolicy`);
+  emits HEALTH events (the same content as :meth:`StreamManager.get_health`), and
+  resubscribes stale symbols (paced, batched, never during start-up:
+  :class:`~bot.data.resubscribe.ResubscribePolicy`);
 * a loop monitor (:mod:`bot.data.loop_monitor`) that measures event-loop lag;
 * a :class:`~bot.data.supervision.Supervisor` under which every background task
   runs (connections, clock, health, loop monitor, async handlers, runtime
@@ -32,6 +36,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig, symbol_list
@@ -47,6 +52,7 @@ from bot.data.health import (
     nyse_open,
 )
 from bot.data.history import BarHistory
+from bot.data.liveness import LivenessGuard
 from bot.data.loop_monitor import STALL_THRESHOLD_S, LoopMonitor
 from bot.data.metrics import RateTracker, latency_summary, slowest
 from bot.data.models import Bar, Tick
@@ -84,7 +90,7 @@ class StreamManager:
     def __init__(self, config: StreamManagerConfig | None = None, *,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config if config is not None else StreamManagerConfig()
-        self.pipeline = TickPipeline(self.config)
+        self.pipeline = TickPipeline(self.config, clock=clock)
         self.bus = self.pipeline.bus
         self.supervisor = Supervisor()
         self.bus.supervisor = self.supervisor  # async handlers' workers report here too
@@ -103,7 +109,8 @@ class StreamManager:
         self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
                                      fetch_timeout=self.config.backfill_timeout_seconds)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
-        self._gaps: deque[dict[str, Any]] = deque(maxlen=50)
+        self._gaps: deque[tuple[int, dict[str, Any]]] = deque(maxlen=50)  # (reported at, gap)
+        self._store_unwritable = (0, 0)  # (rows the store left out, clock time that grew)
         self._gaps_unannounced: list[GapReport] = []
         self._gap_health_at = -1.0  # monotonic time of the last gap HEALTH event
         # Exchange time -> receive of streamed ticks (REST-recovered ones would skew it).
@@ -119,6 +126,9 @@ class StreamManager:
         self._lifecycle_lock = asyncio.Lock()
         self._rest_closed = False  # stop() closed the REST clients; start() opens new ones
         self._loop_monitor = LoopMonitor()
+        self._liveness = LivenessGuard(self.pipeline.aggregator.base_ns,
+                                       self.pipeline.aggregator.grace_ns)
+        self._proof = asyncio.Event()  # a liveness probe was answered: advance the clock now
         self.recorder: Recorder | None = None
         self._store: TradeStore | None = None  # what the recorder wrote, for resuming
         if self.config.store_path is not None:
@@ -277,6 +287,7 @@ class StreamManager:
         self._resubscribing.clear()
         self._expectations.clear()
         self._resubscribe.clear()
+        self._liveness.clear()
         self._last_health = None
         # The history sources stay (recovery's cursors hold them); their clients are renewed.
         await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
@@ -400,7 +411,7 @@ class StreamManager:
         Gaps reported together (a ban failing every symbol's fill) share one HEALTH
         event, at most one a second: judging health costs a pass over every symbol.
         """
-        self._gaps.append(gap.to_dict())
+        self._gaps.append((self._clock(), gap.to_dict()))
         self._gaps_unannounced.append(gap)
         if len(self._gaps_unannounced) == 1:
             delay = max(0.0, self._gap_health_at + 1.0 - time.monotonic())
@@ -409,9 +420,7 @@ class StreamManager:
     def _announce_gaps(self) -> None:
         gaps, self._gaps_unannounced = self._gaps_unannounced, []
         self._gap_health_at = time.monotonic()
-        report = self.get_health()
-        if report["status"] == "healthy":
-            report["status"] = "degraded"
+        report = self.get_health()  # degraded: the gaps were just reported
         for gap in gaps[:10]:
             report["reasons"].append(
                 f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
@@ -471,7 +480,8 @@ class StreamManager:
                     binance: bool = False) -> Connection:
         conn = Connection.for_venue(
             name, factory, symbols, self.config, binance=binance, on_tick=self._on_tick,
-            on_event=self._on_venue_event, on_state=self._on_state, supervisor=self.supervisor)
+            on_event=self._on_venue_event, on_state=self._on_state, supervisor=self.supervisor,
+            clock=self._clock)
         self._connections.append(conn)
         conn.start()
         return conn
@@ -503,30 +513,85 @@ class StreamManager:
     async def _clock_loop(self) -> None:
         """Complete quiet markets' bars and sample the counters.
 
-        It wakes every :data:`CLOCK_INTERVAL_S` and also right when the next base
-        bar's grace ends, so a quiet bar completes ``bar_close_grace_ms`` after
-        its end, not up to a clock interval later.
+        It wakes every :data:`CLOCK_INTERVAL_S`, right when the next base bar's
+        grace ends, so a quiet bar completes ``bar_close_grace_ms`` after its end,
+        not up to a clock interval later, and as soon as a liveness probe is
+        answered, so a bar waiting for that proof completes one round trip later.
         """
         last_sample = 0.0
         base_ns = self.pipeline.aggregator.base_ns
         grace_ns = self.pipeline.aggregator.grace_ns
         while True:
             now_ns = self._clock()
-            self.pipeline.advance(now_ns)
+            self._proof.clear()
+            self._advance(now_ns)
             now = time.monotonic()
             if now - last_sample >= 1.0:
                 self._rates.sample(now, self._counters())
                 last_sample = now
             due_ns = align(now_ns - grace_ns, base_ns) + base_ns + grace_ns
-            await asyncio.sleep(min(CLOCK_INTERVAL_S,
-                                    (due_ns - now_ns) / NS_PER_SECOND + CLOCK_DUE_MARGIN_S))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proof.wait(), min(
+                    CLOCK_INTERVAL_S, (due_ns - now_ns) / NS_PER_SECOND + CLOCK_DUE_MARGIN_S))
+
+    def _advance(self, now_ns: int) -> None:
+        """Complete the bars the clock may complete: on a connection not proven alive past
+        the last bar boundary, only up to its last frame; and probe those connections."""
+        proven, to_probe = self._liveness.check(now_ns, self._connections)
+        for conn in to_probe:
+            self._spawn(self._probe(conn))
+        self.pipeline.advance(now_ns, proven)
+
+    async def _probe(self, conn: Connection) -> None:
+        """Probe ``conn``; an answer wakes the clock. An unanswered probe made the transport
+        recycle it (its symbols are then held until the reconnect's gap fill)."""
+        if await conn.probe():
+            self._proof.set()
+        elif conn.state is ConnectionState.CONNECTED:
+            self._liveness.retry(conn)  # its socket changed under the probe: ask again
 
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.health_check_interval)
-            report = self._assess()
+            report, health = self._health()
             self._resubscribe_stale(report)
-            self.bus.emit(EventType.HEALTH, redact_json(report.to_dict()), "health")
+            self.bus.emit(EventType.HEALTH, health, "health")
+
+    def _health(self) -> tuple[HealthReport, dict[str, Any]]:
+        """Judge health once: the report (for resubscription) and its JSON form, which is
+        both what :meth:`get_health` returns and what every HEALTH event carries.
+
+        Beyond :meth:`_assess`: ``degraded`` while a gap reported within the last
+        ``stale_threshold_seconds`` stays unfilled (its bars carry GAP), while the
+        store is failing, and while it left rows out within that time.
+        """
+        report = self._assess()
+        health = report.to_dict()
+        now = report.timestamp_ns
+        window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
+        health["backfilling"] = self._recovery.filling_symbols()
+        health["gaps"] = [gap for _, gap in self._gaps]
+        problems = []
+        recent = [gap for at, gap in self._gaps if now - at <= window_ns]
+        if recent:
+            problems.append(
+                f"{len(recent)} gap(s) reported in the last "
+                f"{self.config.stale_threshold_seconds:g}s are unfilled (their bars carry GAP): "
+                + ", ".join(sorted({gap["symbol"] for gap in recent})))
+        if self.recorder is not None:
+            store = health["store"] = self.recorder.health()
+            problems.extend(f"store: {problem}" for problem in store["problems"])
+            left_out = store["unwritable_ticks"] + store["unwritable_bars"]
+            if left_out > self._store_unwritable[0]:
+                self._store_unwritable = (left_out, now)
+            if left_out and now - self._store_unwritable[1] <= window_ns:
+                problems.append(f"store: {left_out} unwritable row(s) left out, the last "
+                                f"{(now - self._store_unwritable[1]) / NS_PER_SECOND:.0f}s ago "
+                                "(see store.last_unwritable)")
+        if problems and health["status"] == "healthy":
+            health["status"] = "degraded"
+        health["reasons"].extend(problems)
+        return report, redact_json(health)
 
     def _assess(self) -> HealthReport:
         now = self._clock()
@@ -537,12 +602,15 @@ class StreamManager:
         symbols = []
         for symbol in self.symbols:
             ticks = self.pipeline.ticks.get(symbol)
-            recent = sum(1 for t in reversed(ticks or ()) if t.receive_timestamp >= minute_ago) \
-                if ticks else 0
-            # The stream's last trade; a manager fed without venue connections (NATS)
-            # hears its trades only through the pipeline.
+            # Trades of the last minute by exchange time: whatever their source, unlike
+            # receive times (REST and remote workers stamp theirs by their own clocks).
+            recent = sum(1 for _ in takewhile(lambda t: t.timestamp >= minute_ago,
+                                               reversed(ticks))) if ticks else 0
+            # The stream's last trade, received by this manager's clock; a manager fed
+            # without venue connections (NATS) hears its trades only through the pipeline.
             heard = self._heard.get(symbol)
-            if ticks and (heard is None or ticks[-1].receive_timestamp > heard):
+            if ticks and not self._connections and (
+                    heard is None or ticks[-1].receive_timestamp > heard):
                 heard = ticks[-1].receive_timestamp
             trading = stocks_trade if symbol in self._stocks else True
             expected = self._expectations.observe(
@@ -554,7 +622,8 @@ class StreamManager:
                                        heard, recent, expected))
         conns = [ConnectionFacts(c.name, c.name.split("-")[0], c.state.value, c.state_since_ns,
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
-                                 None if c.error is None else str(c.error))
+                                 None if c.error is None else str(c.error),
+                                 c.probe_unanswered_s)
                  for c in self._connections]
         handler, handler_ms = slowest(self.bus.handler_times())
         loop = LoopFacts(self._loop_monitor.max_lag_s(), STALL_THRESHOLD_S, handler, handler_ms) \
@@ -655,16 +724,7 @@ class StreamManager:
 
     def get_health(self) -> dict[str, Any]:
         """Current health (JSON-serialisable); see the README's Health section."""
-        report = self._assess().to_dict()
-        report["backfilling"] = self._recovery.filling_symbols()
-        report["gaps"] = list(self._gaps)
-        if self.recorder is not None:
-            store = report["store"] = self.recorder.health()
-            if not store["ok"]:
-                if report["status"] == "healthy":
-                    report["status"] = "degraded"
-                report["reasons"].extend(f"store: {problem}" for problem in store["problems"])
-        return redact_json(report)
+        return self._health()[1]
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""

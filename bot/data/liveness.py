@@ -1,0 +1,72 @@
+"""Which quiet bars the clock may complete: only those a connection proved it delivered.
+
+The clock completes a bar nobody traded past once its grace is over, as if the
+market were quiet. A connection whose TCP stays open while the venue stops
+sending looks exactly like a quiet market, so for a connection that can be
+probed (:attr:`~bot.data.transport.Connection.probes_liveness`) a bar completed
+by the clock needs proof the connection was alive up to its end plus the grace:
+a frame received since then (any frame: a trade, a ticker, a reply), or the
+answer to a liveness probe sent then. Until that proof arrives, the connection's
+symbols are completed only up to its last frame.
+
+At most one probe per connection and socket per bar boundary; the transport
+paces it with the other control messages. An unanswered probe recycles the
+connection (the transport's job), whose reconnect holds the symbols and lets gap
+recovery fill or flag what the silence hid.
+
+Venues without a request answered in order on the stream (Alpaca) are not
+probed: their quiet bars complete by time, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.data.timeframes import align
+from bot.data.transport import Connection, ConnectionState
+
+
+class LivenessGuard:
+    """Per clock reading: how far each unproven connection's symbols may complete, and
+    which connections to probe now."""
+
+    def __init__(self, base_ns: int, grace_ns: int) -> None:
+        self.base_ns = base_ns
+        self.grace_ns = grace_ns
+        # connection -> (sockets it had opened, the bar boundary last probed for)
+        self._probed: dict[Connection, tuple[int, int]] = {}
+
+    def check(self, now_ns: int, connections: Iterable[Connection],
+              ) -> tuple[dict[str, int], list[Connection]]:
+        """``(proven, to_probe)`` at ``now_ns``.
+
+        ``proven`` maps each symbol of a connection not proven past the last bar
+        boundary whose grace is over to the receive time of its last frame: the
+        clock completes its bars only up to that time minus the grace.
+        ``to_probe``: those connections not yet probed for this boundary on their
+        current socket, with no probe under way.
+        """
+        boundary = align(now_ns - self.grace_ns, self.base_ns)
+        due = boundary + self.grace_ns
+        proven: dict[str, int] = {}
+        to_probe: list[Connection] = []
+        for conn in connections:
+            if (conn.state is not ConnectionState.CONNECTED or not conn.probes_liveness
+                    or conn.last_message_ns >= due):
+                continue
+            last = conn.last_message_ns
+            for symbol in conn.symbols:
+                proven[symbol] = last
+            probed = (conn.sockets_opened, boundary)
+            if not conn.probing and self._probed.get(conn, (-1, -1)) < probed:
+                self._probed[conn] = probed
+                to_probe.append(conn)
+        return proven, to_probe
+
+    def retry(self, conn: Connection) -> None:
+        """Let ``conn`` be probed again for the current boundary (its probe could not be
+        judged: it went out on a socket replaced meanwhile)."""
+        self._probed.pop(conn, None)
+
+    def clear(self) -> None:
+        self._probed.clear()
