@@ -71,6 +71,7 @@ class Settings:
     bar_history_size: int = 50
     tick_buffer_size: int = 2000
     silence_timeout: float = 2.0  # wall seconds
+    probe_timeout: float = 0.5  # wall seconds: a silent socket is found by its probe first
     backfill_timeout: float = 10.0  # wall seconds
     outage_trades: int = 1100  # an outage lasts until each symbol missed this many trades
 
@@ -81,11 +82,9 @@ class Settings:
             reconnect_delay=0.05, max_reconnect_delay=0.3, reconnect_attempts=500,
             connect_timeout=3.0, silence_timeout_seconds=self.silence_timeout,
             stable_connection_seconds=1.0, backfill_timeout_seconds=self.backfill_timeout,
+            liveness_probe_timeout_seconds=self.probe_timeout,
             # Market time: 0.3 s of wall time at the default speed.
-            bar_close_grace_ms=int(0.3 * self.speed * 1000),
-            # The injected clock runs ``speed`` times faster than the receive times of ticks,
-            # so staleness is judged on a scale no run reaches (silence is the transport's).
-            health_check_interval=0.5, stale_threshold_seconds=86_400.0)
+            bar_close_grace_ms=int(0.3 * self.speed * 1000), health_check_interval=0.5)
 
 
 @dataclass

@@ -7,7 +7,8 @@ probed (:attr:`~bot.data.transport.Connection.probes_liveness`) a bar completed
 by the clock needs proof the connection was alive up to its end plus the grace:
 a frame received since then (any frame: a trade, a ticker, a reply), or the
 answer to a liveness probe sent then. Until that proof arrives, the connection's
-symbols are completed only up to its last frame.
+symbols are completed only up to its last frame; so are they while it is not
+connected (gap recovery holds them then too).
 
 At most one probe per connection and socket per bar boundary; the transport
 paces it with the other control messages. An unanswered probe recycles the
@@ -37,31 +38,30 @@ class LivenessGuard:
         self._probed: dict[Connection, tuple[int, int]] = {}
 
     def check(self, now_ns: int, connections: Iterable[Connection],
-              ) -> tuple[dict[str, int], list[Connection]]:
-        """``(proven, to_probe)`` at ``now_ns``.
+              ) -> tuple[dict[Connection, int], list[Connection]]:
+        """``(unproven, to_probe)`` at ``now_ns``.
 
-        ``proven`` maps each symbol of a connection not proven past the last bar
-        boundary whose grace is over to the receive time of its last frame: the
-        clock completes its bars only up to that time minus the grace.
-        ``to_probe``: those connections not yet probed for this boundary on their
-        current socket, with no probe under way.
+        ``unproven`` maps each connection not proven alive past the last bar
+        boundary whose grace is over (or not connected at all) to the receive time
+        of its last frame: the clock completes its symbols' bars only up to that
+        time minus the grace. ``to_probe``: those of them connected, not yet
+        probed for this boundary on their current socket, with no probe under way.
         """
         boundary = align(now_ns - self.grace_ns, self.base_ns)
         due = boundary + self.grace_ns
-        proven: dict[str, int] = {}
+        unproven: dict[Connection, int] = {}
         to_probe: list[Connection] = []
         for conn in connections:
-            if (conn.state is not ConnectionState.CONNECTED or not conn.probes_liveness
-                    or conn.last_message_ns >= due):
+            if not conn.probes_liveness or conn.last_message_ns >= due:
                 continue
-            last = conn.last_message_ns
-            for symbol in conn.symbols:
-                proven[symbol] = last
+            unproven[conn] = conn.last_message_ns
+            if conn.state is not ConnectionState.CONNECTED or conn.probing:
+                continue
             probed = (conn.sockets_opened, boundary)
-            if not conn.probing and self._probed.get(conn, (-1, -1)) < probed:
+            if self._probed.get(conn, (-1, -1)) < probed:
                 self._probed[conn] = probed
                 to_probe.append(conn)
-        return proven, to_probe
+        return unproven, to_probe
 
     def retry(self, conn: Connection) -> None:
         """Let ``conn`` be probed again for the current boundary (its probe could not be

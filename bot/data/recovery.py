@@ -341,10 +341,6 @@ class GapRecovery:
         try:
             async with asyncio.timeout(timeout), self._limit:
                 trades = await fetcher.fetch(cur.symbol, before, until, self._clock())
-            # Received now, by the clock live ticks are stamped with: the gate judges
-            # times against one venue clock estimate, whatever the source.
-            received = self._clock()
-            trades = [msgspec.structs.replace(t, receive_timestamp=received) for t in trades]
         except asyncio.CancelledError:
             if not cur.overflow:
                 raise

@@ -333,16 +333,19 @@ class StreamManager:
             for venue, source in self._sources.items():
                 limiter = source.rest.limiter
                 source.rest = (AlpacaRest(cfg, self._credentials or AlpacaCredentials.from_env(),
-                                          limiter=limiter)
-                               if venue == "alpaca" else BinanceRest(cfg, limiter=limiter))
+                                          limiter=limiter, clock=self._clock)
+                               if venue == "alpaca" else
+                               BinanceRest(cfg, limiter=limiter, clock=self._clock))
         if self._crypto and cfg.binance_venue not in self._sources:
             self._sources[cfg.binance_venue] = BinanceTradeHistory(
-                BinanceRest(cfg, limiter=RateLimiter.following(self._clock, BinanceRest.budget)),
+                BinanceRest(cfg, limiter=RateLimiter.following(self._clock, BinanceRest.budget),
+                            clock=self._clock),
                 aggregate=cfg.binance_trade_channel == "aggTrade")
         if self._stocks and "alpaca" not in self._sources:
             creds = self._credentials or AlpacaCredentials.from_env()
             self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(
-                cfg, creds, limiter=RateLimiter.following(self._clock, AlpacaRest.budget)))
+                cfg, creds, limiter=RateLimiter.following(self._clock, AlpacaRest.budget),
+                clock=self._clock))
         fetchers: dict[str, TradeFetcher] = dict(self._sources) if cfg.backfill else {}
         self._recovery.fetchers = fetchers
 
@@ -496,12 +499,19 @@ class StreamManager:
         if isinstance(event, TickerUpdate):
             self.bus.emit(EventType.TICKER, event, conn.name)
 
+    def _symbols_on(self, conn: Connection) -> list[str]:
+        """The symbols assigned to ``conn``, including any a resubscription took off its
+        set for a moment."""
+        if conn is self._alpaca:
+            return sorted(self._stocks)
+        return [symbol for symbol, c in self._crypto.items() if c is conn]
+
     def _on_state(self, conn: Connection) -> None:
         if conn.state is ConnectionState.RECONNECTING:
-            self._recovery.disconnected(conn.symbols)
+            self._recovery.disconnected(self._symbols_on(conn))
         elif conn.state is ConnectionState.CONNECTED:
             if conn.stats.reconnects:
-                self._recovery.reconnected(conn.symbols)
+                self._recovery.reconnected(self._symbols_on(conn))
                 self._reconnects += 1
                 self.bus.emit(EventType.RECONNECT, {
                     "connection": conn.name, "reconnect_count": conn.stats.reconnects,
@@ -537,9 +547,11 @@ class StreamManager:
     def _advance(self, now_ns: int) -> None:
         """Complete the bars the clock may complete: on a connection not proven alive past
         the last bar boundary, only up to its last frame; and probe those connections."""
-        proven, to_probe = self._liveness.check(now_ns, self._connections)
+        unproven, to_probe = self._liveness.check(now_ns, self._connections)
         for conn in to_probe:
             self._spawn(self._probe(conn))
+        proven = {symbol: unproven[conn] for symbol, conn in self._crypto.items()
+                  if conn in unproven} if unproven else None
         self.pipeline.advance(now_ns, proven)
 
     async def _probe(self, conn: Connection) -> None:

@@ -150,6 +150,7 @@ class Connection:
         self.state_since_ns = clock()
         self.last_message_ns = 0
         self.sockets_opened = 0  # sockets that completed their handshake
+        self._probes_liveness = False  # known once a session was made
         self.error: BaseException | None = None
         self.stats = ConnectionStats()
         self._session: VenueSession | None = None
@@ -223,8 +224,8 @@ class Connection:
 
     @property
     def probes_liveness(self) -> bool:
-        """True when the venue session answers a liveness probe (:meth:`probe`)."""
-        return isinstance(self._session, ProbingSession)
+        """True when the venue's sessions answer a liveness probe (:meth:`probe`)."""
+        return self._probes_liveness
 
     @property
     def probing(self) -> bool:
@@ -372,6 +373,7 @@ class Connection:
             self._set_state(ConnectionState.CONNECTING)
         self._dead.clear()
         session = self._factory(frozenset(self.symbols))
+        self._probes_liveness = isinstance(session, ProbingSession)
         async with asyncio.timeout(self._connect_timeout):
             ws = await websockets.connect(session.url(), max_size=2**24, open_timeout=None,
                                           close_timeout=2)

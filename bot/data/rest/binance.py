@@ -18,6 +18,7 @@ the limit and honours ``Retry-After``; a refused request raises
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import aiohttp
 import msgspec
@@ -99,10 +100,14 @@ class BinanceRest(HttpClient):
 
     def __init__(self, config: StreamManagerConfig, *,
                  session: aiohttp.ClientSession | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """``clock`` (ns since the epoch) stamps the receive time of the trades it returns:
+        a manager passes its own, the one its live ticks are stamped by."""
         super().__init__(config.binance_rest_url or "", config.connect_timeout,
                          session=session, limiter=limiter)
         self.venue = config.binance_venue
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"BinanceRest(venue={self.venue!r}, base_url={self.base_url!r})"
@@ -121,7 +126,7 @@ class BinanceRest(HttpClient):
         body = await self._get("/api/v3/historicalTrades", params,
                                weight=WEIGHTS["historicalTrades"])
         rows = decode(_TRADES, body, "historicalTrades")
-        receive_ns = time.time_ns()
+        receive_ns = self._clock()
         unified = symbol.upper()
         return [Tick(self.venue, unified, r.price, r.qty, Side.SELL if r.isBuyerMaker else Side.BUY,
                      r.id, r.time * NS_PER_MS, receive_ns) for r in rows]
@@ -143,7 +148,7 @@ class BinanceRest(HttpClient):
             if value is not None:
                 params[name] = str(value)
         rows = await self._agg_rows(params)
-        receive_ns = time.time_ns()
+        receive_ns = self._clock()
         unified = symbol.upper()
         return [Tick(self.venue, unified, r.p, r.q, Side.SELL if r.m else Side.BUY, r.a,
                      r.T * NS_PER_MS, receive_ns) for r in rows]
