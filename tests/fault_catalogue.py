@@ -22,7 +22,8 @@ own trade log:
 * **REST**: requests per endpoint, counted by the simulator, stay within
   :meth:`Run.rest_bounds` (warm-up pages per symbol and timeframe, plus for
   each stream interruption ``ceil(missed / 1000) + 1`` trade pages, plus one
-  retry per faulted answer);
+  retry per faulted answer), and all of them together within the library's
+  :func:`~bot.data.history_sources.binance_request_bound`;
 * **memory**: tick buffers, bar histories, aggregator state and recovery
   buffers stay within their sizes, sampled every 100 ms;
 * **tasks**: no task of the manager ends with an exception nobody retrieved,
@@ -44,6 +45,7 @@ import pandas as pd
 
 from bot.data.config import StreamManagerConfig
 from bot.data.events import StreamEvent
+from bot.data.history_sources import binance_request_bound
 from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.sim.trades import SimTrade
@@ -54,6 +56,7 @@ from tests.reference import reference_bars
 NS = 1_000_000_000
 MS = 1_000_000
 PAGE = 1000  # rows per Binance REST page
+TOTAL = "all requests"  # the key of the whole run's REST bound beside the endpoints'
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume",
           "buy_quote_volume", "trade_count", "first_trade_id", "last_trade_id")
 INTEGER_FIELDS = ("trade_count", "first_trade_id", "last_trade_id")
@@ -618,14 +621,22 @@ class Run:
         # one interval before the one it returned in.
         since = self._first_expected_ns() - TIMEFRAME_SECONDS[s.timeframes[0]] * NS
         trade_pages = 0
+        fills: list[int] = []  # trades per fill, for binance_request_bound
         for symbol in s.symbols:
             traded = sum(1 for t in self.sim.trades("binance", symbol) if t.time_ns >= since)
             trade_pages += math.ceil(traded / PAGE) + 2 * self._fills(symbol)
+            # All the symbol's trades in one fill pages at least as often as spread over many.
+            fills += [traded] + [0] * (self._fills(symbol) - 1)
         bounds = {
             "/api/v3/klines": symbols * (timeframes * pages + 1) + faulted,
             "/api/v3/time": symbols * (timeframes + 1) + faulted,
             "/api/v3/aggTrades": symbols * timeframes + faulted,
             "/api/v3/historicalTrades": trade_pages + 2 * faulted,
+            # The library's own formula over the whole run (a faulted answer costs its
+            # retry, and a short or garbage page one more page).
+            TOTAL: binance_request_bound(symbols=symbols, timeframes=s.timeframes,
+                                         bar_history_size=s.bar_history_size, fills=fills,
+                                         retries=2 * faulted),
         }
         formula = [
             f"klines <= symbols*(timeframes*ceil(history/1000)+1) + faulted = {symbols}*"
@@ -638,12 +649,17 @@ class Run:
             "interval/1000) + 2*(1 warm-up + reconnections + frame losses)] + 2*faulted = "
             f"{trade_pages} + 2*{faulted} = {bounds['/api/v3/historicalTrades']} "
             f"(reconnections {reconnections})",
+            f"all requests <= binance_request_bound(symbols={symbols}, timeframes="
+            f"{list(s.timeframes)}, bar_history_size={s.bar_history_size}, fills: the trades "
+            f"since the warm-up interval and {len(fills) - symbols} more fills, "
+            f"retries=2*faulted) = {bounds[TOTAL]}",
         ]
         return bounds, formula
 
     def _check_rest(self, verdict: Verdict) -> None:
         bounds, _ = self.rest_bounds()
-        counts = self.sim.counters.rest_by_endpoint
+        counts = Counter(self.sim.counters.rest_by_endpoint)
+        counts[TOTAL] = sum(counts.values())
         for path in sorted(set(bounds) | set(counts)):
             bound, count = bounds.get(path, 0), counts.get(path, 0)
             verdict.check("REST within the formula", count <= bound,

@@ -22,9 +22,10 @@ from typing import Any
 HEALTHY = "healthy"
 DEGRADED = "degraded"
 UNHEALTHY = "unhealthy"
-# A liveness probe is answered within one round trip; out longer than this, the
-# connection is unproven (its quiet bars wait) until the answer or the recycle.
-PROBE_LATE_S = 1.0
+# A liveness probe is answered within one round trip: a connection without proof of
+# life (a frame, or a probe's answer) this long after a bar boundary needed one is
+# reported, also while it keeps reconnecting without ever delivering.
+UNPROVEN_AFTER_S = 1.0
 
 
 @dataclass
@@ -57,7 +58,7 @@ class ConnectionFacts:
     reconnects: int
     symbols: int
     error: str | None
-    probe_unanswered_s: float | None = None  # the liveness probe under way, if any
+    unproven_s: float | None = None  # how long it has gone without proof of life, if it has
 
 
 @dataclass
@@ -110,9 +111,9 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
            stale_after_s: float, market_open: Callable[[int], bool],
            loop: LoopFacts | None = None) -> HealthReport:
     """Judge the stream: UNHEALTHY if a connection FAILED or none is connected,
-    DEGRADED if a connection is down or unproven (its liveness probe out over
-    :data:`PROBE_LATE_S`), a symbol is stale or the event loop stalled
-    (``loop``), else HEALTHY.
+    DEGRADED if a connection is down or unproven (no proof of life for over
+    :data:`UNPROVEN_AFTER_S` since a bar boundary needed one), a symbol is stale
+    or the event loop stalled (``loop``), else HEALTHY.
 
     A symbol is stale when it is expected to trade (``expected_since_ns``) and
     nothing came for ``stale_after_s`` since its last trade or since it became
@@ -128,8 +129,7 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
             "last_message_age_s": (round((now_ns - c.last_message_ns) / 1e9, 3)
                                    if c.last_message_ns else None),
             "reconnects": c.reconnects, "symbols": c.symbols, "error": c.error,
-            "probe_unanswered_s": (None if c.probe_unanswered_s is None
-                                   else round(c.probe_unanswered_s, 3)),
+            "unproven_s": None if c.unproven_s is None else round(c.unproven_s, 3),
         })
         if c.state == "failed":
             status = UNHEALTHY
@@ -137,10 +137,11 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
         elif c.state != "connected":
             status = _worst(status, DEGRADED)
             reasons.append(f"connection {c.name} is {c.state}")
-        elif c.probe_unanswered_s is not None and c.probe_unanswered_s > PROBE_LATE_S:
+        if c.state != "failed" and c.unproven_s is not None and c.unproven_s > UNPROVEN_AFTER_S:
             status = _worst(status, DEGRADED)
-            reasons.append(f"connection {c.name} unproven: its liveness probe is unanswered "
-                           f"for {c.probe_unanswered_s:.1f}s; its quiet bars wait")
+            reasons.append(f"connection {c.name} unproven for {c.unproven_s:.1f}s: no frame and "
+                           "no answer to its liveness probe since a bar boundary; its quiet "
+                           "bars wait")
     if connections and all(c.state in ("failed", "stopped") for c in connections):
         status = UNHEALTHY
     stale: list[str] = []

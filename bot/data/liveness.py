@@ -21,6 +21,7 @@ probed: their quiet bars complete by time, as before.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from bot.data.timeframes import align
@@ -36,6 +37,8 @@ class LivenessGuard:
         self.grace_ns = grace_ns
         # connection -> (sockets it had opened, the bar boundary last probed for)
         self._probed: dict[Connection, tuple[int, int]] = {}
+        # connection -> monotonic time since when it has gone unproven, across reconnects
+        self._unproven_since: dict[Connection, float] = {}
 
     def check(self, now_ns: int, connections: Iterable[Connection],
               ) -> tuple[dict[Connection, int], list[Connection]]:
@@ -51,10 +54,13 @@ class LivenessGuard:
         due = boundary + self.grace_ns
         unproven: dict[Connection, int] = {}
         to_probe: list[Connection] = []
+        mono = time.monotonic()
         for conn in connections:
             if not conn.probes_liveness or conn.last_message_ns >= due:
+                self._unproven_since.pop(conn, None)
                 continue
             unproven[conn] = conn.last_message_ns
+            self._unproven_since.setdefault(conn, mono)
             if conn.state is not ConnectionState.CONNECTED or conn.probing:
                 continue
             probed = (conn.sockets_opened, boundary)
@@ -63,6 +69,12 @@ class LivenessGuard:
                 to_probe.append(conn)
         return unproven, to_probe
 
+    def unproven_for(self, conn: Connection) -> float | None:
+        """Seconds ``conn`` has gone without proof since a bar boundary needed one (its
+        reconnects do not reset it); None while it is proven."""
+        since = self._unproven_since.get(conn)
+        return None if since is None else time.monotonic() - since
+
     def retry(self, conn: Connection) -> None:
         """Let ``conn`` be probed again for the current boundary (its probe could not be
         judged: it went out on a socket replaced meanwhile)."""
@@ -70,3 +82,4 @@ class LivenessGuard:
 
     def clear(self) -> None:
         self._probed.clear()
+        self._unproven_since.clear()

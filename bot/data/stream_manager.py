@@ -635,7 +635,7 @@ class StreamManager:
         conns = [ConnectionFacts(c.name, c.name.split("-")[0], c.state.value, c.state_since_ns,
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
                                  None if c.error is None else str(c.error),
-                                 c.probe_unanswered_s)
+                                 self._liveness.unproven_for(c))
                  for c in self._connections]
         handler, handler_ms = slowest(self.bus.handler_times())
         loop = LoopFacts(self._loop_monitor.max_lag_s(), STALL_THRESHOLD_S, handler, handler_ms) \

@@ -161,7 +161,6 @@ class Connection:
         self._dead = asyncio.Event()  # a probe went unanswered: recycle the socket
         # The probe awaiting its answer: the session it went out on, its id, its answer.
         self._probe: tuple[VenueSession, int, asyncio.Future[None]] | None = None
-        self._probe_sent: float | None = None  # monotonic time the unanswered probe went out
         self._closing: set[asyncio.Task[Any]] = set()  # retired sockets closing
         self._send_lock = asyncio.Lock()
         self._last_send = 0.0
@@ -232,12 +231,6 @@ class Connection:
         """True while a liveness probe awaits its answer."""
         return self._probe is not None
 
-    @property
-    def probe_unanswered_s(self) -> float | None:
-        """Seconds the probe under way has been out unanswered; None when none is."""
-        sent = self._probe_sent
-        return None if sent is None else time.monotonic() - sent
-
     async def probe(self) -> bool:
         """Prove the connection still delivers: send the session's probe, await its answer.
 
@@ -258,7 +251,6 @@ class Connection:
         self._probe = (session, request_id, answer)
         try:
             await self._send([message], ws)  # paced with the other control messages
-            self._probe_sent = time.monotonic()
             try:
                 await asyncio.wait_for(asyncio.shield(answer), self._probe_timeout)
                 return True
@@ -271,7 +263,6 @@ class Connection:
                 return False
         finally:
             self._probe = None
-            self._probe_sent = None
 
     async def add(self, symbols: Iterable[str]) -> None:
         new = set(symbols) - self.symbols
