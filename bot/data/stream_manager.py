@@ -565,45 +565,10 @@ class StreamManager:
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.health_check_interval)
-            report, health = self._health()
-            self._resubscribe_stale(report)
+            health = self.get_health()  # what get_health() returns, a subclass's parts too
+            if self._last_health is not None:  # the report get_health() just judged
+                self._resubscribe_stale(self._last_health)
             self.bus.emit(EventType.HEALTH, health, "health")
-
-    def _health(self) -> tuple[HealthReport, dict[str, Any]]:
-        """Judge health once: the report (for resubscription) and its JSON form, which is
-        both what :meth:`get_health` returns and what every HEALTH event carries.
-
-        Beyond :meth:`_assess`: ``degraded`` while a gap reported within the last
-        ``stale_threshold_seconds`` stays unfilled (its bars carry GAP), while the
-        store is failing, and while it left rows out within that time.
-        """
-        report = self._assess()
-        health = report.to_dict()
-        now = report.timestamp_ns
-        window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
-        health["backfilling"] = self._recovery.filling_symbols()
-        health["gaps"] = [gap for _, gap in self._gaps]
-        problems = []
-        recent = [gap for at, gap in self._gaps if now - at <= window_ns]
-        if recent:
-            problems.append(
-                f"{len(recent)} gap(s) reported in the last "
-                f"{self.config.stale_threshold_seconds:g}s are unfilled (their bars carry GAP): "
-                + ", ".join(sorted({gap["symbol"] for gap in recent})))
-        if self.recorder is not None:
-            store = health["store"] = self.recorder.health()
-            problems.extend(f"store: {problem}" for problem in store["problems"])
-            left_out = store["unwritable_ticks"] + store["unwritable_bars"]
-            if left_out > self._store_unwritable[0]:
-                self._store_unwritable = (left_out, now)
-            if left_out and now - self._store_unwritable[1] <= window_ns:
-                problems.append(f"store: {left_out} unwritable row(s) left out, the last "
-                                f"{(now - self._store_unwritable[1]) / NS_PER_SECOND:.0f}s ago "
-                                "(see store.last_unwritable)")
-        if problems and health["status"] == "healthy":
-            health["status"] = "degraded"
-        health["reasons"].extend(problems)
-        return report, redact_json(health)
 
     def _assess(self) -> HealthReport:
         now = self._clock()
@@ -735,8 +700,40 @@ class StreamManager:
         return self.pipeline.recent_ticks(symbol, limit)
 
     def get_health(self) -> dict[str, Any]:
-        """Current health (JSON-serialisable); see the README's Health section."""
-        return self._health()[1]
+        """Current health (JSON-serialisable), also what every HEALTH event carries; see the
+        README's Health section.
+
+        Beyond :meth:`_assess`: ``degraded`` while a gap reported within the last
+        ``stale_threshold_seconds`` stays unfilled (its bars carry GAP), while the
+        store is failing, and while it left rows out within that time.
+        """
+        report = self._assess()
+        health = report.to_dict()
+        now = report.timestamp_ns
+        window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
+        health["backfilling"] = self._recovery.filling_symbols()
+        health["gaps"] = [gap for _, gap in self._gaps]
+        problems = []
+        recent = [gap for at, gap in self._gaps if now - at <= window_ns]
+        if recent:
+            problems.append(
+                f"{len(recent)} gap(s) reported in the last "
+                f"{self.config.stale_threshold_seconds:g}s are unfilled (their bars carry GAP): "
+                + ", ".join(sorted({gap["symbol"] for gap in recent})))
+        if self.recorder is not None:
+            store = health["store"] = self.recorder.health()
+            problems.extend(f"store: {problem}" for problem in store["problems"])
+            left_out = store["unwritable_ticks"] + store["unwritable_bars"]
+            if left_out > self._store_unwritable[0]:
+                self._store_unwritable = (left_out, now)
+            if left_out and now - self._store_unwritable[1] <= window_ns:
+                problems.append(f"store: {left_out} unwritable row(s) left out, the last "
+                                f"{(now - self._store_unwritable[1]) / NS_PER_SECOND:.0f}s ago "
+                                "(see store.last_unwritable)")
+        if problems and health["status"] == "healthy":
+            health["status"] = "degraded"
+        health["reasons"].extend(problems)
+        return redact_json(health)
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""
