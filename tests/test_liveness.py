@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from bot.data.venues.binance import BinanceSession
 from bot.data.venues.protocol import SubscriptionResult
 from tests.reference import reference_bars
 from tests.streaming import point_at, wait_for
+from tests.support.fakex import FakeBinance, trade_frame
 
 NS = 1_000_000_000
 MINUTE = 60 * NS
@@ -291,3 +293,45 @@ def _as_tick(t: Any) -> Tick:
     return Tick("binance", "BTC/USDT", float(t.price), float(t.qty),
                 Side.SELL if t.buyer_is_maker else Side.BUY, t.trade_id,
                 t.time_ns // 1_000_000 * 1_000_000, t.time_ns)
+
+
+async def test_a_quiet_market_on_a_live_connection_completes_once_the_probe_is_answered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An independent fake Binance that answers every request in order: one trade, then
+    nothing. The bar completes by the clock once ``LIST_SUBSCRIPTIONS`` came back, and
+    no more than one probe goes out per bar boundary."""
+    fake = FakeBinance()
+    sent = asyncio.Event()
+
+    async def one_trade(ws: web.WebSocketResponse, request: web.Request) -> None:
+        await ws.send_str(trade_frame("BTCUSDT", 1, "100", "2", time.time_ns() // 1_000_000))
+        sent.set()
+
+    fake.script = one_trade
+    await fake.start()
+    for key, value in fake.env().items():
+        monkeypatch.setenv(key, value)
+    manager = StreamManager(StreamManagerConfig(
+        supported_timeframes=["1s"], default_timeframe="1s", warm_up=False, backfill=False,
+        bar_close_grace_ms=100))
+    manager.add_crypto_symbols(["BTC/USDT"])
+    bars: list[Bar] = []
+    manager.on_bar_complete(bars.append)
+    try:
+        await manager.start()
+        started = time.monotonic()
+        await wait_for(lambda: any(b.trade_count for b in bars), 5)
+        await asyncio.sleep(1.5)
+        seconds = time.monotonic() - started
+        health = manager.get_health()
+    finally:
+        await manager.stop()
+        await fake.stop()
+    probes = [r for r in map(json.loads, fake.ws_requests)
+              if r["method"] == "LIST_SUBSCRIPTIONS"]
+    traded = next(b for b in bars if b.trade_count)
+    assert (traded.trade_count, traded.volume) == (1, 2.0)  # PARTIAL: no warm-up
+    assert any(b.flags & BarFlag.EMPTY for b in bars if b.open_time > traded.open_time)
+    assert probes and len(probes) <= math.ceil(seconds) + 1
+    assert len({p["id"] for p in probes}) == len(probes)
+    assert health["status"] == "healthy", health["reasons"]
