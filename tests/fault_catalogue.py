@@ -625,7 +625,8 @@ class Run:
         for symbol in s.symbols:
             traded = sum(1 for t in self.sim.trades("binance", symbol) if t.time_ns >= since)
             trade_pages += math.ceil(traded / PAGE) + 2 * self._fills(symbol)
-            # All the symbol's trades in one fill pages at least as often as spread over many.
+            # However the trades split over the fills, the sum of n // 1000 is at most
+            # traded // 1000: one fill of them all plus empty ones bounds every split.
             fills += [traded] + [0] * (self._fills(symbol) - 1)
         bounds = {
             "/api/v3/klines": symbols * (timeframes * pages + 1) + faulted,
