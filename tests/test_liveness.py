@@ -52,6 +52,10 @@ class _Conn:
         self.state = ConnectionState.CONNECTED
         self.sockets_opened = 1
 
+    @property
+    def proven_ns(self) -> int:
+        return self.last_message_ns
+
 
 def _conn(last_ns: int) -> Any:
     return _Conn(last_ns)
@@ -335,3 +339,57 @@ async def test_a_quiet_market_on_a_live_connection_completes_once_the_probe_is_a
     assert probes and len(probes) <= math.ceil(seconds) + 1
     assert len({p["id"] for p in probes}) == len(probes)
     assert health["status"] == "healthy", health["reasons"]
+
+
+async def test_frames_after_an_unanswered_probe_prove_nothing_until_its_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A venue that stalls across a bar boundary, then resumes one symbol's trades but
+    never answers the probe sent during the stall (what it skipped is lost): the quiet
+    symbol's bar must wait for the recycle, not complete on the resumed frames."""
+    sockets: list[float] = []
+    resumed = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sockets.append(time.monotonic())
+        if len(sockets) == 1:
+            now_ms = time.time_ns() // 1_000_000
+            await ws.send_str(trade_frame("ETHUSDT", 1, "10", "1", now_ms))
+            await ws.send_str(trade_frame("BTCUSDT", 1, "100", "1", now_ms))
+            await asyncio.sleep(1.5)  # stalled: the probe of the boundary goes unanswered
+            resumed.set()
+            for i in range(2, 1000):  # resumed, BTC only; the probe is never answered
+                await ws.send_str(trade_frame("BTCUSDT", i, "100", "1",
+                                              time.time_ns() // 1_000_000))
+                await asyncio.sleep(0.02)
+        else:
+            async for _ in ws:
+                pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/stream", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setenv("BINANCE_WS_URL", f"ws://127.0.0.1:{port}")
+    manager = StreamManager(StreamManagerConfig(
+        supported_timeframes=["1s"], default_timeframe="1s", warm_up=False, backfill=False,
+        bar_close_grace_ms=100, liveness_probe_timeout_seconds=2.0, reconnect_delay=0.05,
+        max_reconnect_delay=0.1))
+    manager.add_crypto_symbols(["ETH/USDT", "BTC/USDT"])
+    eth: list[tuple[float, Bar]] = []
+    manager.on_bar_complete(lambda bar: eth.append((time.monotonic(), bar))
+                            if bar.symbol == "ETH/USDT" else None)
+    try:
+        await manager.start()
+        await resumed.wait()
+        await wait_for(lambda: len(sockets) >= 2, 5)  # recycled by the unanswered probe
+        await wait_for(lambda: eth, 5)
+    finally:
+        await manager.stop()
+        await runner.cleanup()
+    assert all(at >= sockets[1] for at, _ in eth), "an ETH bar completed on unproven frames"

@@ -8,7 +8,10 @@ by the clock needs proof the connection was alive up to its end plus the grace:
 a frame received since then (any frame: a trade, a ticker, a reply), or the
 answer to a liveness probe sent then. Until that proof arrives, the connection's
 symbols are completed only up to its last frame; so are they while it is not
-connected (gap recovery holds them then too).
+connected (gap recovery holds them then too). While a probe is out, frames that
+arrive before its answer prove nothing yet: should the answer never come, the
+stream lost something (a venue that stalled and resumed), and only the recycle's
+gap fill can tell what.
 
 At most one probe per connection and socket per bar boundary; the transport
 paces it with the other control messages. An unanswered probe recycles the
@@ -45,10 +48,11 @@ class LivenessGuard:
         """``(unproven, to_probe)`` at ``now_ns``.
 
         ``unproven`` maps each connection not proven alive past the last bar
-        boundary whose grace is over (or not connected at all) to the receive time
-        of its last frame: the clock completes its symbols' bars only up to that
-        time minus the grace. ``to_probe``: those of them connected, not yet
-        probed for this boundary on their current socket, with no probe under way.
+        boundary whose grace is over (or not connected at all) to the time it is
+        proven up to (:attr:`~bot.data.transport.Connection.proven_ns`): the clock
+        completes its symbols' bars only up to that time minus the grace.
+        ``to_probe``: those of them connected, not yet probed for this boundary on
+        their current socket, with no probe under way.
         """
         boundary = align(now_ns - self.grace_ns, self.base_ns)
         due = boundary + self.grace_ns
@@ -56,10 +60,11 @@ class LivenessGuard:
         to_probe: list[Connection] = []
         mono = time.monotonic()
         for conn in connections:
-            if not conn.probes_liveness or conn.last_message_ns >= due:
+            proven = conn.proven_ns
+            if not conn.probes_liveness or proven >= due:
                 self._unproven_since.pop(conn, None)
                 continue
-            unproven[conn] = conn.last_message_ns
+            unproven[conn] = proven
             self._unproven_since.setdefault(conn, mono)
             if conn.state is not ConnectionState.CONNECTED or conn.probing:
                 continue

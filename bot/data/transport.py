@@ -161,6 +161,7 @@ class Connection:
         self._dead = asyncio.Event()  # a probe went unanswered: recycle the socket
         # The probe awaiting its answer: the session it went out on, its id, its answer.
         self._probe: tuple[VenueSession, int, asyncio.Future[None]] | None = None
+        self._proven_before_probe = 0  # last_message_ns when the probe under way went out
         self._closing: set[asyncio.Task[Any]] = set()  # retired sockets closing
         self._send_lock = asyncio.Lock()
         self._last_send = 0.0
@@ -231,6 +232,16 @@ class Connection:
         """True while a liveness probe awaits its answer."""
         return self._probe is not None
 
+    @property
+    def proven_ns(self) -> int:
+        """Until when (clock time) the connection is known to have delivered what the venue
+        sent: its last frame's receive time, but while a probe is out no later than the
+        last frame before it. Frames arriving meanwhile are no proof until the answer
+        follows them: a probe that goes unanswered shows the stream lost something."""
+        if self._probe is None:
+            return self.last_message_ns
+        return min(self.last_message_ns, self._proven_before_probe)
+
     async def probe(self) -> bool:
         """Prove the connection still delivers: send the session's probe, await its answer.
 
@@ -248,6 +259,7 @@ class Connection:
             return False
         request_id, message = session.probe()
         answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._proven_before_probe = self.last_message_ns
         self._probe = (session, request_id, answer)
         try:
             await self._send([message], ws)  # paced with the other control messages
