@@ -627,6 +627,8 @@ class Run:
             "/api/v3/time": symbols * (timeframes + 1) + faulted,
             "/api/v3/aggTrades": symbols * timeframes + faulted,
             "/api/v3/historicalTrades": trade_pages + 2 * faulted,
+            # The symbol check: one listing per venue per process, while it is fresh.
+            "/api/v3/exchangeInfo": 1 + faulted,
         }
         formula = [
             f"klines <= symbols*(timeframes*ceil(history/1000)+1) + faulted = {symbols}*"
@@ -639,6 +641,7 @@ class Run:
             "interval/1000) + 2*(1 warm-up + reconnections + frame losses)] + 2*faulted = "
             f"{trade_pages} + 2*{faulted} = {bounds['/api/v3/historicalTrades']} "
             f"(reconnections {reconnections})",
+            f"exchangeInfo <= 1 + faulted = {bounds['/api/v3/exchangeInfo']}",
         ]
         return bounds, formula
 

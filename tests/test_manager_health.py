@@ -79,7 +79,7 @@ class _PipelineFed(StreamManager):
 
 
 async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipeline() -> None:
-    manager = _PipelineFed(fast_config(warm_up=False, backfill=False,
+    manager = _PipelineFed(fast_config(warm_up=False, backfill=False, check_symbols=False,
                                        stale_threshold_seconds=STALE_AFTER_S))
     manager.add_crypto_symbols(["BTC/USDT"])
     await manager.start()

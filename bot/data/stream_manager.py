@@ -362,18 +362,29 @@ class StreamManager:
         """The ones of ``symbols`` the venue lists as trading.
 
         During :meth:`start` an unlisted symbol, or a listing that cannot be
-        had, fails the start. At runtime an unlisted symbol is dropped from the
+        had (venue unreachable, an answer that is no listing), fails the start,
+        naming the cause. At runtime an unlisted symbol is dropped from the
         wanted set, logged as an ERROR and named in health (``refused_symbols``);
-        a listing that cannot be had leaves the symbols unchecked, with a warning.
+        a listing that cannot be had leaves the symbols unchecked, with a
+        warning, as does a ban or a spent REST budget at any time.
         """
         if stocks or not self.config.check_symbols:
             return symbols
+        from bot.data.rest.limits import RestBanned, RestBudgetExhausted
+
         try:
             listing = await self._listing()
+        except (RestBanned, RestBudgetExhausted) as exc:
+            # The venue (or our budget) forbids asking now; holding start for it would
+            # hold it for the ban.
+            logger.warning("cannot check %s against %s now (%s); subscribing them unchecked",
+                           ", ".join(symbols), self.config.binance_venue, exc)
+            return symbols
         except StreamError as exc:
             if self._starting:
                 raise StreamError(f"cannot check symbols against "
-                                  f"{self.config.binance_venue}: {exc}") from None
+                                  f"{self.config.binance_venue}: {exc} (check_symbols=False "
+                                  "streams them unchecked)") from None
             logger.warning("cannot check %s against %s (%s); subscribing them unchecked",
                            ", ".join(symbols), self.config.binance_venue, exc)
             return symbols
