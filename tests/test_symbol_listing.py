@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.data.errors import StreamError
+from bot.data.errors import ConfigError, StartTimeout, StreamError
 from bot.data.events import EventType
 from bot.data.listing import LISTINGS, Listing, ListingCache, UnlistedSymbolError
 from bot.data.sim import ExchangeSimulator
@@ -188,14 +188,23 @@ async def test_an_unlisted_symbol_added_after_the_listing_expired_is_reported_no
         assert report["status"] != "healthy"
 
 
-async def test_a_listing_that_cannot_be_had_fails_start_in_one_line(
+async def test_start_timeout_bounds_a_start_up_that_cannot_reach_the_venue(
         monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int) -> None:
+    """Nothing listens: the listing's retries would take 31 s; start(timeout=2) stops at 2 s
+    and names the host and the cause in one line."""
     monkeypatch.setenv("BINANCE_REST_URL", f"http://127.0.0.1:{unused_tcp_port}")
     monkeypatch.setenv("BINANCE_WS_URL", f"ws://127.0.0.1:{unused_tcp_port}")
     manager = StreamManager(fast_config(warm_up=False, backfill=False))
     manager.add_crypto_symbols(["BTC/USDT"])
-    with pytest.raises(StreamError) as err:
-        await asyncio.wait_for(manager.start(timeout=3.0), 10)
-    text = str(err.value)
-    assert "\n" not in text
-    assert f"cannot reach 127.0.0.1:{unused_tcp_port}" in text
+    with pytest.raises(StartTimeout) as err:
+        await asyncio.wait_for(manager.start(timeout=2.0), 10)
+    assert str(err.value) == (f"not streaming within 2 s: binance REST: cannot reach "
+                              f"127.0.0.1:{unused_tcp_port}: connection refused")
+    assert isinstance(err.value, StreamError) and isinstance(err.value, TimeoutError)
+    assert not manager.is_running
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5"])
+async def test_a_start_timeout_that_is_not_a_positive_number_is_refused(timeout: Any) -> None:
+    with pytest.raises(ConfigError, match="timeout"):
+        await StreamManager().start(timeout=timeout)

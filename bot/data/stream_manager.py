@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig, symbol_list
-from bot.data.errors import ConfigError, StreamError
+from bot.data.errors import ConfigError, StartTimeout, StreamError
 from bot.data.events import EventType, Handler
 from bot.data.health import (
     ConnectionFacts,
@@ -74,16 +74,6 @@ logger = logging.getLogger(__name__)
 CLOCK_INTERVAL_S = 0.25
 # Wake this long after a bar's grace ends, so the clock reads past it (timers round).
 CLOCK_DUE_MARGIN_S = 0.001
-
-
-class StartTimeout(StreamError, TimeoutError):
-    """``start(timeout=...)`` ran out before the stream was up; names what it waited for."""
-
-    def __init__(self, timeout: float, obstacles: list[str]) -> None:
-        self.timeout = timeout
-        self.obstacles = obstacles
-        waited = "; ".join(obstacles) if obstacles else "connections and warm-up still running"
-        super().__init__(f"not streaming within {timeout:g} s: {waited}")
 
 
 class StreamManager:
