@@ -180,12 +180,15 @@ async def test_an_unlisted_symbol_added_after_the_listing_expired_is_reported_no
             await wait_for(lambda: manager.get_ticks("ETH/USDT") and health)
             report = manager.get_health()
             assert manager.symbols == ["BTC/USDT", "ETH/USDT"]
+            manager.remove_symbols(iter(["ETH/USDTX"]))
+            after_removal = manager.get_health()
         refused = {"ETH/USDTX": "binance does not list it; did you mean 'ETH/USDT'?"}
         assert health[0]["refused_symbols"] == refused
         assert report["refused_symbols"] == refused
         assert "ETH/USDTX not subscribed: binance does not list it; did you mean 'ETH/USDT'?" \
             in report["reasons"]
         assert report["status"] != "healthy"
+        assert after_removal["refused_symbols"] == {}, "no longer wanted: no longer reported"
 
 
 async def test_start_timeout_bounds_a_start_up_that_cannot_reach_the_venue(
@@ -204,7 +207,7 @@ async def test_start_timeout_bounds_a_start_up_that_cannot_reach_the_venue(
     assert not manager.is_running
 
 
-@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5"])
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5", True])
 async def test_a_start_timeout_that_is_not_a_positive_number_is_refused(timeout: Any) -> None:
     with pytest.raises(ConfigError, match="timeout"):
         await StreamManager().start(timeout=timeout)

@@ -164,6 +164,7 @@ class StreamManager:
         removed = False
         for symbol in symbol_list(symbols, "symbols"):
             symbol = symbol.upper()
+            self._refused.pop(symbol, None)  # no longer wanted: no longer reported
             if symbol in self._crypto:
                 del self._crypto[symbol]
             elif symbol in self._stocks:
@@ -172,8 +173,6 @@ class StreamManager:
                 continue
             self._drop_symbol_state(symbol)
             removed = True
-        for symbol in symbol_list(symbols, "symbols"):
-            self._refused.pop(symbol.upper(), None)
         if removed and self._running:
             self._spawn(self._sync_symbols())
 
@@ -234,7 +233,8 @@ class StreamManager:
         (symbol check, connections, warm-up): past it, what was started is
         stopped and :class:`StartTimeout` says what was still awaited.
         """
-        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(
+                timeout, int | float) or not timeout > 0):
             raise ConfigError("timeout", timeout, "must be a number of seconds > 0, or None")
         if self._running:
             return
