@@ -633,11 +633,13 @@ class Run:
             "/api/v3/time": symbols * (timeframes + 1) + faulted,
             "/api/v3/aggTrades": symbols * timeframes + faulted,
             "/api/v3/historicalTrades": trade_pages + 2 * faulted,
+            # The symbol check: one listing per venue per process, while it is fresh.
+            "/api/v3/exchangeInfo": 1 + faulted,
             # The library's own formula over the whole run (a faulted answer costs its
-            # retry, and a short or garbage page one more page).
+            # retry, and a short or garbage page one more page), plus the symbol check.
             TOTAL: binance_request_bound(symbols=symbols, timeframes=s.timeframes,
                                          bar_history_size=s.bar_history_size, fills=fills,
-                                         retries=2 * faulted),
+                                         retries=2 * faulted) + 1,
         }
         formula = [
             f"klines <= symbols*(timeframes*ceil(history/1000)+1) + faulted = {symbols}*"
@@ -650,10 +652,11 @@ class Run:
             "interval/1000) + 2*(1 warm-up + reconnections + frame losses)] + 2*faulted = "
             f"{trade_pages} + 2*{faulted} = {bounds['/api/v3/historicalTrades']} "
             f"(reconnections {reconnections})",
+            f"exchangeInfo <= 1 + faulted = {bounds['/api/v3/exchangeInfo']}",
             f"all requests <= binance_request_bound(symbols={symbols}, timeframes="
             f"{list(s.timeframes)}, bar_history_size={s.bar_history_size}, fills: the trades "
             f"since the warm-up interval and {len(fills) - symbols} more fills, "
-            f"retries=2*faulted) = {bounds[TOTAL]}",
+            f"retries=2*faulted) + 1 listing = {bounds[TOTAL]}",
         ]
         return bounds, formula
 

@@ -40,7 +40,7 @@ from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig, symbol_list
-from bot.data.errors import StreamError
+from bot.data.errors import ConfigError, StartTimeout, StreamError
 from bot.data.events import EventType, Handler
 from bot.data.health import (
     ConnectionFacts,
@@ -52,6 +52,7 @@ from bot.data.health import (
     nyse_open,
 )
 from bot.data.history import BarHistory
+from bot.data.listing import LISTINGS, Listing, UnlistedSymbolError
 from bot.data.liveness import LivenessGuard
 from bot.data.loop_monitor import STALL_THRESHOLD_S, LoopMonitor
 from bot.data.metrics import RateTracker, latency_summary, slowest
@@ -71,6 +72,7 @@ from bot.data.warmup import BarSource, warm_up, warmup_start
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bot.data.rest.binance import BinanceRest
     from bot.data.store import Recorder, TradeStore
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,8 @@ class StreamManager:
         self._liveness = LivenessGuard(self.pipeline.aggregator.base_ns,
                                        self.pipeline.aggregator.grace_ns)
         self._proof = asyncio.Event()  # a liveness probe was answered: advance the clock now
+        self._listing_rest: BinanceRest | None = None  # asks for the listing without REST history
+        self._refused: dict[str, str] = {}  # symbol -> why a runtime add was not subscribed
         self.recorder: Recorder | None = None
         self._store: TradeStore | None = None  # what the recorder wrote, for resuming
         if self.config.store_path is not None:
@@ -146,6 +150,9 @@ class StreamManager:
         """Subscribe Binance symbols (``"BTC/USDT"``); at runtime too, without touching others."""
         new = [s for s in symbol_list(symbols, "crypto_symbols", BINANCE_PAIR)
                if s not in self._crypto]
+        self._check_cached_listing(new, "crypto_symbols")
+        for symbol in new:
+            self._refused.pop(symbol, None)
         self._crypto.update(dict.fromkeys(new))
         if new and self._running:
             self._spawn(self._sync_symbols())
@@ -167,6 +174,7 @@ class StreamManager:
         removed = False
         for symbol in symbol_list(symbols, "symbols"):
             symbol = symbol.upper()
+            self._refused.pop(symbol, None)  # no longer wanted: no longer reported
             if symbol in self._crypto:
                 del self._crypto[symbol]
             elif symbol in self._stocks:
@@ -224,22 +232,47 @@ class StreamManager:
     def is_running(self) -> bool:
         return self._running
 
-    async def start(self, wait_connected: float | None = None) -> None:
-        """Connect every venue and start streaming; idempotent.
+    async def start(self, wait_connected: float | None = None, *,
+                    timeout: float | None = None) -> None:
+        """Check the symbols, connect every venue and start streaming; idempotent.
 
         Waits until each connection streams (up to ``wait_connected`` seconds,
         default ``connect_timeout`` plus one backoff) and raises a connection's
-        fatal error (bad credentials, connection limit) here, where the user awaits.
+        fatal error (bad credentials, connection limit) or an unlisted symbol
+        here, where the user awaits. ``timeout`` bounds the whole start-up
+        (symbol check, connections, warm-up): past it, what was started is
+        stopped and :class:`StartTimeout` says what was still awaited.
         """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(
+                timeout, int | float) or not timeout > 0):
+            raise ConfigError("timeout", timeout, "must be a number of seconds > 0, or None")
         if self._running:
             return
         self._running = True
         try:
             async with self._lifecycle_lock:  # a stop() still closing finishes first
-                await self._start(wait_connected)
+                deadline = asyncio.timeout(timeout)
+                try:
+                    async with deadline:
+                        await self._start(wait_connected)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    raise StartTimeout(timeout or 0.0, self._start_obstacles()) from None
         except BaseException:
             await self.stop()
             raise
+
+    def _start_obstacles(self) -> list[str]:
+        """What kept start-up from finishing: REST and connection failures, in one line each."""
+        out = [f"{venue} REST: {source.rest.limiter.last_failure}"
+               for venue, source in self._sources.items() if source.rest.limiter.last_failure]
+        if self._listing_rest is not None and self._listing_rest.limiter.last_failure:
+            out.append(f"{self.config.binance_venue} REST: "
+                       f"{self._listing_rest.limiter.last_failure}")
+        out.extend(f"{c.name}: {c.state.value}" + (f" ({c.error})" if c.error else "")
+                   for c in self._connections if c.state is not ConnectionState.CONNECTED)
+        return out
 
     async def _start(self, wait_connected: float | None) -> None:
         self._started_ns = self._clock()
@@ -293,6 +326,9 @@ class StreamManager:
         await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
                              return_exceptions=True)
         self._rest_closed = True
+        if self._listing_rest is not None:
+            await self._listing_rest.close()
+            self._listing_rest = None
         self._recovery.fetchers = {}
         await self.bus.stop()
         if self.recorder is not None:
@@ -310,6 +346,90 @@ class StreamManager:
         task = self.supervisor.job(coro.__qualname__.rsplit(".", 1)[-1].strip("_"), coro)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    # -- symbols checked against the venue's listing ------------------------------------
+    def _check_cached_listing(self, symbols: list[str], field: str) -> None:
+        """Raise :class:`UnlistedSymbolError` at once when the venue's listing, fetched
+        recently, refuses one of ``symbols`` (Binance pairs); nothing else is asked here."""
+        cfg = self.config
+        if not symbols or not cfg.check_symbols:
+            return
+        listing = LISTINGS.get(cfg.binance_venue, cfg.binance_rest_url or "")
+        problems = listing.problems(symbols) if listing is not None else {}
+        if problems:
+            raise UnlistedSymbolError(field, problems)
+
+    async def _listed(self, symbols: list[str], *, stocks: bool) -> list[str]:
+        """The ones of ``symbols`` the venue lists as trading.
+
+        During :meth:`start` an unlisted symbol, or a listing that cannot be
+        had (venue unreachable, an answer that is no listing), fails the start,
+        naming the cause. At runtime an unlisted symbol is dropped from the
+        wanted set, logged as an ERROR and named in health (``refused_symbols``);
+        a listing that cannot be had leaves the symbols unchecked, with a
+        warning, as does a ban or a spent REST budget at any time.
+        """
+        if stocks or not self.config.check_symbols:
+            return symbols
+        from bot.data.rest.limits import RestBanned, RestBudgetExhausted
+
+        try:
+            listing = await self._listing()
+        except (RestBanned, RestBudgetExhausted) as exc:
+            # The venue (or our budget) forbids asking now; holding start for it would
+            # hold it for the ban.
+            logger.warning("cannot check %s against %s now (%s); subscribing them unchecked",
+                           ", ".join(symbols), self.config.binance_venue, exc)
+            return symbols
+        except StreamError as exc:
+            if self._starting:
+                raise StreamError(f"cannot check symbols against "
+                                  f"{self.config.binance_venue}: {exc} (check_symbols=False "
+                                  "streams them unchecked)") from None
+            logger.warning("cannot check %s against %s (%s); subscribing them unchecked",
+                           ", ".join(symbols), self.config.binance_venue, exc)
+            return symbols
+        problems = listing.problems(symbols)
+        if not problems:
+            return symbols
+        error = UnlistedSymbolError("crypto_symbols", problems)
+        if self._starting:
+            raise error
+        self._refuse(error)
+        return [s for s in symbols if s not in problems]
+
+    async def _listing(self) -> Listing:
+        """The venue's listing (cached per process); its clock anchors the venue clock."""
+        cfg = self.config
+        url = cfg.binance_rest_url or ""
+        listing = LISTINGS.get(cfg.binance_venue, url)
+        if listing is None:
+            source = self._sources.get(cfg.binance_venue)
+            if source is not None:  # the REST history's client: one budget per venue
+                rest = source.rest
+            else:
+                if self._listing_rest is None:
+                    from bot.data.rest.binance import BinanceRest
+                    from bot.data.rest.limits import RateLimiter
+
+                    self._listing_rest = BinanceRest(cfg, limiter=RateLimiter.following(
+                        self._clock, BinanceRest.budget))
+                rest = self._listing_rest
+            listing = await rest.listing()
+            LISTINGS.put(url, listing)
+        if listing.venue_time_ns is not None and listing.local_time_ns is not None:
+            self.pipeline.gate.observe_venue_clock(listing.venue, listing.venue_time_ns,
+                                                   listing.local_time_ns)
+        return listing
+
+    def _refuse(self, error: UnlistedSymbolError) -> None:
+        """Drop symbols added at runtime that the venue does not list; say so."""
+        for symbol in error.symbols:
+            self._crypto.pop(symbol, None)
+            self._drop_symbol_state(symbol)
+            self._refused[symbol] = error.reasons[symbol]
+        logger.error("not subscribed: %s", error)
+        self.bus.emit(EventType.HEALTH, self.get_health(), "symbols")
 
     # -- recovery and warm-up ---------------------------------------------------------
     def _venue_of(self, symbol: str) -> str:
@@ -355,6 +475,9 @@ class StreamManager:
         if not symbols:
             return
         self._open_history_sources()
+        symbols = await self._listed(symbols, stocks=stocks)
+        if not symbols:
+            return
         now = self._clock()
         fill_start = warmup_start(self.pipeline, now)
         stored = await self._stored_last_trades(symbols, now)
@@ -490,7 +613,7 @@ class StreamManager:
         return conn
 
     def _on_tick(self, tick: Tick) -> None:
-        self._stream_latency_ns.append(tick.receive_timestamp - tick.timestamp)
+        self._stream_latency_ns.append(self.pipeline.gate.venue_delay_ns(tick))
         self._heard[tick.symbol] = tick.receive_timestamp
         self._recovery.on_tick(tick)
 
@@ -705,7 +828,8 @@ class StreamManager:
 
         Beyond :meth:`_assess`: ``degraded`` while a gap reported within the last
         ``stale_threshold_seconds`` stays unfilled (its bars carry GAP), while the
-        store is failing, and while it left rows out within that time.
+        store is failing, while it left rows out within that time, and while a
+        symbol added at runtime was refused by the venue's listing.
         """
         report = self._assess()
         health = report.to_dict()
@@ -713,7 +837,8 @@ class StreamManager:
         window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
         health["backfilling"] = self._recovery.filling_symbols()
         health["gaps"] = [gap for _, gap in self._gaps]
-        problems = []
+        health["refused_symbols"] = dict(self._refused)
+        problems = [f"{symbol} not subscribed: {why}" for symbol, why in self._refused.items()]
         recent = [gap for at, gap in self._gaps if now - at <= window_ns]
         if recent:
             problems.append(

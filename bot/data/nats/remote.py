@@ -78,8 +78,9 @@ class RemoteStreamManager(StreamManager):
                  durable: str | None = None, stream: str = "MD_TICKS", deliver: str = "all",
                  batch: int = 500, fetch_timeout: float = 1.0, ack_timeout: float = 2.0,
                  clock: Callable[[], int] = time.time_ns) -> None:
+        # The workers publishing to NATS checked the symbols against their venues.
         super().__init__(replace(config or StreamManagerConfig(), backfill=False,
-                                 warm_up=False), clock=clock)
+                                 warm_up=False, check_symbols=False), clock=clock)
         if durable is not None:
             check_token("durable", durable)
         if deliver not in DELIVER_POLICIES:
@@ -111,11 +112,13 @@ class RemoteStreamManager(StreamManager):
         self._throttle = LogThrottle(logger)
 
     # -- lifecycle -------------------------------------------------------------------
-    async def start(self, wait_connected: float | None = None) -> None:
+    async def start(self, wait_connected: float | None = None, *,
+                    timeout: float | None = None) -> None:
         """Connect to NATS, open the consumer, then start like a StreamManager.
 
         ``wait_connected`` bounds the first NATS connection (default
-        ``connect_timeout``); a missing stream fails here, naming it.
+        ``connect_timeout``); a missing stream fails here, naming it. ``timeout``
+        bounds the StreamManager's own start-up that follows.
         """
         if self.is_running:
             return
@@ -130,7 +133,7 @@ class RemoteStreamManager(StreamManager):
         self._behind = True
         try:
             await self._sync_subjects()
-            await super().start(wait_connected)
+            await super().start(wait_connected, timeout=timeout)
         except BaseException:
             await self._close_nats()
             raise

@@ -9,7 +9,9 @@ strings by the same parser.
 
 Endpoints and request weights (Binance spot API documentation):
 ``/api/v3/historicalTrades`` 25, ``/api/v3/aggTrades`` 4, ``/api/v3/klines`` 2,
-``/api/v3/time`` 1; at most 1000 rows per request. Requests go through a
+``/api/v3/time`` 1, ``/api/v3/exchangeInfo`` 20 (the whole list; the
+``symbols`` parameter costs the same and answers only ``-1121 Invalid symbol.``
+when one is unknown, which names none); at most 1000 rows per request. Requests go through a
 :class:`~bot.data.rest.limits.RateLimiter` that keeps the minute's weight under
 the limit and honours ``Retry-After``; a refused request raises
 :class:`~bot.data.rest.limits.RestError` with Binance's ``code`` and ``msg``.
@@ -25,13 +27,16 @@ import msgspec
 
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
+from bot.data.listing import Listing
 from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.rest.limits import BINANCE_BUDGET, HttpClient, RateLimiter, decode
 from bot.data.timeframes import NS_PER_MS, timeframe_ns
 from bot.data.venues.binance import to_raw_symbol
 
 MAX_LIMIT = 1000
-WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1}
+WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1, "exchangeInfo": 20}
+# exchangeInfo's status of a symbol that trades now (others: BREAK, HALT, END_OF_DAY...).
+TRADING = "TRADING"
 
 
 class _Trade(msgspec.Struct, gc=False):
@@ -76,11 +81,26 @@ class _ServerTime(msgspec.Struct):
     serverTime: int  # Binance's field name
 
 
+class _SymbolInfo(msgspec.Struct, gc=False):
+    """The fields of an exchangeInfo ``symbols`` entry the listing needs (others ignored)."""
+
+    symbol: str
+    status: str
+    baseAsset: str  # Binance's field names
+    quoteAsset: str
+
+
+class _ExchangeInfo(msgspec.Struct):
+    serverTime: int
+    symbols: list[_SymbolInfo]
+
+
 # strict=False: decimal strings decode into floats, exactly as the stream codec reads them.
 _TRADES = msgspec.json.Decoder(list[_Trade], strict=False)
 _AGG_TRADES = msgspec.json.Decoder(list[_AggTrade], strict=False)
 _KLINES = msgspec.json.Decoder(list[_Kline], strict=False)
 _SERVER_TIME = msgspec.json.Decoder(_ServerTime)
+_EXCHANGE_INFO = msgspec.json.Decoder(_ExchangeInfo)
 
 
 def _require_limit(limit: object) -> int:
@@ -116,6 +136,17 @@ class BinanceRest(HttpClient):
     def used_weight(self) -> int:
         """The last ``X-MBX-USED-WEIGHT-1M`` Binance reported (reset when a new minute starts)."""
         return self.limiter.used_weight
+
+    # -- symbols -----------------------------------------------------------------------
+    async def listing(self) -> Listing:
+        """Every symbol the venue lists (``"BTC/USDT"``, from its base and quote assets)
+        with its status, and the venue's clock: one ``exchangeInfo`` request, weight 20."""
+        body = await self._get("/api/v3/exchangeInfo", {}, weight=WEIGHTS["exchangeInfo"])
+        received_ns = time.time_ns()
+        info = decode(_EXCHANGE_INFO, body, "exchangeInfo")
+        return Listing(self.venue, {f"{s.baseAsset}/{s.quoteAsset}".upper(): s.status
+                                    for s in info.symbols}, TRADING,
+                       venue_time_ns=info.serverTime * NS_PER_MS, local_time_ns=received_ns)
 
     # -- trades ------------------------------------------------------------------------
     async def historical_trades(self, symbol: str, from_id: int,
