@@ -1,0 +1,103 @@
+"""Hostile input from outside the known fault list: what one odd frame, answer or call does.
+
+Each test feeds the project something a faulty or hostile exchange, network or
+caller can produce and checks that nothing freezes, floods, dies silently or
+loses what was already received.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from bot.data import StreamManager
+from bot.data.config import StreamManagerConfig
+from bot.data.models import Side, Tick
+from bot.data.pipeline import TickPipeline
+from bot.data.timeframes import NS_PER_SECOND
+from tests.support.fakex import FakeBinance
+
+YEAR_NS = 365 * 24 * 3600 * NS_PER_SECOND
+
+
+def _trade(trade_id: int, ts: int, received: int) -> Tick:
+    return Tick("binance", "BTC/USDT", 100.0, 1.0, Side.BUY, trade_id, ts, received)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "TickGate._decide takes two consecutive ticks beyond the future window and near "
+    "each other as a venue clock jump and re-anchors on them, so the aggregator "
+    "moves the symbol's bars a year ahead and refuses every later real trade as late"))
+def test_two_consecutive_trades_a_year_ahead_do_not_kill_the_symbol() -> None:
+    pipeline = TickPipeline(StreamManagerConfig(supported_timeframes=["1m"]))
+    now = time.time_ns()
+    for i in range(10):
+        pipeline.process(_trade(1000 + i, now + i * NS_PER_SECOND, now + i * NS_PER_SECOND))
+    received = now + 10 * NS_PER_SECOND
+    pipeline.process(_trade(1010, received + YEAR_NS, received))
+    pipeline.process(_trade(1011, received + YEAR_NS + 1_000_000, received + 1_000_000))
+    accepted_before = pipeline.ticks_accepted
+
+    later = [_trade(1012 + i, now + (11 + i) * NS_PER_SECOND, now + (11 + i) * NS_PER_SECOND)
+             for i in range(100)]
+    passed = sum(pipeline.process(t) for t in later)
+
+    assert passed >= 99, f"only {passed} of 100 later trades at the venue's time reached TICK"
+    assert pipeline.ticks_accepted - accepted_before >= 99
+
+
+# -- REST klines: the warm-up's bar history ------------------------------------------------
+def _kline(open_ms: int, price: str = "100", volume: str = "1") -> list[object]:
+    return [open_ms, price, price, price, price, volume, open_ms + 59_999, "100", 5, "0.5",
+            "50", "0"]
+
+
+def _klines_answer(kind: str, end_ms: int) -> list[list[object]]:
+    opens = [end_ms - 60_000 * i for i in range(10)][::-1]
+    if kind == "nan":
+        return [_kline(o, price="NaN") for o in opens]
+    if kind == "negative":
+        return [_kline(o, price="-5", volume="-1") for o in opens]
+    if kind == "repeated":
+        return [_kline(opens[-1])] * 10
+    return [_kline(o) for o in reversed(opens)]  # "unordered": newest first
+
+
+@pytest.fixture
+async def fx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBinance]:
+    fake = FakeBinance()
+    await fake.start()
+    for key, value in fake.env().items():
+        monkeypatch.setenv(key, value)
+    yield fake
+    await fake.stop()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BinanceRest.klines/_bar and warmup._load_history put every decoded kline into the "
+    "bar history unchecked: NaN or negative prices, repeated or unordered open times"))
+@pytest.mark.parametrize("kind", ["nan", "negative", "repeated", "unordered"])
+async def test_warm_up_history_holds_only_plausible_bars_in_time_order(
+        fx: FakeBinance, kind: str) -> None:
+    async def klines(request: web.Request, name: str) -> web.Response | None:
+        if name != "klines":
+            return None
+        return web.json_response(_klines_answer(kind, int(request.query["endTime"])))
+
+    fx.rest_hook = klines
+    manager = StreamManager(StreamManagerConfig(supported_timeframes=["1m"],
+                                                warm_up_timeout_seconds=5))
+    manager.add_crypto_symbols(["BTC/USDT"])
+    await manager.start()
+    try:
+        bars = manager.get_bars("BTC/USDT", "1m", 100)
+    finally:
+        await manager.stop()
+    assert fx.rest_counts["klines"] >= 1
+    assert all(b.low > 0 and b.close > 0 and b.volume >= 0 for b in bars), [
+        (b.open_time, b.close, b.volume) for b in bars]
+    opens = [b.open_time for b in bars]
+    assert opens == sorted(set(opens)), "open times strictly increasing"
