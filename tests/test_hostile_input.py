@@ -7,8 +7,11 @@ loses what was already received.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -16,9 +19,13 @@ from aiohttp import web
 from bot.data import StreamManager
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Side, Tick
+from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
+from bot.data.nats.remote import RemoteStreamManager
+from bot.data.nats.subjects import RECORD_HEADER, WATERMARK
 from bot.data.pipeline import TickPipeline
 from bot.data.timeframes import NS_PER_SECOND
-from tests.support.fakex import FakeBinance
+from tests.streaming import wait_for
+from tests.support.fakex import FakeBinance, trade_frame
 
 YEAR_NS = 365 * 24 * 3600 * NS_PER_SECOND
 
@@ -101,3 +108,60 @@ async def test_warm_up_history_holds_only_plausible_bars_in_time_order(
         (b.open_time, b.close, b.volume) for b in bars]
     opens = [b.open_time for b in bars]
     assert opens == sorted(set(opens)), "open times strictly increasing"
+
+
+# -- NATS: a watermark from a publisher whose clock ran away -------------------------------
+@pytest.mark.xfail(strict=True, reason=(
+    "RemoteStreamManager._on_message passes a watermark's through_ns to "
+    "pipeline.complete_through unchecked: a watermark a year ahead completes a year of "
+    "bars and every later trade of the symbol is refused as late"))
+def test_a_watermark_a_year_ahead_does_not_kill_a_remote_symbol() -> None:
+    remote = RemoteStreamManager(StreamManagerConfig(supported_timeframes=["1m"]))
+    remote.add_crypto_symbols(["BTC/USDT"])
+    remote._accepted = frozenset(remote.symbols)  # what start() subscribes to
+    ticks, watermarks = tick_codec(), watermark_codec()
+    now = time.time_ns()
+
+    def deliver(payload: bytes, headers: dict[str, str] | None = None) -> None:
+        remote._on_message(SimpleNamespace(subject="md.tick", data=payload,  # type: ignore[arg-type]
+                                           headers=headers))
+
+    for i in range(5):
+        deliver(ticks.encode(_trade(1000 + i, now + i * NS_PER_SECOND, now + i * NS_PER_SECOND)))
+    deliver(watermarks.encode(Watermark("binance", "BTC/USDT", now + YEAR_NS)),
+            {RECORD_HEADER: WATERMARK})
+    before = remote.pipeline.ticks_accepted
+    for i in range(50):
+        at = now + (10 + i) * NS_PER_SECOND
+        deliver(ticks.encode(_trade(2000 + i, at, at)))
+    assert remote.pipeline.ticks_accepted - before == 50
+
+
+# -- frames for symbols never subscribed ---------------------------------------------------
+@pytest.mark.xfail(strict=True, reason=(
+    "StreamManager._on_tick records _heard[tick.symbol] for every streamed tick before "
+    "recovery drops the symbols not subscribed, so each new symbol name an exchange "
+    "sends stays in memory for good"))
+async def test_trades_of_symbols_never_subscribed_leave_nothing_behind(
+        fx: FakeBinance) -> None:
+    frames = 5000
+
+    async def script(ws: Any, _request: Any) -> None:
+        now = int(time.time() * 1000)
+        for i in range(frames):
+            await ws.send_str(trade_frame(f"X{i}USDT", i + 1, "1", "1", now))
+        while True:
+            await asyncio.sleep(1)
+
+    fx.script = script
+    manager = StreamManager(StreamManagerConfig(warm_up=False))
+    manager.add_crypto_symbols(["BTC/USDT"])
+    await manager.start()
+    try:
+        await wait_for(lambda: manager.get_metrics()["counters"]["frames"] >= frames, 20)
+        remembered = set(manager._heard)
+        ticks = manager.get_metrics()["counters"]["ticks"]
+    finally:
+        await manager.stop()
+    assert ticks == 0
+    assert remembered <= {"BTC/USDT"}, f"{len(remembered)} symbols never subscribed remembered"
