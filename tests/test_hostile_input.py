@@ -8,6 +8,7 @@ loses what was already received.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -23,7 +24,9 @@ from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
 from bot.data.nats.remote import RemoteStreamManager
 from bot.data.nats.subjects import RECORD_HEADER, WATERMARK
 from bot.data.pipeline import TickPipeline
+from bot.data.rest.alpaca import AlpacaRest
 from bot.data.timeframes import NS_PER_SECOND
+from bot.data.venues.alpaca import AlpacaCredentials
 from tests.streaming import wait_for
 from tests.support.fakex import FakeBinance, trade_frame
 
@@ -165,3 +168,32 @@ async def test_trades_of_symbols_never_subscribed_leave_nothing_behind(
         await manager.stop()
     assert ticks == 0
     assert remembered <= {"BTC/USDT"}, f"{len(remembered)} symbols never subscribed remembered"
+
+
+# -- Alpaca REST: a page token that never changes ------------------------------------------
+@pytest.mark.xfail(strict=True, reason=(
+    "AlpacaRest._pages follows next_page_token while it is not empty; a venue repeating "
+    "the same token gets a request after request until the budget is spent and the "
+    "caller times out"))
+async def test_an_alpaca_page_token_that_repeats_ends_the_paging() -> None:
+    requests = 0
+
+    async def bars(_request: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        return web.json_response({"bars": [], "symbol": "AAPL", "next_page_token": "same"})
+
+    app = web.Application()
+    app.add_routes([web.get("/v2/stocks/{symbol}/bars", bars)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    rest = AlpacaRest(StreamManagerConfig(alpaca_rest_url=f"http://127.0.0.1:{runner.addresses[0][1]}"),
+                      AlpacaCredentials("PKHOSTILETOKEN01", "hostile-token-secret"))
+    try:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(rest.bars("AAPL", "1m", limit=10), 3)
+    finally:
+        await rest.close()
+        await runner.cleanup()
+    assert requests <= 2, f"{requests} requests for one repeating page token"
