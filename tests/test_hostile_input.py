@@ -215,3 +215,20 @@ async def test_six_hundred_symbols_on_one_connection_connect_to_a_server_with_an
         await manager.stop()
     assert states == ["connected"]
     assert fx.ws_connections == 1
+
+
+# -- warm-up of many symbols: what the request budget is spent on --------------------------
+@pytest.mark.xfail(strict=True, reason=(
+    "BinanceRest.klines asks /api/v3/time before every symbol's klines "
+    "(_server_time_ms), so a warm-up of N symbols costs N extra requests; from 1,200 "
+    "symbols on, the time requests alone spend the per-minute request budget and no "
+    "symbol's history is loaded before the warm-up deadline"))
+async def test_a_warm_up_asks_the_venue_clock_a_few_times_not_once_per_symbol(
+        fx: FakeBinance) -> None:
+    manager = StreamManager(StreamManagerConfig(supported_timeframes=["1m"],
+                                                warm_up_timeout_seconds=10))
+    manager.add_crypto_symbols([f"X{i}/USDT" for i in range(100)])
+    await manager.start()
+    await manager.stop()
+    assert fx.rest_counts["klines"] == 100, "every symbol's history was asked for"
+    assert fx.rest_counts["time"] <= 5
