@@ -170,6 +170,24 @@ def test_the_readme_has_python_blocks_and_every_checked_one_exists() -> None:
         _find(marker)
 
 
+def test_a_skipped_block_says_what_it_needs() -> None:
+    marked = [b for b in BLOCKS if b.mark is not None]
+    assert all(b.mark.startswith("needs ") for b in marked), [b.mark for b in marked]
+    assert len(marked) <= len(BLOCKS) // 4, "most README blocks must run in the suite"
+
+
+def test_free_names_are_what_a_block_reads_without_defining() -> None:
+    code = ("import asyncio\nfrom x import y as z\nasync def f(a):\n    return a + b\n"
+            "c = [d for d in z]\nawait asyncio.sleep(1)\nprint(manager, c)\n")
+    assert free_names(code) == {"b", "manager"}
+
+
+def test_long_sleeps_are_cut_to_the_bound_and_short_ones_kept() -> None:
+    code = "await asyncio.sleep(60)\nawait asyncio.sleep(0.5)\nawait asyncio.sleep(3600)\n"
+    assert bound_sleeps(code, 4.0) == ("await asyncio.sleep(4.0)\nawait asyncio.sleep(0.5)\n"
+                                       "await asyncio.sleep(4.0)\n")
+
+
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.mark is None], ids=lambda b: b.name)
 def test_a_block_uses_only_what_it_defines_or_is_given(block: CodeBlock) -> None:
     unknown = free_names(block.code) - GIVEN_NAMES
