@@ -101,3 +101,29 @@ def test_record_without_the_store_extra_is_one_line_and_status_2(tmp_path: Path)
         "bot-stream record: The Parquet store (recording, TradeStore, replay) needs pyarrow, "
         "polars, duckdb (not installed): pip install 'bot-stream[store]'"]
     assert not (tmp_path / "store").exists()
+
+
+def test_every_module_imports_in_the_core_or_names_its_extra() -> None:
+    body = """
+import importlib, json, pkgutil
+import bot.data
+from bot.data.extras import MissingExtra
+found = {}
+for info in pkgutil.walk_packages(bot.data.__path__, "bot.data."):
+    if info.name.endswith("__main__"):
+        continue
+    try:
+        importlib.import_module(info.name)
+        found[info.name] = "core"
+    except MissingExtra as exc:
+        found[info.name] = str(exc).rsplit("[", 1)[1].rstrip("]'")
+    except Exception as exc:
+        found[info.name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(found))
+"""
+    done = _without(NOT_CORE, body)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {name: why for name, why in found.items() if why not in (*EXTRAS, "core")} == {}
+    assert found["bot.data.stream_manager"] == found["bot.data.sim"] == "core"
+    assert found["bot.data.store"] == "store" and found["bot.data.cli"] == "cli"
