@@ -2,8 +2,7 @@
 
 ``assess`` is pure (it takes the facts and ``now``), so every rule is tested
 with plain calls. Stock symbols are judged stale only while NYSE is open, by
-the maintained ``exchange_calendars`` NYSE calendar (sessions, holidays, early
-closes) rather than hand-written hours.
+its session rules (:func:`bot.data.nyse.nyse_open`: holidays, early closes).
 
 Staleness counts from the moment a symbol is *expected* to trade, which
 :class:`Expectations` keeps: not before its stream is up and its warm-up or gap
@@ -14,10 +13,11 @@ a symbol that stays silent keeps being reported.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from bot.data.nyse import nyse_open as nyse_open  # the stale rule's clock for stocks
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"
@@ -181,21 +181,3 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
 def _worst(a: str, b: str) -> str:
     order = (HEALTHY, DEGRADED, UNHEALTHY)
     return a if order.index(a) >= order.index(b) else b
-
-
-@functools.lru_cache(maxsize=1)
-def _nyse() -> Any:
-    import exchange_calendars
-
-    return exchange_calendars.get_calendar("XNYS")
-
-
-def nyse_open(now_ns: int) -> bool:
-    """True while NYSE's regular session is open at ``now_ns`` (holidays and half days known)."""
-    import pandas as pd
-
-    cal = _nyse()
-    minute = pd.Timestamp(now_ns, unit="ns", tz="UTC").floor("min")
-    if minute < cal.first_minute or minute > cal.last_minute:
-        return False
-    return bool(cal.is_open_on_minute(minute))

@@ -20,6 +20,7 @@ from typing import NoReturn
 from bot.data.cli import dashboard, health, live, record, replay
 from bot.data.cli.delegate import DELEGATED
 from bot.data.errors import ConfigError, MissingCredentialsError, StreamError
+from bot.data.extras import MissingExtra
 from bot.data.venues.alpaca import AlpacaCredentials
 
 PROG = "bot-stream"
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         status: int = args.run(args)
     except ConfigError as exc:
         print(f"{PROG} {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except MissingExtra as exc:  # e.g. record without the store's libraries
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
         return 2
     except (StreamError, OSError) as exc:
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)

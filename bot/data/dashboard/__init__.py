@@ -6,6 +6,12 @@ The chart library (TradingView's lightweight-charts) is vendored under
 from the internet when the page runs.
 """
 
-from bot.data.dashboard.server import DashboardServer
+from bot.data.extras import require
+
+try:
+    from bot.data.dashboard.server import DashboardServer
+except ImportError:
+    require("cli", "The dashboard")
+    raise
 
 __all__ = ["DashboardServer"]

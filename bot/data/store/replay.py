@@ -27,6 +27,7 @@ from tqdm import tqdm
 from bot.data.aggregation import UNSEQUENCED_VENUES
 from bot.data.models import Tick
 from bot.data.pipeline import TickPipeline
+from bot.data.store.bulk import ticks_from_pandas
 from bot.data.store.layout import rows_to_ticks
 from bot.data.store.store import TimeBound, TradeStore
 from bot.data.timeframes import timeframe_ns
@@ -83,7 +84,7 @@ def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
         ticks = [t for venue, symbol in pairs
                  for t in source.tick_records(venue, symbol, start, end)]
     elif isinstance(source, pd.DataFrame | pl.DataFrame):
-        frame = pl.from_pandas(source) if isinstance(source, pd.DataFrame) else source
+        frame = ticks_from_pandas(source) if isinstance(source, pd.DataFrame) else source
         ticks = rows_to_ticks(frame.iter_rows(named=True))
     else:
         ticks = list(source)
