@@ -30,6 +30,8 @@ DESCRIPTION = """\
 Replay the trades of a store written by `bot-stream record` (or a Recorder)
 through the streaming pipeline, with a progress bar on stderr, and print a
 summary of the bars per symbol and timeframe, or every bar (--bars, --json).
+Bars end where the recording does: a bar the recording's end cuts is printed
+flagged PARTIAL, and no bar is made for time after it.
 A damaged part file is skipped with a warning naming it, the rest is replayed,
 and the exit status is 1.
 """

@@ -3,9 +3,19 @@
 Replay feeds the very ``TickPipeline.process`` the live stream uses, so the bars
 (and every event downstream: predictions, signals) are those the live session
 built from the same trades. Ticks go in exchange order, ``(timestamp,
-trade_id)``. At the end the pipeline's clock is advanced to ``until`` (by
-default the end of the longest timeframe's bar holding the last trade) so the
-last bars complete, as they would have live once their time was up.
+trade_id)``.
+
+Where the data ends. A recording stops when its session stopped, often inside
+an interval, and replay says so rather than guessing what came after. Each
+series' data ends at the latest of: just after its last recorded trade, and the
+end of the last bar the live session completed and recorded (a bar completes
+only once its time is up, so the session saw every trade up to its end; bars
+PARTIAL themselves are not counted). A ``end`` bound or an explicit ``until``
+cuts it earlier. Bars ending by then complete as they did live; the bars the
+end cuts are completed flagged PARTIAL; none is made after it
+(:meth:`TickPipeline.finish`). A bar whose interval held the session's end
+therefore never passes for a whole one, and no empty bar is invented for time
+nobody recorded.
 
 With ``speed`` set, replay keeps exchange time and wall time in the ratio
 ``speed`` (2.0 = twice real time), sleeping between ticks and advancing the
@@ -25,7 +35,7 @@ import polars as pl
 from tqdm import tqdm
 
 from bot.data.aggregation import UNSEQUENCED_VENUES
-from bot.data.models import Tick
+from bot.data.models import BarFlag, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store.layout import rows_to_ticks
 from bot.data.store.store import TimeBound, TradeStore
@@ -49,13 +59,17 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
                  pipeline: TickPipeline, *, speed: float | None = None, progress: bool = True,
                  series: Sequence[tuple[str, str]] | None = None, start: TimeBound = None,
                  end: TimeBound = None, until: int | None = None) -> ReplayResult:
-    """Feed recorded ticks through ``pipeline`` and complete the last bars.
+    """Feed recorded ticks through ``pipeline`` and close the bars where the data ends.
 
     ``source`` is a :class:`TradeStore` (``series`` picks ``(venue, symbol)``
     pairs, all recorded ones by default; ``start``/``end`` bound the time),
     Tick records, or a tick DataFrame as the store returns it. ``speed=None``
     replays as fast as possible; a number paces replay at that multiple of
-    real time. ``progress`` shows a progress bar on stderr.
+    real time. ``progress`` shows a progress bar on stderr. ``until`` (ns) is
+    where every series' data ends when the caller knows better than the
+    source (a downloaded day: its end); by default it is found as the module
+    docstring says, and for ticks without a store it is just after each
+    symbol's last trade.
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"speed={speed!r} must be > 0 (or None for as fast as possible)")
@@ -64,14 +78,80 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
     bars_before = pipeline.bars_completed
     refused = 0
     if ticks:
+        recorded = (_recorded_coverage(source, ticks, pipeline.config.supported_timeframes,
+                                       _bound_ns(start), _bound_ns(end))
+                    if isinstance(source, TradeStore) and until is None else {})
+        for (venue, symbol), (complete_from, _) in recorded.items():
+            if complete_from is not None:
+                pipeline.aggregator.configure_symbol(venue, symbol, complete_from=complete_from)
         refused = await _feed(ticks, pipeline, speed, progress)
-        if until is None:
-            longest = max(timeframe_ns(tf) for tf in pipeline.config.supported_timeframes)
-            last = ticks[-1].timestamp
-            until = last - last % longest + longest
-        pipeline.advance(until + pipeline.aggregator.grace_ns)
+        for (venue, symbol), data_end in _data_ends(ticks, until, _bound_ns(end)).items():
+            recorded_end = recorded.get((venue, symbol), (None, None))[1]
+            pipeline.finish(symbol, data_end if recorded_end is None
+                            else max(data_end, recorded_end))
     return ReplayResult(len(ticks), refused, pipeline.bars_completed - bars_before,
                         time.perf_counter() - started)
+
+
+def _data_ends(ticks: list[Tick], until: int | None,
+               end: int | None) -> dict[tuple[str, str], int]:
+    """Where each series' trades are known to end: ``until``, or just after its last
+    trade (within the ``end`` bound)."""
+    ends: dict[tuple[str, str], int] = {}
+    for tick in ticks:  # in time order: the last one wins
+        ends[(tick.venue, tick.symbol)] = tick.timestamp + 1
+    if until is not None:
+        return dict.fromkeys(ends, until)
+    return {key: min(at, end) if end is not None else at for key, at in ends.items()}
+
+
+def _recorded_coverage(store: TradeStore, ticks: list[Tick], timeframes: Sequence[str],
+                       start: int | None, end: int | None,
+                       ) -> dict[tuple[str, str], tuple[int | None, int | None]]:
+    """What the live session's recorded whole bars (not PARTIAL, of the replayed
+    timeframes) say of each series' replayed span: ``(complete_from, end)``.
+
+    A whole bar holding the first replayed trade means the session had every
+    trade from the bar's open (after a warm-up, say); the end of the last whole
+    bar, that it saw every trade up to there. Both stay inside the ``start`` and
+    ``end`` bounds; None where no recorded bar tells.
+    """
+    first: dict[tuple[str, str], int] = {}
+    last: dict[tuple[str, str], int] = {}
+    for tick in ticks:
+        first.setdefault((tick.venue, tick.symbol), tick.timestamp)
+        last[(tick.venue, tick.symbol)] = tick.timestamp
+    reach = max(timeframe_ns(tf) for tf in timeframes)  # a bar holding a trade opens within
+    whole_bars = (pl.col("flags") & int(BarFlag.PARTIAL)) == 0
+    out: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+    for (venue, symbol), first_at in first.items():
+        last_at = last[(venue, symbol)]
+        opens: list[int] = []
+        ends: list[int] = []
+        for timeframe in timeframes:
+            head = store.bars(venue, symbol, timeframe, first_at - reach, first_at + 1,
+                              as_polars=True).filter(whole_bars
+                                                     & (pl.col("close_time") >= first_at))
+            opens.extend(head["open_time"].to_list())
+            tail = store.bars(venue, symbol, timeframe, last_at - reach, end,
+                              as_polars=True).filter(whole_bars)
+            ends.extend(int(t) + 1 for t in tail["close_time"].to_list())
+        complete_from = min(opens) if opens else None
+        if complete_from is not None and start is not None:
+            complete_from = max(complete_from, start)
+        recorded_end = max(ends) if ends else None
+        if recorded_end is not None and end is not None:
+            recorded_end = min(recorded_end, end)
+        out[(venue, symbol)] = (complete_from, recorded_end)
+    return out
+
+
+def _bound_ns(value: TimeBound) -> int | None:
+    """A time bound as ns since the epoch (naive datetimes are UTC)."""
+    if value is None or isinstance(value, int):
+        return value
+    stamp = pd.Timestamp(value)
+    return int((stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).value)
 
 
 def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
