@@ -40,6 +40,7 @@ from bot.data.engine.features import (
     DEFAULT_LOOKBACK,
     DEFAULT_MIN_HISTORY,
     FeatureFunction,
+    bars_needed,
     combine,
     default_features,
 )
@@ -103,6 +104,11 @@ class StreamingTradingEngine:
     the default set, or a sequence of them merged in order, e.g.
     ``[default_features, my_features]`` to extend it.
 
+    ``min_history`` (bars a series needs before it is predicted on) must
+    cover what the features need: declared with
+    :func:`~bot.data.engine.features.needs_bars` (the default set needs 21) or
+    found by trying them; a shorter one raises ConfigError here, naming it.
+
     ``timeframe`` defaults to the manager's ``default_timeframe``; ``symbols``
     to every symbol. ``max_bar_age`` (seconds) defaults to the manager's
     ``stale_threshold_seconds``. ``clock`` gives the wall time in ns, the
@@ -151,6 +157,12 @@ class StreamingTradingEngine:
             self.features = features
         else:
             self.features = combine(features)
+        needed = bars_needed(self.features, lookback)
+        if needed is not None and min_history < needed:
+            raise ConfigError("min_history", min_history,
+                              f"must be >= {needed}: the feature function "
+                              f"{getattr(self.features, '__name__', self.features)!r} needs "
+                              f"{needed} bars")
         self.metrics = EngineMetrics()
         self._executor_target = executor
         self._executor = (ExecutorDispatcher(executor, self.metrics)
