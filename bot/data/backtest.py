@@ -160,9 +160,10 @@ class BacktestResult:
             if len(times):
                 at = self.equity.reindex(self.equity.index.union(times)).ffill().loc[times]
                 axes.scatter(times, at.to_numpy(), marker=marker,
-                             color=colour, s=40, zorder=3, label=f"{side.value} fill")
-        axes.set_title(f"Equity: {self.total_pnl:+,.2f} total PnL, fees {self.fees:,.2f}, "
-                       f"max drawdown {self.max_drawdown:,.2f} ({self.max_drawdown_pct:.2%}), "
+                             color=colour, s=40 if len(self.trades) <= 50 else 12, zorder=3,
+                             label=f"{side.value} fill")
+        axes.set_title(f"Equity: total PnL {self.total_pnl:+.6g}, fees {self.fees:.6g}, "
+                       f"max drawdown {self.max_drawdown:.6g} ({self.max_drawdown_pct:.2%}), "
                        f"{len(self.trades)} fills", fontsize=10)
         axes.set_xlabel("exchange time (UTC)")
         axes.set_ylabel("equity")
