@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = TradeStore(args.store)
     series = _series(store, args.symbols)
-    start, end = _time(args.start, "--start"), _time(args.end, "--end")
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     pipeline = TickPipeline(config)
     bars: list[Bar] = []
     print_bar = _json_line if args.json else _text_line if args.bars else bars.append
@@ -108,7 +108,8 @@ def _series(store: TradeStore, symbols: list[str]) -> list[tuple[str, str]]:
     return chosen
 
 
-def _time(text: str | None, flag: str) -> datetime | None:
+def parse_time(text: str | None, flag: str) -> datetime | None:
+    """An ISO 8601 time flag as an aware datetime (naive times are UTC); None stays None."""
     if text is None:
         return None
     try:
