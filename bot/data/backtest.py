@@ -7,7 +7,9 @@ predictor, threshold, the refusal of GAP, PARTIAL and stale bars), and the
 signals go to a :class:`~bot.data.engine.PaperExecutor`, which fills each order
 at the next trade with fees and slippage, as in paper trading. The engine's
 clock is the exchange time of the replay (the latest trade seen), so staleness
-and signal times are those of the session replayed.
+and signal times are those of the session replayed. Replay waits for an async
+predictor after each bar close (:meth:`StreamingTradingEngine.idle`), so it
+decides on every bar, as live where bars are minutes apart.
 
 What the result reports is computed from the fills and the bars, not read
 from the executor's running totals:
@@ -239,6 +241,12 @@ class Backtest:
             clock=self._source.clock)
         self._ran = False
 
+    @property
+    def bus(self) -> EventBus:
+        """The replay's event bus: subscribe to its PREDICTION, SIGNAL or BAR_COMPLETE events
+        before :meth:`run` to see what the engine saw and decided."""
+        return self._source.bus
+
     def run(self, *, progress: bool = False) -> BacktestResult:
         """Replay every trade through the engine as fast as possible; returns the result."""
         return asyncio.run(self.run_async(progress=progress))
@@ -276,7 +284,8 @@ class Backtest:
         await self.engine.start()
         try:
             replayed = await replay(source, self._source.pipeline, progress=progress,
-                                    series=self.series, start=self.start, end=self.end)
+                                    series=self.series, start=self.start, end=self.end,
+                                    settle=self.engine.idle)
         finally:
             await self.engine.stop()
             self.executor.close()

@@ -27,6 +27,7 @@ In the market from 3:30 to 5:30 and from 7:30 to the last trade 8:30: 180 s of t
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 
@@ -37,7 +38,9 @@ import pytest
 from bot.data import Backtest
 from bot.data.engine import PaperExecutor
 from bot.data.errors import ConfigError
+from bot.data.events import EventType
 from bot.data.models import Side, SignalDirection, Tick
+from tests.engine.support import collect
 
 T0 = 1_735_689_600 * 10**9
 SECOND = 10**9
@@ -95,6 +98,22 @@ def test_three_scripted_trades_give_the_hand_computed_figures() -> None:
     assert result.signals == 3 and result.ticks == len(PRICES) * 2
     skipped = result.engine_metrics["skipped"]
     assert skipped["partial"] == 2  # the first bar and the one the data's end cut
+
+
+def test_an_async_predictor_decides_on_every_bar_as_a_sync_one_does() -> None:
+    async def slow_by_close(features: dict[str, float]) -> float:
+        await asyncio.sleep(0.01)  # slower than replay feeds the bars
+        return by_close(features)
+
+    backtest = Backtest(scripted_ticks(), predictor=slow_by_close, features=last_close,
+                        min_history=2)
+    predictions = collect(backtest.bus, EventType.PREDICTION)
+    result = backtest.run()
+    assert len(predictions) == 7  # every whole bar after the first, none superseded
+    assert result.engine_metrics["skipped"].get("superseded", 0) == 0
+    assert [(f.side, f.price) for f in result.trades] == [
+        (SignalDirection.BUY, 104.0), (SignalDirection.SELL, 108.0), (SignalDirection.BUY, 100.0)]
+    assert result.total_pnl == pytest.approx(2.688)
 
 
 def test_the_figures_agree_with_the_paper_executors_own_books() -> None:

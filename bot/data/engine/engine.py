@@ -211,6 +211,16 @@ class StreamingTradingEngine:
             self._started_manager = False
             await self.manager.stop()
 
+    async def idle(self) -> None:
+        """Wait until no async prediction is running or waiting.
+
+        A backtest awaits it after each bar close, so an async predictor sees
+        every bar, as it does live when bars are minutes apart, rather than only
+        the latest of a burst replayed in microseconds.
+        """
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+
     def get_metrics(self) -> dict[str, Any]:
         """Counters, refusals by reason and tick-to-signal latency; JSON-serialisable."""
         out = self.metrics.to_dict()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -58,7 +58,8 @@ class ReplayResult:
 async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
                  pipeline: TickPipeline, *, speed: float | None = None, progress: bool = True,
                  series: Sequence[tuple[str, str]] | None = None, start: TimeBound = None,
-                 end: TimeBound = None, until: int | None = None) -> ReplayResult:
+                 end: TimeBound = None, until: int | None = None,
+                 settle: Callable[[], Awaitable[None]] | None = None) -> ReplayResult:
     """Feed recorded ticks through ``pipeline`` and close the bars where the data ends.
 
     ``source`` is a :class:`TradeStore` (``series`` picks ``(venue, symbol)``
@@ -69,7 +70,9 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
     where every series' data ends when the caller knows better than the
     source (a downloaded day: its end); by default it is found as the module
     docstring says, and for ticks without a store it is just after each
-    symbol's last trade.
+    symbol's last trade. ``settle``, when given, is awaited after each trade
+    that completed bars (and after the last bars), so async consumers finish
+    with them before the next trade: a backtest's async predictor.
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"speed={speed!r} must be > 0 (or None for as fast as possible)")
@@ -84,11 +87,13 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
         for (venue, symbol), (complete_from, _) in recorded.items():
             if complete_from is not None:
                 pipeline.aggregator.configure_symbol(venue, symbol, complete_from=complete_from)
-        refused = await _feed(ticks, pipeline, speed, progress)
+        refused = await _feed(ticks, pipeline, speed, progress, settle)
         for (venue, symbol), data_end in _data_ends(ticks, until, _bound_ns(end)).items():
             recorded_end = recorded.get((venue, symbol), (None, None))[1]
             pipeline.finish(symbol, data_end if recorded_end is None
                             else max(data_end, recorded_end))
+        if settle is not None:
+            await settle()
     return ReplayResult(len(ticks), refused, pipeline.bars_completed - bars_before,
                         time.perf_counter() - started)
 
@@ -172,7 +177,7 @@ def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
 
 
 async def _feed(ticks: list[Tick], pipeline: TickPipeline, speed: float | None,
-                progress: bool) -> int:
+                progress: bool, settle: Callable[[], Awaitable[None]] | None) -> int:
     """Process every tick, paced when ``speed`` is set; returns how many were refused.
 
     Unpaced, control returns to the event loop after every chunk, so async
@@ -180,6 +185,7 @@ async def _feed(ticks: list[Tick], pipeline: TickPipeline, speed: float | None,
     """
     process = pipeline.process
     refused = 0
+    completed = pipeline.bars_completed
     t0_exchange = ticks[0].timestamp
     t0_wall = time.monotonic()
     with tqdm(total=len(ticks), unit="tick", disable=not progress, mininterval=0.5,
@@ -196,6 +202,9 @@ async def _feed(ticks: list[Tick], pipeline: TickPipeline, speed: float | None,
                         await asyncio.sleep(wait)
                 if not process(tick):
                     refused += 1
+                if settle is not None and pipeline.bars_completed != completed:
+                    completed = pipeline.bars_completed
+                    await settle()
             bar.update(len(chunk))
             if speed is None:
                 await asyncio.sleep(0)
