@@ -248,8 +248,17 @@ class Backtest:
         return self._source.bus
 
     def run(self, *, progress: bool = False) -> BacktestResult:
-        """Replay every trade through the engine as fast as possible; returns the result."""
-        return asyncio.run(self.run_async(progress=progress))
+        """Replay every trade through the engine as fast as possible; returns the result.
+
+        Inside a running event loop (a notebook, async code) use ``await
+        run_async()`` instead.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run_async(progress=progress))
+        raise RuntimeError("Backtest.run() cannot run inside an event loop; "
+                           "use 'await backtest.run_async()' there")
 
     async def run_async(self, *, progress: bool = False) -> BacktestResult:
         """:meth:`run` for code already inside an event loop."""

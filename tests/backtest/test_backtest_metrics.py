@@ -173,3 +173,10 @@ def test_a_backtest_runs_once() -> None:
     backtest.run()
     with pytest.raises(RuntimeError, match="runs once"):
         backtest.run()
+
+
+async def test_run_inside_an_event_loop_points_to_run_async() -> None:
+    backtest = scripted_backtest()
+    with pytest.raises(RuntimeError, match=r"await backtest\.run_async"):
+        backtest.run()
+    assert (await backtest.run_async()).total_pnl == pytest.approx(2.688)
