@@ -79,16 +79,6 @@ class _ReplaySource:
         self.pipeline = TickPipeline(config)
         self.bus: EventBus = self.pipeline.bus
         self.is_running = False
-        self.now_ns = 0  # exchange time of the latest trade replayed
-        self.bus.on_tick(self._on_tick)
-
-    def _on_tick(self, event: StreamEvent) -> None:
-        tick: Tick = event.data
-        if tick.timestamp > self.now_ns:
-            self.now_ns = tick.timestamp
-
-    def clock(self) -> int:
-        return self.now_ns
 
     async def start(self) -> None:
         self.bus.start()
@@ -234,11 +224,12 @@ class Backtest:
                               "slippage_bps, quantity, initial_cash and allow_short")
         self.executor = executor
         self._source = _ReplaySource(self.config)
+        self._tape = _Tape(self._source.bus, timeframe)
         self.engine = StreamingTradingEngine(
             self._source, predictor=predictor, executor=executor,
             signal_threshold=signal_threshold, timeframe=timeframe, symbols=self.symbols,
             features=features, min_history=min_history, lookback=lookback,
-            clock=self._source.clock)
+            clock=self._tape.clock)
         self._ran = False
 
     @property
@@ -267,29 +258,9 @@ class Backtest:
         if self._ran:
             raise RuntimeError("a Backtest runs once; build another to run again")
         self._ran = True
-        bars: list[Bar] = []
-        symbols = set(self.symbols) if self.symbols is not None else None
-
-        def keep(bar: Bar) -> None:
-            if bar.timeframe == self.timeframe and (symbols is None or bar.symbol in symbols):
-                bars.append(bar)
-
         source = self.source
-        if symbols is not None and not isinstance(source, TradeStore):
-            source = _only(source, symbols)
-        self._source.bus.on_bar_complete(keep)
-        last_prices: dict[str, float] = {}
-        span: list[int] = []
-
-        def watch(event: StreamEvent) -> None:
-            tick: Tick = event.data
-            if symbols is None or tick.symbol in symbols:
-                last_prices[tick.symbol] = tick.price
-                if not span:
-                    span.append(tick.timestamp)
-                span[1:] = [tick.timestamp]
-
-        self._source.bus.on_tick(watch)
+        if self.symbols is not None and not isinstance(source, TradeStore):
+            source = _only(source, set(self.symbols))
         await self.engine.start()
         try:
             replayed = await replay(source, self._source.pipeline, progress=progress,
@@ -298,7 +269,35 @@ class Backtest:
         finally:
             await self.engine.stop()
             self.executor.close()
-        return _score(self, bars, last_prices, span, replayed.ticks)
+        return _score(self, self._tape, replayed.ticks)
+
+
+class _Tape:
+    """What the scoring needs of a replay: the bars of the timeframe, each symbol's last
+    price, and the exchange times of the first and last trades. The latest trade's
+    time is also the engine's clock."""
+
+    def __init__(self, bus: EventBus, timeframe: str) -> None:
+        self.timeframe = timeframe
+        self.bars: list[Bar] = []
+        self.last_prices: dict[str, float] = {}
+        self.first_ns = self.last_ns = 0
+        bus.on_bar_complete(self._on_bar)
+        bus.on_tick(self._on_tick)
+
+    def _on_bar(self, bar: Bar) -> None:
+        if bar.timeframe == self.timeframe:
+            self.bars.append(bar)
+
+    def _on_tick(self, event: StreamEvent) -> None:
+        tick: Tick = event.data
+        self.last_prices[tick.symbol] = tick.price
+        if not self.first_ns:
+            self.first_ns = tick.timestamp
+        self.last_ns = max(self.last_ns, tick.timestamp)
+
+    def clock(self) -> int:
+        return self.last_ns
 
 
 def _only(source: Iterable[Tick] | pd.DataFrame | pl.DataFrame,
@@ -328,14 +327,13 @@ def _series(store: TradeStore, symbols: Sequence[str] | None) -> list[tuple[str,
     return chosen
 
 
-def _score(backtest: Backtest, bars: list[Bar], last_prices: dict[str, float],
-           span: list[int], ticks: int) -> BacktestResult:
+def _score(backtest: Backtest, tape: _Tape, ticks: int) -> BacktestResult:
     """The result's figures, from the fills and the bars (see the module docstring)."""
     executor = backtest.executor
     fills = sorted(executor.trades, key=lambda f: f.timestamp)
     initial = executor.initial_cash
-    first, last = (span[0], span[-1]) if span else (0, 0)
-    curve = _equity_curve(initial, fills, bars, last_prices, first, last)
+    first, last = tape.first_ns, tape.last_ns
+    curve = _equity_curve(initial, fills, tape.bars, tape.last_prices, first, last)
     final = float(curve.iloc[-1])
     realised = math.fsum(f.realised_pnl for f in fills)
     fees = math.fsum(f.fee for f in fills)
@@ -349,7 +347,7 @@ def _score(backtest: Backtest, bars: list[Bar], last_prices: dict[str, float],
         fee_bps=executor.fee_rate * 10_000, total_pnl=final - initial,
         max_drawdown=drawdown, max_drawdown_pct=drawdown_pct, time_in_market=in_market,
         average_position=average, positions={s: q for s, q in positions.items() if q},
-        ticks=ticks, bars=len(bars), signals=int(metrics["signals"]),
+        ticks=ticks, bars=len(tape.bars), signals=int(metrics["signals"]),
         rejected_orders=dict(executor.rejected), engine_metrics=metrics)
 
 
