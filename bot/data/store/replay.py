@@ -122,25 +122,22 @@ def _recorded_coverage(store: TradeStore, ticks: list[Tick], timeframes: Sequenc
     ``end`` bounds; None where no recorded bar tells.
     """
     first: dict[tuple[str, str], int] = {}
-    last: dict[tuple[str, str], int] = {}
     for tick in ticks:
         first.setdefault((tick.venue, tick.symbol), tick.timestamp)
-        last[(tick.venue, tick.symbol)] = tick.timestamp
     reach = max(timeframe_ns(tf) for tf in timeframes)  # a bar holding a trade opens within
-    whole_bars = (pl.col("flags") & int(BarFlag.PARTIAL)) == 0
     out: dict[tuple[str, str], tuple[int | None, int | None]] = {}
     for (venue, symbol), first_at in first.items():
-        last_at = last[(venue, symbol)]
         opens: list[int] = []
         ends: list[int] = []
         for timeframe in timeframes:
-            head = store.bars(venue, symbol, timeframe, first_at - reach, first_at + 1,
-                              as_polars=True).filter(whole_bars
-                                                     & (pl.col("close_time") >= first_at))
-            opens.extend(head["open_time"].to_list())
-            tail = store.bars(venue, symbol, timeframe, last_at - reach, end,
-                              as_polars=True).filter(whole_bars)
-            ends.extend(int(t) + 1 for t in tail["close_time"].to_list())
+            whole = store.bars(venue, symbol, timeframe, first_at - reach, end,
+                               as_polars=True).filter(
+                (pl.col("flags") & int(BarFlag.PARTIAL)) == 0)
+            if whole.height:
+                holding = whole.filter((pl.col("open_time") <= first_at)
+                                       & (pl.col("close_time") >= first_at))
+                opens.extend(holding["open_time"].to_list())
+                ends.append(int(whole.select(pl.col("close_time").max()).item()) + 1)
         complete_from = min(opens) if opens else None
         if complete_from is not None and start is not None:
             complete_from = max(complete_from, start)
