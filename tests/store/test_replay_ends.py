@@ -134,3 +134,19 @@ async def test_xrpeth_cut_mid_interval_gives_the_candles_then_one_partial_bar(
     assert max(b.close_time for b in bars) < last - last % (15 * MINUTE) + 15 * MINUTE
     # Every trade replayed is in exactly one 1m bar.
     assert sum(b.trade_count for b in minutes) == len(ticks)
+
+
+async def test_time_bounds_inside_a_whole_recorded_minute_cut_it(tmp_path: Path) -> None:
+    ticks = btc_minute_trades()
+    minute = ticks[0].timestamp - ticks[0].timestamp % MINUTE
+    grace = TickPipeline(StreamManagerConfig()).aggregator.grace_ns
+    await _record_session(ticks, tmp_path, clock_at=minute + MINUTE + grace,
+                          complete_from=minute)
+    start, end = minute + 20 * 10**9, minute + 40 * 10**9
+    pipeline = TickPipeline(StreamManagerConfig(supported_timeframes=["1m"]))
+    bars: list[Bar] = []
+    pipeline.bus.on_bar_complete(bars.append)
+    await replay(TradeStore(tmp_path), pipeline, progress=False, start=start, end=end)
+    (bar,) = bars
+    assert bar.flags == BarFlag.PARTIAL  # the bounds cut the recorded whole minute
+    assert bar.trade_count == sum(1 for t in ticks if start <= t.timestamp < end)
