@@ -181,8 +181,8 @@ class Backtest:
     ``executor``: a :class:`PaperExecutor` to fill the signals; by default one
     is built from ``fee_bps`` (default :data:`DEFAULT_FEE_BPS`),
     ``slippage_bps``, ``quantity`` (base units per order), ``initial_cash``
-    and ``allow_short``. ``start``/``end`` bound the exchange time of a
-    store's trades. ``config`` sets the stream's other settings (the
+    and ``allow_short``. ``start``/``end`` bound the trades' exchange time
+    (``start <= time < end``). ``config`` sets the stream's other settings (the
     timeframe is added to its ``supported_timeframes``).
 
     A backtest runs once: :meth:`run` (or ``await`` :meth:`run_async` inside
@@ -269,6 +269,11 @@ class Backtest:
         finally:
             await self.engine.stop()
             self.executor.close()
+        if not replayed.ticks:
+            if self.start is not None or self.end is not None:
+                raise ConfigError("start/end", (self.start, self.end),
+                                  "no trade of the chosen symbols lies between them")
+            raise ConfigError("source", type(self.source).__name__, "holds no trade to replay")
         return _score(self, self._tape, replayed.ticks)
 
 

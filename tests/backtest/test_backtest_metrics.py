@@ -180,3 +180,10 @@ async def test_run_inside_an_event_loop_points_to_run_async() -> None:
     with pytest.raises(RuntimeError, match=r"await backtest\.run_async"):
         backtest.run()
     assert (await backtest.run_async()).total_pnl == pytest.approx(2.688)
+
+
+def test_a_backtest_without_trades_says_so() -> None:
+    with pytest.raises(ConfigError, match="holds no trade to replay"):
+        Backtest([]).run()
+    with pytest.raises(ConfigError, match="no trade of the chosen symbols lies between"):
+        Backtest(scripted_ticks(), start=T0 + 3600 * SECOND).run()

@@ -63,10 +63,10 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
     """Feed recorded ticks through ``pipeline`` and close the bars where the data ends.
 
     ``source`` is a :class:`TradeStore` (``series`` picks ``(venue, symbol)``
-    pairs, all recorded ones by default; ``start``/``end`` bound the time),
-    Tick records, or a tick DataFrame as the store returns it. ``speed=None``
-    replays as fast as possible; a number paces replay at that multiple of
-    real time. ``progress`` shows a progress bar on stderr. ``until`` (ns) is
+    pairs, all recorded ones by default), Tick records, or a tick DataFrame as
+    the store returns it; ``start <= timestamp < end`` bound the trades.
+    ``speed=None`` replays as fast as possible; a number paces replay at that
+    multiple of real time. ``progress`` shows a progress bar on stderr. ``until`` (ns) is
     where every series' data ends when the caller knows better than the
     source (a downloaded day: its end); by default it is found as the module
     docstring says, and for ticks without a store it is just after each
@@ -169,6 +169,10 @@ def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
         ticks = rows_to_ticks(frame.iter_rows(named=True))
     else:
         ticks = list(source)
+    if not isinstance(source, TradeStore) and (start is not None or end is not None):
+        lo, hi = _bound_ns(start), _bound_ns(end)
+        ticks = [t for t in ticks if (lo is None or t.timestamp >= lo)
+                 and (hi is None or t.timestamp < hi)]
     ticks.sort(key=lambda t: (t.timestamp, 0 if t.venue in UNSEQUENCED_VENUES else t.trade_id))
     return ticks
 
