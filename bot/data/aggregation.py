@@ -481,7 +481,8 @@ class BarAggregator:
         coverage = st.coverage_start
         for tf, _ in self._higher:
             hb = st.higher.get(tf)
-            if hb is not None and hb.open_time < end_ns and not st.open_bars:
+            if hb is not None and hb.open_time < end_ns and not any(
+                    b.open_time < hb.end_time for b in st.open_bars):
                 hb.flags |= BarFlag.PARTIAL
                 out.append(hb.to_bar(st.venue, st.symbol, tf, coverage))
                 del st.higher[tf]

@@ -60,7 +60,8 @@ def test_a_declared_need_is_taken_as_declared_and_combined_takes_the_most() -> N
     assert bars_needed(declared, 200) == 50
     assert bars_needed(combine([default_features, declared]), 200) == 50
     assert bars_needed(combine([default_features, _momentum_10]), 200) == 21
-    with pytest.raises(ConfigError, match=">= 50"):
+    with pytest.raises(ConfigError, match=r">= 50: the features \(default_features \+ "
+                                          r"declared\) need 50 bars"):
         StreamingTradingEngine(FakeManager(), features=[default_features, declared],
                                min_history=30)
 

@@ -43,6 +43,7 @@ from bot.data.engine.features import (
     bars_needed,
     combine,
     default_features,
+    feature_name,
 )
 from bot.data.engine.metrics import EngineMetrics
 from bot.data.engine.predictors import (
@@ -160,9 +161,8 @@ class StreamingTradingEngine:
         needed = bars_needed(self.features, lookback)
         if needed is not None and min_history < needed:
             raise ConfigError("min_history", min_history,
-                              f"must be >= {needed}: the feature function "
-                              f"{getattr(self.features, '__name__', self.features)!r} needs "
-                              f"{needed} bars")
+                              f"must be >= {needed}: the features "
+                              f"({feature_name(self.features)}) need {needed} bars")
         self.metrics = EngineMetrics()
         self._executor_target = executor
         self._executor = (ExecutorDispatcher(executor, self.metrics)

@@ -115,6 +115,14 @@ def bars_needed(function: FeatureFunction, most: int) -> int | None:
     return None
 
 
+def feature_name(function: FeatureFunction) -> str:
+    """How a feature function is named in messages; a combined one by its parts."""
+    parts = getattr(function, _PARTS, None)
+    if parts is not None:
+        return " + ".join(feature_name(part) for part in parts)
+    return str(getattr(function, "__name__", function))
+
+
 def _synthetic_bars(count: int) -> np.ndarray:
     """``count`` plausible bars (fixed seed): prices around 100, every field consistent."""
     rng = np.random.default_rng(0)
