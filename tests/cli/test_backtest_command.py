@@ -10,7 +10,7 @@ import pytest
 
 from bot.data import Backtest
 from bot.data.cli.main import main
-from tests.helpers import xrpeth_trades
+from tests.helpers import BTC_TRADES_CSV, btc_minute_trades, xrpeth_trades
 from tests.store.support import record_live
 
 OPTIONS = ["--threshold", "0.55", "--quantity", "10", "--cash", "1", "--fee-bps", "7.5"]
@@ -57,3 +57,14 @@ def test_bad_settings_are_one_line_and_exit_2(store: Path, capsys: pytest.Captur
     assert main(["backtest", str(store), *argv, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_downloaded_trades_file_is_backtested_as_its_named_symbol(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", str(BTC_TRADES_CSV), "BTC/USDT", "--timeframe", "1s",
+                 "--min-history", "21", "--json", "--no-progress"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["ticks"] == len(btc_minute_trades())
+    assert printed["start"].startswith("2025-01-01T00:00:00.010866")
+    assert main(["backtest", str(BTC_TRADES_CSV), "--no-progress"]) == 2
+    assert "name the one symbol of" in capsys.readouterr().err

@@ -23,12 +23,16 @@ from bot.data.errors import ConfigError
 from bot.data.timeframes import ALLOWED_TIMEFRAMES
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from bot.data.backtest import BacktestResult
 
 DESCRIPTION = """\
 Run the trading engine over the trades of a store written by `bot-stream record`
-(or a Recorder): the same pipeline and engine as live, the signals filled by a
-paper executor at the next trade with fees and slippage. Prints trades, PnL
+(or a Recorder), or of a trades file downloaded from Binance's public data
+(.zip or .csv, trades or aggTrades; name its one symbol): the same pipeline and
+engine as live, the signals filled by a paper executor at the next trade with
+fees and slippage. Prints trades, PnL
 (realised, unrealised, total), fees, max drawdown and exposure; --plot saves
 the equity curve as a PNG (needs the `backtest` extra: matplotlib).
 """
@@ -38,6 +42,7 @@ examples:
   bot-stream backtest data/ BTC/USDT --timeframe 5m --threshold 0.55 --fee-bps 7.5
   bot-stream backtest data/ --predictor mybot.models:predict --plot equity.png --trades
   bot-stream backtest data/ --json > result.json
+  bot-stream backtest BTCUSDT-trades-2025-01-01.zip BTC/USDT  a downloaded day of trades
 """
 
 
@@ -46,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "backtest", help="run the trading engine over a recorded store; print PnL and risk",
         description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("store", type=Path, metavar="DIR", help="store root directory")
+    parser.add_argument("store", type=Path, metavar="DIR|FILE",
+                        help="store root directory, or a Binance trades file")
     parser.add_argument("symbols", nargs="*", metavar="SYMBOL",
                         help="symbols to trade (default: every recorded one)")
     engine = parser.add_argument_group("engine")
@@ -88,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from bot.data.engine import DEFAULT_MIN_HISTORY
 
     backtest = Backtest(
-        args.store, args.symbols or None, args.timeframe, _import(args.predictor),
+        _source(args.store, args.symbols), args.symbols or None, args.timeframe,
+        _import(args.predictor),
         fee_bps=DEFAULT_FEE_BPS if args.fee_bps is None else args.fee_bps,
         slippage_bps=args.slippage_bps, quantity=args.quantity, initial_cash=args.cash,
         allow_short=args.allow_short, signal_threshold=args.threshold,
@@ -105,6 +112,21 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise ConfigError("--plot", str(args.plot), str(exc)) from None
     return 0
+
+
+def _source(path: Path, symbols: list[str]) -> Path | pl.DataFrame:
+    """A store directory as it is; a downloaded trades file read as the one symbol named."""
+    if not path.is_file():
+        return path
+    from bot.data.store import read_binance_trades
+
+    if len(symbols) != 1:
+        raise ConfigError("symbols", symbols, f"name the one symbol of {path.name}, "
+                                              "e.g. BTC/USDT (the file does not say it)")
+    try:
+        return read_binance_trades(path, symbols[0])
+    except ValueError as exc:
+        raise ConfigError("file", str(path), str(exc)) from None
 
 
 def _import(spec: str | None) -> object | None:
