@@ -200,6 +200,7 @@ class Backtest:
                  start: TimeBound = None, end: TimeBound = None,
                  config: StreamManagerConfig | None = None) -> None:
         from bot.data.store import TradeStore  # here: the store's libraries load when used
+        from bot.data.store.replay import select_series
 
         if timeframe not in ALLOWED_TIMEFRAMES:
             raise ConfigError("timeframe", timeframe,
@@ -207,7 +208,9 @@ class Backtest:
         if isinstance(source, str | Path):
             source = TradeStore(source)
         self.source = source
-        self.series = _series(source, symbols) if isinstance(source, TradeStore) else None
+        self.series = select_series(source, symbols) if isinstance(source, TradeStore) else None
+        if self.series is not None and symbols is not None:  # as the store spells them
+            symbols = [symbol for _, symbol in self.series]
         self.symbols = list(symbols) if symbols is not None else None
         self.timeframe = timeframe
         self.start, self.end = start, end
@@ -315,21 +318,6 @@ def _only(source: Iterable[Tick] | pd.DataFrame | pl.DataFrame,
     if isinstance(source, pl.DataFrame):
         return source.filter(pl.col("symbol").is_in(sorted(symbols)))
     return [t for t in source if t.symbol in symbols]
-
-
-def _series(store: TradeStore, symbols: Sequence[str] | None) -> list[tuple[str, str]]:
-    """The recorded (venue, symbol) pairs to replay; an error names what is recorded."""
-    recorded = store.series()
-    if not recorded:
-        raise ConfigError("source", str(store.root), "holds no recorded trades")
-    if symbols is None:
-        return recorded
-    chosen = [(venue, symbol) for venue, symbol in recorded if symbol in symbols]
-    missing = sorted(set(symbols) - {symbol for _, symbol in chosen})
-    if missing:
-        raise ConfigError("symbols", missing, "not recorded in this store; recorded: "
-                          + ", ".join(symbol for _, symbol in recorded))
-    return chosen
 
 
 def _score(backtest: Backtest, tape: _Tape, ticks: int) -> BacktestResult:

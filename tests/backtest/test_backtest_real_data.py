@@ -78,3 +78,9 @@ def test_a_missing_matplotlib_is_named_with_the_extra(store: TradeStore, tmp_pat
     result = Backtest(store, timeframe="1m").run()
     with pytest.raises(ImportError, match=r"bot-stream\[backtest\]"):
         result.plot(tmp_path / "equity.png")
+
+
+def test_symbols_are_matched_in_any_case_and_traded_as_recorded(store: TradeStore) -> None:
+    result = Backtest(store, ["xrp/eth"], "1m", signal_threshold=0.55, quantity=10.0,
+                      initial_cash=1.0).run()
+    assert result.trades and {f.symbol for f in result.trades} == {"XRP/ETH"}

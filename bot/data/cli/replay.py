@@ -24,7 +24,7 @@ from bot.data.errors import ConfigError
 from bot.data.models import Bar
 
 if TYPE_CHECKING:
-    from bot.data.store import ReplayResult, TradeStore
+    from bot.data.store import ReplayResult
 
 DESCRIPTION = """\
 Replay the trades of a store written by `bot-stream record` (or a Recorder)
@@ -70,10 +70,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from bot.data.pipeline import TickPipeline
     from bot.data.store import TradeStore, replay  # here: the store's libraries load when used
+    from bot.data.store.replay import select_series
 
     config = config_from_args(args)
     store = TradeStore(args.store)
-    series = _series(store, args.symbols)
+    series = select_series(store, args.symbols)
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     pipeline = TickPipeline(config)
     bars: list[Bar] = []
@@ -90,22 +91,6 @@ def run(args: argparse.Namespace) -> int:
              "the rest was replayed")
         return 1
     return 0
-
-
-def _series(store: TradeStore, symbols: list[str]) -> list[tuple[str, str]]:
-    """The recorded (venue, symbol) pairs to replay; an error names what is recorded."""
-    recorded = store.series()
-    if not recorded:
-        raise ConfigError("store", str(store.root), "holds no recorded trades")
-    if not symbols:
-        return recorded
-    wanted = {s.upper() for s in symbols}
-    chosen = [(venue, symbol) for venue, symbol in recorded if symbol.upper() in wanted]
-    missing = wanted - {symbol.upper() for _, symbol in chosen}
-    if missing:
-        raise ConfigError("symbols", sorted(missing), "not recorded in this store; recorded: "
-                          + ", ".join(symbol for _, symbol in recorded))
-    return chosen
 
 
 def parse_time(text: str | None, flag: str) -> datetime | None:

@@ -35,6 +35,7 @@ import polars as pl
 from tqdm import tqdm
 
 from bot.data.aggregation import UNSEQUENCED_VENUES
+from bot.data.errors import ConfigError
 from bot.data.models import BarFlag, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store.layout import rows_to_ticks
@@ -96,6 +97,27 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
             await settle()
     return ReplayResult(len(ticks), refused, pipeline.bars_completed - bars_before,
                         time.perf_counter() - started)
+
+
+def select_series(store: TradeStore, symbols: Sequence[str] | None,
+                  ) -> list[tuple[str, str]]:
+    """The recorded ``(venue, symbol)`` pairs of ``symbols`` (any case; all when None).
+
+    Raises ConfigError when the store holds no trades, or naming the symbols it
+    does not hold beside those it does.
+    """
+    recorded = store.series()
+    if not recorded:
+        raise ConfigError("store", str(store.root), "holds no recorded trades")
+    if not symbols:
+        return recorded
+    wanted = {s.upper() for s in symbols}
+    chosen = [(venue, symbol) for venue, symbol in recorded if symbol.upper() in wanted]
+    missing = wanted - {symbol.upper() for _, symbol in chosen}
+    if missing:
+        raise ConfigError("symbols", sorted(missing), "not recorded in this store; recorded: "
+                          + ", ".join(symbol for _, symbol in recorded))
+    return chosen
 
 
 def _data_ends(ticks: list[Tick], until: int | None,
