@@ -32,9 +32,9 @@ Run the trading engine over the trades of a store written by `bot-stream record`
 (or a Recorder), or of a trades file downloaded from Binance's public data
 (.zip or .csv, trades or aggTrades; name its one symbol): the same pipeline and
 engine as live, the signals filled by a paper executor at the next trade with
-fees and slippage. Prints trades, PnL
-(realised, unrealised, total), fees, max drawdown and exposure; --plot saves
-the equity curve as a PNG (needs the `backtest` extra: matplotlib).
+fees and slippage. Prints trades, PnL (realised, unrealised, total), fees, max
+drawdown and exposure; --plot saves the equity curve as a PNG (needs the
+`backtest` extra: matplotlib).
 """
 EPILOG = """\
 examples:
