@@ -460,6 +460,20 @@ class BarAggregator:
             _refresh_fast_path(st)
         return out
 
+    def advance(self, now_ns: int) -> list[Bar]:
+        """Complete every bar whose end plus the grace is at or before ``now_ns``.
+
+        Symbols on hold are skipped. Call it a few times a second from a clock;
+        the aggregator never reads one itself.
+        """
+        out: list[Bar] = []
+        watermark = now_ns - self.grace_ns
+        for st in self._symbols.values():
+            if not st.held and st.coverage_start is not None:
+                self._complete(st, watermark, out)
+                _refresh_fast_path(st)
+        return out
+
     def finish(self, symbol: str, end_ns: int) -> list[Bar]:
         """Close ``symbol``'s bars where its data ends: at ``end_ns`` (exclusive).
 
@@ -487,20 +501,6 @@ class BarAggregator:
                 out.append(hb.to_bar(st.venue, st.symbol, tf, coverage))
                 del st.higher[tf]
         _refresh_fast_path(st)
-        return out
-
-    def advance(self, now_ns: int) -> list[Bar]:
-        """Complete every bar whose end plus the grace is at or before ``now_ns``.
-
-        Symbols on hold are skipped. Call it a few times a second from a clock;
-        the aggregator never reads one itself.
-        """
-        out: list[Bar] = []
-        watermark = now_ns - self.grace_ns
-        for st in self._symbols.values():
-            if not st.held and st.coverage_start is not None:
-                self._complete(st, watermark, out)
-                _refresh_fast_path(st)
         return out
 
     def _complete(self, st: _SymbolState, watermark: int, out: list[Bar]) -> None:
