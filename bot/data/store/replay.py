@@ -78,6 +78,8 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
     if speed is not None and not speed > 0:
         raise ValueError(f"speed={speed!r} must be > 0 (or None for as fast as possible)")
     ticks = _load(source, series, start, end)
+    if not isinstance(source, TradeStore):  # the store applied the bounds as it read
+        ticks = _within(ticks, _bound_ns(start), _bound_ns(end))
     started = time.perf_counter()
     bars_before = pipeline.bars_completed
     refused = 0
@@ -170,6 +172,14 @@ def _recorded_coverage(store: TradeStore, ticks: list[Tick], timeframes: Sequenc
     return out
 
 
+def _within(ticks: list[Tick], start: int | None, end: int | None) -> list[Tick]:
+    """The ticks with ``start <= timestamp < end`` (either bound may be None)."""
+    if start is None and end is None:
+        return ticks
+    return [t for t in ticks if (start is None or t.timestamp >= start)
+            and (end is None or t.timestamp < end)]
+
+
 def _bound_ns(value: TimeBound) -> int | None:
     """A time bound as ns since the epoch (naive datetimes are UTC)."""
     if value is None or isinstance(value, int):
@@ -191,10 +201,6 @@ def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
         ticks = rows_to_ticks(frame.iter_rows(named=True))
     else:
         ticks = list(source)
-    if not isinstance(source, TradeStore) and (start is not None or end is not None):
-        lo, hi = _bound_ns(start), _bound_ns(end)
-        ticks = [t for t in ticks if (lo is None or t.timestamp >= lo)
-                 and (hi is None or t.timestamp < hi)]
     ticks.sort(key=lambda t: (t.timestamp, 0 if t.venue in UNSEQUENCED_VENUES else t.trade_id))
     return ticks
 
