@@ -17,6 +17,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "store": ("pyarrow", "polars", "duckdb", "tqdm"),
     "cli": ("rich", "tqdm", "prometheus_client"),
     "nats": ("nats",),
+    "backtest": ("matplotlib",),
 }
 """Each extra's importable modules (see ``pyproject.toml`` for the distributions)."""
 

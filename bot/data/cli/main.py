@@ -17,7 +17,7 @@ import sys
 from importlib import metadata
 from typing import NoReturn
 
-from bot.data.cli import dashboard, health, live, record, replay
+from bot.data.cli import backtest, dashboard, health, live, record, replay
 from bot.data.cli.delegate import DELEGATED
 from bot.data.errors import ConfigError, MissingCredentialsError, StreamError
 from bot.data.extras import MissingExtra
@@ -32,7 +32,7 @@ EPILOG = """\
 Run `bot-stream COMMAND --help` for a command's options. Quick look without keys
 or network: `bot-stream live --sim BTC/USDT ETH/USDT`.
 """
-COMMANDS = (live, dashboard, record, replay, health)
+COMMANDS = (live, dashboard, record, replay, backtest, health)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,6 +7,7 @@
 - :func:`replay` feeds recorded ticks through a ``TickPipeline``.
 - :func:`aggregate_ticks` builds the streaming aggregator's bars from a whole
   tick table at once, vectorized.
+- :func:`read_binance_trades` reads Binance's public trade files as a tick table.
 
 Needs the ``store`` extra: ``pip install 'bot-stream[store]'``.
 """
@@ -15,6 +16,7 @@ from bot.data.extras import require
 
 try:
     from bot.data.store.bulk import aggregate_ticks
+    from bot.data.store.downloads import read_binance_trades
     from bot.data.store.files import StoreError
     from bot.data.store.lock import StoreLocked
     from bot.data.store.recorder import Recorder
@@ -25,4 +27,4 @@ except ImportError:
     raise
 
 __all__ = ["Recorder", "ReplayResult", "StoreError", "StoreLocked", "TradeStore",
-           "aggregate_ticks", "replay"]
+           "aggregate_ticks", "read_binance_trades", "replay"]
