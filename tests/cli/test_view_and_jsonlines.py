@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 
+import pandas as pd
 from rich.console import Console
 
-from bot.data.cli.jsonlines import JsonLinesWriter, encode_event
+from bot.data.cli.jsonlines import JsonLinesWriter, encode_event, iso_utc, rounded
 from bot.data.cli.view import SymbolView, TickStats, ViewModel, imbalance, imbalance_text, render
 from bot.data.events import EventType, StreamEvent
-from bot.data.models import Bar, BarFlag, Side, Tick
+from bot.data.models import Bar, BarFlag, Prediction, Side, Signal, SignalDirection, Tick
+from tests.cli.terminal import BOT_STREAM, ROOT
 
 MINUTE = 60 * 10**9
 T0 = 1_735_689_600 * 10**9  # 2025-01-01 00:00 UTC
@@ -66,14 +70,89 @@ def test_render_shows_each_figure_of_the_view_model() -> None:
     assert "exchange → receive: 1.50 / 2.00 / 9.25 / 12.00" in text
 
 
-def test_json_line_of_a_bar_carries_vwap_and_flags_as_numbers() -> None:
-    event = StreamEvent(EventType.BAR_COMPLETE, bar(3.0, 1.0, BarFlag.PARTIAL), T0, "binance")
+def test_json_line_of_a_bar_carries_vwap_and_flags_as_names() -> None:
+    event = StreamEvent(EventType.BAR_COMPLETE, bar(3.0, 1.0, BarFlag.PARTIAL | BarFlag.GAP), T0,
+                        "binance")
     line = json.loads(encode_event(event))
-    assert line["type"] == "bar_complete" and line["timestamp"] == T0
+    assert line["type"] == "bar_complete" and line["timestamp_ns"] == T0
+    assert line["timestamp"] == "2025-01-01T00:00:00Z"
     assert line["data"]["vwap"] == 100.0  # quote volume 400 / volume 4
-    assert line["data"]["flags"] == 2
+    assert line["data"]["flags"] == ["PARTIAL", "GAP"]
     empty = StreamEvent(EventType.BAR_COMPLETE, bar(0.0, 0.0), T0, "binance")
     assert json.loads(encode_event(empty))["data"]["vwap"] is None
+    assert json.loads(encode_event(empty))["data"]["flags"] == []
+
+
+def test_json_line_times_are_iso_utc_with_exact_nanoseconds_beside() -> None:
+    assert iso_utc(T0) == "2025-01-01T00:00:00Z"
+    assert iso_utc(T0 + 123_000_000) == "2025-01-01T00:00:00.123Z"
+    assert iso_utc(T0 + 123_456_000) == "2025-01-01T00:00:00.123456Z"
+    assert iso_utc(T0 + 1) == "2025-01-01T00:00:00.000000001Z"
+    event = StreamEvent(EventType.TICK, Tick("binance", "BTC/USDT", 1.0, 1.0, Side.SELL, 9,
+                                             T0 + 5_000_000, T0 + 7_250_001), T0 + 7_250_001)
+    data = json.loads(encode_event(event))["data"]
+    assert data["timestamp"] == "2025-01-01T00:00:00.005Z"
+    assert data["timestamp_ns"] == T0 + 5 * 10**6
+    assert data["receive_timestamp"] == "2025-01-01T00:00:00.007250001Z"
+    assert data["side"] == "sell"
+
+
+def test_json_line_floats_are_the_decimals_that_traded_not_binary_noise() -> None:
+    noisy = 0.13089000000000015  # what a sum of volumes or a decoded price can hold
+    assert repr(0.1 + 0.2) == "0.30000000000000004"
+    event = StreamEvent(EventType.TICK, Tick("binance", "X/USDT", noisy, 0.1 + 0.2, Side.BUY, 1,
+                                             T0, T0), T0)
+    line = encode_event(event).decode()
+    assert '"price":0.13089,' in line and '"volume":0.3,' in line
+    assert rounded(59_999.123456789012) == 59_999.1234568  # 12 significant digits
+    assert rounded(float("nan")) is None
+
+
+def test_json_lines_of_every_record_parse_and_round_trip() -> None:
+    flagged = Bar("binance", "BTC/USDT", "1m", T0, T0 + MINUTE - 1, 0.13089, 0.1309, 0.13088,
+                  0.13089, 1234.5, 161.5834, 600.25, 634.25, 78.56, 42, 100, 141,
+                  BarFlag.BACKFILLED | BarFlag.PARTIAL)
+    prediction = Prediction("BTC/USDT", "1m", T0, 0.75, "momentum", 1500, 0.5, flagged)
+    signal = Signal("BTC/USDT", SignalDirection.BUY, 0.5, flagged, prediction, T0 + MINUTE)
+    lines = b"".join(encode_event(StreamEvent(t, d, T0 + MINUTE, "engine")) for t, d in (
+        (EventType.BAR_COMPLETE, flagged), (EventType.PREDICTION, prediction),
+        (EventType.SIGNAL, signal))).decode().splitlines()
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        for name, value in _instants(record):
+            assert pd.Timestamp(value).value == _instants_ns(record)[name], name
+    bar_data = records[0]["data"]
+    rebuilt = Bar(**{f: bar_data[f] for f in Bar.__struct_fields__ if f not in
+                     ("open_time", "close_time", "flags")},
+                  open_time=pd.Timestamp(bar_data["open_time"]).value,
+                  close_time=pd.Timestamp(bar_data["close_time"]).value,
+                  flags=BarFlag(sum(BarFlag[name] for name in bar_data["flags"])))
+    assert rebuilt == flagged
+    assert records[2]["data"]["bar"] == bar_data
+    assert records[2]["data"]["prediction"]["bar_open_time"] == "2025-01-01T00:00:00Z"
+    assert records[2]["data"]["direction"] == "buy"
+
+
+def _instants(record: dict[str, object], prefix: str = "") -> list[tuple[str, str]]:
+    """(path, ISO text) of every instant in ``record``, nested records included."""
+    out = []
+    for name, value in record.items():
+        if isinstance(value, dict):
+            out += _instants(value, f"{prefix}{name}.")
+        elif f"{name}_ns" in record:
+            assert isinstance(value, str)
+            out.append((prefix + name, value))
+    return out
+
+
+def _instants_ns(record: dict[str, object], prefix: str = "") -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, value in record.items():
+        if isinstance(value, dict):
+            out.update(_instants_ns(value, f"{prefix}{name}."))
+        elif name.endswith("_ns") and isinstance(value, int):
+            out[prefix + name[:-3]] = value
+    return out
 
 
 def test_writer_stops_once_the_reader_goes_away() -> None:
@@ -89,3 +168,24 @@ def test_writer_stops_once_the_reader_goes_away() -> None:
     out = io.BytesIO()
     JsonLinesWriter(out, lambda: None)(tick("BTC/USDT", 1.0))
     assert json.loads(out.getvalue())["data"]["price"] == 1.0
+
+
+def test_live_json_from_the_simulator_is_readable_line_by_line() -> None:
+    """``bot-stream live --json``: every line parses, instants equal their ns, flags are names,
+    and each price is the trade's decimal (the simulator trades in 1e-8 steps)."""
+    out = subprocess.run(
+        [*BOT_STREAM, "live", "--sim", "BTC/USDT", "--sim-speed", "60", "--timeframes", "1m",
+         "--events", "tick,bar_complete", "--duration", "4"],
+        capture_output=True, timeout=60, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    records = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    assert {r["type"] for r in records} == {"tick", "bar_complete"}
+    for record in records:
+        for name, value in _instants(record):
+            assert pd.Timestamp(value).value == _instants_ns(record)[name], name
+        data = record["data"]
+        prices = [data["price"]] if record["type"] == "tick" else [
+            data[k] for k in ("open", "high", "low", "close")]
+        for p in prices:
+            assert len(repr(p).partition(".")[2]) <= 8, f"{p!r} is not the traded decimal"
+        if record["type"] == "bar_complete":
+            assert all(name in BarFlag.__members__ for name in data["flags"])
