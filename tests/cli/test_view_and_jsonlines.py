@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 
 import pandas as pd
 from rich.console import Console
 
+from bot.data.cli.columns import Column, fitting_columns
 from bot.data.cli.jsonlines import JsonLinesWriter, encode_event, iso_utc, rounded
 from bot.data.cli.view import SymbolView, TickStats, ViewModel, imbalance, imbalance_text, render
 from bot.data.events import EventType, StreamEvent
@@ -67,7 +69,40 @@ def test_render_shows_each_figure_of_the_view_model() -> None:
     assert "+50% ▮▮▮▮▮▮▮▮▯▯" in text
     assert "2025-01-01 00:00:00" in text and "PARTIAL" in text and "50%" in text
     assert "1,234" in text and "reconnecting" in text
-    assert "exchange → receive: 1.50 / 2.00 / 9.25 / 12.00" in text
+    assert re.search(r"exchange → receive\s+│\s+1.50 │\s+2.00 │\s+9.25 │\s+12.00 │", text)
+
+
+def test_columns_left_out_are_the_least_important_that_do_not_fit() -> None:
+    columns = [Column("A", 0), Column("B", 3), Column("C", 1), Column("D", 2)]
+    widths = [10, 10, 10, 10]  # each drawn 13 wide (2 padding, 1 line), plus 1 closing line
+    assert fitting_columns(columns, widths, 53) == [0, 1, 2, 3]
+    assert fitting_columns(columns, widths, 52) == [0, 2, 3]  # B (priority 3) goes first
+    assert fitting_columns(columns, widths, 27) == [0, 2]
+    assert fitting_columns(columns, widths, 5) == [0]  # the first is kept whatever the width
+
+
+def test_view_at_80_100_160_columns_shows_symbols_and_prices_whole() -> None:
+    long = "1000SATS/USDT"
+    view = ViewModel(
+        timeframe="1m", uptime_s=5.0, health="healthy", ticks_per_s=1.0, bars=1,
+        symbols=[SymbolView(long, tick(long, 0.00012345).data, bar(3.0, 1.0),
+                            [bar(1.0, 1.0, BarFlag.PARTIAL | BarFlag.BACKFILLED)], 1.0),
+                 SymbolView("BTC/USDT", tick("BTC/USDT", 59999.12).data, bar(3.0, 1.0), [], 1.0)],
+        connections={"binance-0": {"state": "connected", "frames": 10, "reconnects": 0}},
+        latency={"exchange_to_receive": {"p50_ms": 1.5, "p90_ms": 2.0, "p99_ms": 9.25,
+                                         "max_ms": 12.0}})
+    shown = {}
+    for width in (80, 100, 160):
+        console = Console(record=True, width=width)
+        console.print(render(view))
+        text = console.export_text()
+        assert "…" not in text, f"a cell is cut at {width} columns"
+        assert all(len(line) <= width for line in text.splitlines())
+        for whole in (long, "0.00012345", "59999.12", "PARTIAL|BACKFILLED", "binance-0"):
+            assert whole in text, f"{whole} at {width} columns"
+        shown[width] = text
+    assert "Ticks/s" not in shown[80] and "Ticks/s" in shown[160]
+    assert shown[80].count("┃") < shown[100].count("┃") <= shown[160].count("┃")
 
 
 def test_json_line_of_a_bar_carries_vwap_and_flags_as_names() -> None:
