@@ -13,9 +13,10 @@ from rich.console import Console
 
 from bot.data.cli.columns import Column, fitting_columns
 from bot.data.cli.jsonlines import JsonLinesWriter, encode_event, iso_utc, rounded
-from bot.data.cli.view import SymbolView, TickStats, ViewModel, imbalance, imbalance_text, render
+from bot.data.cli.view import SymbolView, ViewModel, imbalance, imbalance_text, render
 from bot.data.events import EventType, StreamEvent
 from bot.data.models import Bar, BarFlag, Prediction, Side, Signal, SignalDirection, Tick
+from bot.data.tick_rates import TickStats
 from tests.cli.terminal import BOT_STREAM, ROOT
 
 MINUTE = 60 * 10**9

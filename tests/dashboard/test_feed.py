@@ -69,7 +69,9 @@ async def test_signals_reach_open_pages_and_later_ones_in_their_history() -> Non
                         break
         assert message["signals"] == [{"symbol": "BTC/USDT", "timeframe": "1m",
                                        "time": bar.open_time // 10**9, "direction": "buy",
-                                       "confidence": 0.83}]
+                                       "confidence": 0.83, "probability_up": 0.83,
+                                       "model": "test", "price": bar.close,
+                                       "timestamp": bar.close_time}]
         async with http.ws_connect(f"{server.url}/ws") as second:
             messages = [await receive(second) for _ in range(1 + len(SYMBOLS) * 2)]
         history = next(m for m in messages if m.get("symbol") == "BTC/USDT"

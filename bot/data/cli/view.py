@@ -1,15 +1,13 @@
 """The terminal view of ``bot-stream live``: what is shown, and how it looks.
 
-:class:`TickStats` is a bus consumer keeping each symbol's last trade and
-trade rate. :func:`snapshot` reads everything else through the manager's
-public API into a :class:`ViewModel`, and :func:`render` turns that into a
-rich renderable, so the layout is a pure function of plain data.
+:class:`~bot.data.tick_rates.TickStats` (a bus consumer) keeps each symbol's
+last trade and trade rate. :func:`snapshot` reads everything else through the
+manager's public API into a :class:`ViewModel`, and :func:`render` turns that
+into a rich renderable, so the layout is a pure function of plain data.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,46 +16,15 @@ from rich.text import Text
 
 from bot.data.cli.columns import Column, PriorityTable
 from bot.data.cli.formatting import price
-from bot.data.events import StreamEvent
 from bot.data.models import Bar, Tick
+from bot.data.tick_rates import TickStats
 
 if TYPE_CHECKING:
     from bot.data.stream_manager import StreamManager
 
-RATE_WINDOW_S = 5.0
 IMBALANCE_CELLS = 10
 STATE_STYLES = {"connected": "green", "failed": "bold red", "stopped": "red"}
 HEALTH_STYLES = {"healthy": "bold green", "degraded": "bold yellow", "unhealthy": "bold red"}
-
-
-class TickStats:
-    """Last trade and trades per second of each symbol, from the TICK events.
-
-    The handler is a dict store and an increment; rates are computed when the
-    view samples, once per refresh, over about :data:`RATE_WINDOW_S` seconds.
-    """
-
-    def __init__(self) -> None:
-        self.last: dict[str, Tick] = {}
-        self.counts: dict[str, int] = {}
-        self._samples: deque[tuple[float, dict[str, int]]] = deque()
-
-    def on_tick(self, event: StreamEvent) -> None:
-        tick: Tick = event.data
-        self.last[tick.symbol] = tick
-        self.counts[tick.symbol] = self.counts.get(tick.symbol, 0) + 1
-
-    def sample(self, now: float | None = None) -> dict[str, float]:
-        """Record the counts now; per-symbol trades per second over the window."""
-        now = time.monotonic() if now is None else now
-        self._samples.append((now, dict(self.counts)))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
-            self._samples.popleft()
-        then, old = self._samples[0]
-        span = now - then
-        if span <= 0:
-            return {}
-        return {s: (n - old.get(s, 0)) / span for s, n in self.counts.items()}
 
 
 @dataclass
