@@ -75,7 +75,7 @@ async def test_live_view_prices_and_bars_are_the_exchanges() -> None:
                 "two complete (unflagged) bars")
         finally:
             term.close()
-        traded = {f"{t.price_e8 / 1e8:.8g}" for t in sim.trades("binance", "BTC/USDT")}
+        traded = {f"{t.price_e8 / 1e8:.12g}" for t in sim.trades("binance", "BTC/USDT")}
         klines = {datetime.fromtimestamp(k.open_time_ns / 1e9, UTC).strftime(
             "%Y-%m-%d %H:%M:%S"): k for k in sim.klines("BTC/USDT", "1m", limit=1000)}
     assert building(screen)["BTC/USDT"] in traded, "the last price is a price that traded"
@@ -85,7 +85,7 @@ async def test_live_view_prices_and_bars_are_the_exchanges() -> None:
             continue
         k = klines[row["Open time (UTC)"]]
         assert tuple(row[n] for n in ("Open", "High", "Low", "Close")) == tuple(
-            f"{v / 1e8:.8g}" for v in (k.open_e8, k.high_e8, k.low_e8, k.close_e8)), (
+            f"{v / 1e8:.12g}" for v in (k.open_e8, k.high_e8, k.low_e8, k.close_e8)), (
             f"bar {row['Open time (UTC)']} equals the kline")
         checked += 1
     assert checked >= 2
@@ -107,7 +107,7 @@ async def test_live_view_keeps_every_shown_cell_whole_at_any_width(columns: int)
                 30, f"both symbols with a price and a completed bar at {columns} columns")
         finally:
             term.close()
-        traded = {f"{t.price_e8 / 1e8:.8g}" for t in sim.trades("binance", "BTC/USDT")}
+        traded = {f"{t.price_e8 / 1e8:.12g}" for t in sim.trades("binance", "BTC/USDT")}
     assert "…" not in screen, "no cell is cut"
     assert building(screen)["BTC/USDT"] in traded, "the last price is whole"
     shown = [set(table[0]) for table in tables(screen) if table]

@@ -12,6 +12,7 @@ import pandas as pd
 from rich.console import Console
 
 from bot.data.cli.columns import Column, fitting_columns
+from bot.data.cli.formatting import price
 from bot.data.cli.jsonlines import JsonLinesWriter, encode_event, iso_utc, rounded
 from bot.data.cli.view import SymbolView, ViewModel, imbalance, imbalance_text, render
 from bot.data.events import EventType, StreamEvent
@@ -225,3 +226,10 @@ def test_live_json_from_the_simulator_is_readable_line_by_line() -> None:
             assert len(repr(p).partition(".")[2]) <= 8, f"{p!r} is not the traded decimal"
         if record["type"] == "bar_complete":
             assert all(name in BarFlag.__members__ for name in data["flags"])
+
+
+def test_prices_are_written_whole_without_binary_noise() -> None:
+    assert price(0.13089000000000015) == "0.13089"
+    assert price(1_234_567.89) == "1234567.89"  # eight significant digits would round it
+    assert price(0.00012345) == "0.00012345"
+    assert price(None) == "—"

@@ -15,7 +15,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from bot.data.cli.columns import Column, PriorityTable
-from bot.data.cli.formatting import price
+from bot.data.cli.formatting import VWAP_DIGITS, price
 from bot.data.models import Bar, Tick
 from bot.data.tick_rates import TickStats
 
@@ -123,7 +123,7 @@ LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "max_ms")
 
 
 def _vwap(bar: Bar | None) -> str:
-    return price(None if bar is None or not bar.volume else bar.vwap)
+    return price(None if bar is None or not bar.volume else bar.vwap, VWAP_DIGITS)
 
 
 def _symbols(view: ViewModel) -> PriorityTable:
