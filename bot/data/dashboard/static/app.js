@@ -15,6 +15,8 @@ const COLORS = {
   line: "#2a2e39", panel: "#131722", buy: "#26a69a", sell: "#ef5350", vwap: "#f0b429",
 };
 const MAX_CANDLES = 5000;
+const MIN_BAR_SPACING = 4;  // px: fewer bars than fit at this spacing are all shown, fitted
+const RIGHT_OFFSET = 2;     // bars of space right of the newest
 const FLAG_NAMES = [[1, "EMPTY"], [2, "PARTIAL"], [4, "GAP"], [8, "BACKFILLED"]];
 const ALL = "all";
 const NARROW = window.matchMedia("(max-width: 700px)");
@@ -93,7 +95,7 @@ function applyCandle(candle, completed) {
   const chart = state.charts.get(candle.symbol);
   if (!chart) return;
   if (newest) {
-    const fitted = isFitted(chart, before);
+    const following = isFollowing(chart, before);
     ensurePrecision(chart, candle.close);
     const p = points(candle);
     chart.candles.update(p.candle);
@@ -101,7 +103,7 @@ function applyCandle(candle, completed) {
     chart.total.update(p.total);
     chart.sided.update(p.sided);
     chart.buy.update(p.buy);
-    if (fitted && data.candles.length > before) chart.chart.timeScale().fitContent();
+    if (following && data.candles.length > before) fitView(chart, data.candles.length);
   } else {
     redraw(candle.symbol);
   }
@@ -160,7 +162,7 @@ function createCard(symbol) {
     rightPriceScale: { borderColor: COLORS.line },
     timeScale: {
       borderColor: COLORS.line, timeVisible: true, secondsVisible: true,
-      barSpacing: 9, rightOffset: 2,
+      barSpacing: 9, rightOffset: RIGHT_OFFSET,
     },
     crosshair: { mode: 0 },
   });
@@ -187,10 +189,21 @@ function createCard(symbol) {
   chart.subscribeCrosshairMove((param) => onCrosshair(symbol, param));
 }
 
-// True when every candle is in view (the chart was not zoomed or scrolled into its past).
-function isFitted(chart, count) {
+// True when the newest candle is in view (the chart was not scrolled into its past).
+function isFollowing(chart, count) {
   const range = chart.chart.timeScale().getVisibleLogicalRange();
-  return !range || count === 0 || (range.from <= 0.5 && range.to >= count - 1.5);
+  return !range || count === 0 || range.to >= count - 1.5;
+}
+
+// Every candle in view when they fit at MIN_BAR_SPACING; else the newest that do.
+function fitView(chart, count) {
+  const scale = chart.chart.timeScale();
+  const fitting = Math.floor(scale.width() / MIN_BAR_SPACING);
+  if (count <= fitting || fitting <= 0) {
+    scale.fitContent();
+  } else {
+    scale.setVisibleLogicalRange({ from: count - fitting, to: count - 1 + RIGHT_OFFSET });
+  }
 }
 
 function ensurePrecision(chart, price) {
@@ -213,7 +226,7 @@ function redraw(symbol) {
   chart.sided.setData(pts.map((p) => p.sided));
   chart.buy.setData(pts.map((p) => p.buy));
   chart.chart.applyOptions({ timeScale: { secondsVisible: state.timeframe.endsWith("s") } });
-  chart.chart.timeScale().fitContent();
+  fitView(chart, pts.length);
   drawMarkers(symbol);
   updateHead(symbol);
   updateBarCount();
@@ -353,7 +366,7 @@ function setSymbol(symbol) {
   document.getElementById("charts").classList.toggle("single", state.symbol !== ALL);
   for (const s of shownSymbols()) {
     // Drawn again once visible, so the chart takes its new size before it is fitted.
-    requestAnimationFrame(() => state.charts.get(s)?.chart.timeScale().fitContent());
+    requestAnimationFrame(() => fitView(state.charts.get(s), seriesData(s, state.timeframe).candles.length));
   }
   updateBarCount();
 }
