@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import subprocess
+from decimal import Decimal
 
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from bot.data.cli.columns import Column, fitting_columns
 from bot.data.cli.formatting import price
-from bot.data.cli.jsonlines import JsonLinesWriter, encode_event, iso_utc, rounded
+from bot.data.cli.jsonlines import (
+    SIGNIFICANT_DIGITS,
+    JsonLinesWriter,
+    encode_event,
+    iso_utc,
+    rounded,
+)
 from bot.data.cli.view import SymbolView, ViewModel, imbalance, imbalance_text, render
 from bot.data.events import EventType, StreamEvent
 from bot.data.models import Bar, BarFlag, Prediction, Side, Signal, SignalDirection, Tick
@@ -233,3 +243,16 @@ def test_prices_are_written_whole_without_binary_noise() -> None:
     assert price(1_234_567.89) == "1234567.89"  # eight significant digits would round it
     assert price(0.00012345) == "0.00012345"
     assert price(None) == "—"
+
+
+@given(st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("9999999.99999"),
+                   places=8, allow_nan=False, allow_infinity=False),
+       st.integers(min_value=-2, max_value=2))
+def test_json_float_is_the_decimal_it_came_from_despite_binary_noise(
+        traded: Decimal, ulps: int) -> None:
+    if len(traded.normalize().as_tuple().digits) > SIGNIFICANT_DIGITS:
+        return  # more digits than a price carries
+    noisy = float(traded)
+    for _ in range(abs(ulps)):
+        noisy = math.nextafter(noisy, math.inf if ulps > 0 else -math.inf)
+    assert Decimal(repr(rounded(noisy))) == traded

@@ -20,6 +20,7 @@ The format is written for people and for programs alike:
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,13 +43,19 @@ _encoder = msgspec.json.Encoder(enc_hook=str)  # a payload type msgspec does not
 def iso_utc(ns: int) -> str:
     """``ns`` since the epoch as ISO 8601 UTC, with 0, 3, 6 or 9 fractional digits (exact)."""
     seconds, fraction = divmod(ns, NS_PER_SECOND)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if fraction:
-        digits = f"{fraction:09d}"
-        while digits.endswith("000"):
-            digits = digits[:-3]
-        text += "." + digits
-    return text + "Z"
+    if not fraction:
+        return f"{_second(seconds)}Z"
+    if not fraction % 1_000_000:
+        return f"{_second(seconds)}.{fraction // 1_000_000:03d}Z"
+    if not fraction % 1_000:
+        return f"{_second(seconds)}.{fraction // 1_000:06d}Z"
+    return f"{_second(seconds)}.{fraction:09d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _second(seconds: int) -> str:
+    """The whole-second part of :func:`iso_utc` (a stream writes the same second many times)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def rounded(value: float) -> float | None:
@@ -60,23 +67,18 @@ def rounded(value: float) -> float | None:
 
 def plain(value: Any) -> Any:
     """``value`` as JSON-ready data written as the module docstring says."""
-    if isinstance(value, enum.IntFlag):
-        return [flag.name for flag in type(value) if flag in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, float):
-        return rounded(value)
-    if value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, Bar):
-        return _fields({**msgspec.structs.asdict(value), "vwap": value.vwap})
-    if isinstance(value, msgspec.Struct):
-        return _fields(msgspec.structs.asdict(value))
-    if isinstance(value, dict):
-        return _fields(value)
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
+    convert = _CONVERTERS.get(type(value))
+    if convert is None:
+        convert = _CONVERTERS[type(value)] = _converter(type(value))
+    return convert(value)
+
+
+def _same(value: Any) -> Any:
     return value
+
+
+def _items(values: list[Any] | tuple[Any, ...]) -> list[Any]:
+    return [plain(item) for item in values]
 
 
 def _fields(record: dict[str, Any]) -> dict[str, Any]:
@@ -85,12 +87,53 @@ def _fields(record: dict[str, Any]) -> dict[str, Any]:
         if name in INSTANT_FIELDS and (value is None or type(value) is int):
             out[name] = None if value is None else iso_utc(value)
             out[f"{name}_ns"] = value
-        elif name.endswith("_ns") and name[:-3] in INSTANT_FIELDS and type(value) is int:
+        elif name in _INSTANT_NS_FIELDS and type(value) is int:
             out.setdefault(name[:-3], iso_utc(value))
             out[name] = value
         else:
             out[name] = plain(value)
     return out
+
+
+def _bar(bar: Bar) -> dict[str, Any]:
+    return _fields({**msgspec.structs.asdict(bar), "vwap": bar.vwap})
+
+
+def _struct(record: msgspec.Struct) -> dict[str, Any]:
+    return _fields(msgspec.structs.asdict(record))
+
+
+def _flag_names(flags: enum.IntFlag) -> list[str]:
+    return [flag.name for flag in type(flags) if flag in flags and flag.name is not None]
+
+
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
+
+
+def _converter(kind: type) -> Callable[[Any], Any]:
+    """How values of ``kind`` are written; found once per type, then looked up."""
+    if issubclass(kind, Bar):
+        return _bar
+    if issubclass(kind, msgspec.Struct):
+        return _struct
+    if issubclass(kind, enum.IntFlag):
+        return _flag_names
+    if issubclass(kind, enum.Enum):
+        return _enum_value
+    if issubclass(kind, float):
+        return rounded
+    if issubclass(kind, dict):
+        return _fields
+    if issubclass(kind, (list, tuple)):
+        return _items
+    return _same
+
+
+_INSTANT_NS_FIELDS = frozenset(f"{name}_ns" for name in INSTANT_FIELDS)
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {
+    float: rounded, int: _same, str: _same, bool: _same, type(None): _same, dict: _fields,
+    list: _items, tuple: _items}
 
 
 def encode_event(event: StreamEvent) -> bytes:
