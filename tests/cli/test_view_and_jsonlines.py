@@ -63,6 +63,18 @@ def test_tick_rates_per_symbol_over_the_sampling_window() -> None:
     assert stats.last["ETH/USDT"].price == 2.0
 
 
+def test_tick_rate_counts_only_the_last_window() -> None:
+    stats = TickStats(window_s=60.0)
+    stats.sample(now=0.0)
+    for _ in range(600):  # 10 a second for the first minute
+        stats.on_tick(tick("BTC/USDT", 1.0))
+    assert stats.sample(now=60.0) == {"BTC/USDT": 10.0}
+    for second in range(61, 121):  # then 1 a second, sampled every second
+        stats.on_tick(tick("BTC/USDT", 1.0))
+        rate = stats.sample(now=float(second))
+    assert rate == {"BTC/USDT": 1.0}, "the first minute's trades are out of the window"
+
+
 def test_render_shows_each_figure_of_the_view_model() -> None:
     view = ViewModel(
         timeframe="1m", uptime_s=3725.0, health="degraded", ticks_per_s=12.5, bars=42,
