@@ -14,8 +14,9 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
+from rich.text import Text
 
-from bot.data.cli.columns import Column, fitting_columns
+from bot.data.cli.columns import Column, Phrases, fitting_columns
 from bot.data.cli.formatting import price
 from bot.data.cli.jsonlines import (
     SIGNIFICANT_DIGITS,
@@ -103,6 +104,17 @@ def test_columns_left_out_are_the_least_important_that_do_not_fit() -> None:
     assert fitting_columns(columns, widths, 52) == [0, 2, 3]  # B (priority 3) goes first
     assert fitting_columns(columns, widths, 27) == [0, 2]
     assert fitting_columns(columns, widths, 5) == [0]  # the first is kept whatever the width
+
+
+def test_header_phrases_wrap_between_phrases_never_inside_one() -> None:
+    phrases = Phrases([Text("up 00:00:05"), Text("healthy"), Text("1,676.1 ticks/s"),
+                       Text("42 bars")], separator="  ")
+    assert [line.plain for line in phrases.lines(30)] == [
+        "up 00:00:05  healthy", "1,676.1 ticks/s  42 bars"]
+    assert [line.plain for line in phrases.lines(10)] == [
+        "up 00:00:05", "healthy", "1,676.1 ticks/s", "42 bars"]  # a phrase wider stays whole
+    assert [line.plain for line in phrases.lines(200)] == [
+        "up 00:00:05  healthy  1,676.1 ticks/s  42 bars"]
 
 
 def test_view_at_80_100_160_columns_shows_symbols_and_prices_whole() -> None:

@@ -81,3 +81,27 @@ class PriorityTable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield self.table(options.max_width)
+
+
+class Phrases:
+    """A rich renderable: short texts on one line, wrapped between texts, never inside one."""
+
+    def __init__(self, phrases: Sequence[Text], separator: str = "   ") -> None:
+        self.phrases = list(phrases)
+        self.separator = separator
+
+    def lines(self, width: int) -> list[Text]:
+        """The phrases packed greedily into lines of at most ``width`` cells."""
+        lines: list[Text] = []
+        for phrase in self.phrases:
+            line = lines[-1] if lines else None
+            if line is not None and (line.cell_len + len(self.separator) + phrase.cell_len
+                                     <= width):
+                line.append(self.separator)
+                line.append_text(phrase)
+            else:
+                lines.append(phrase.copy())
+        return lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.lines(options.max_width)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from bot.data.cli.columns import Column, PriorityTable
+from bot.data.cli.columns import Column, Phrases, PriorityTable
 from bot.data.cli.formatting import VWAP_DIGITS, price
 from bot.data.models import Bar, Tick
 from bot.data.tick_rates import TickStats
@@ -95,16 +95,15 @@ def render(view: ViewModel) -> RenderableType:
                  _latency(view))
 
 
-def _header(view: ViewModel) -> Text:
-    text = Text(" bot-stream live ", style="bold white on blue")
+def _header(view: ViewModel) -> Group:
     minutes, seconds = divmod(int(view.uptime_s), 60)
-    text.append(f"  timeframe {view.timeframe}   up {minutes // 60:02d}:{minutes % 60:02d}:"
-                f"{seconds:02d}   ")
-    text.append(view.health, style=HEALTH_STYLES.get(view.health, "bold"))
-    text.append(f"   {view.ticks_per_s:,.1f} ticks/s   {view.bars:,} bars")
-    for reason in view.reasons:
-        text.append(f"\n  {reason}", style="yellow")
-    return text
+    phrases = Phrases([
+        Text(" bot-stream live ", style="bold white on blue"),
+        Text(f"timeframe {view.timeframe}"),
+        Text(f"up {minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}"),
+        Text(view.health, style=HEALTH_STYLES.get(view.health, "bold")),
+        Text(f"{view.ticks_per_s:,.1f} ticks/s"), Text(f"{view.bars:,} bars")])
+    return Group(phrases, *(Text(f"  {reason}", style="yellow") for reason in view.reasons))
 
 
 SYMBOL_COLUMNS = (
