@@ -236,9 +236,8 @@ function redraw(symbol) {
 function drawMarkers(symbol) {
   const chart = state.charts.get(symbol);
   const data = seriesData(symbol, state.timeframe);
-  chart.markers.setMarkers(data.markers.map((m, i) => ({
+  chart.markers.setMarkers(data.markers.map((m) => ({
     time: m.time,
-    id: String(i),
     position: m.direction === "buy" ? "belowBar" : "aboveBar",
     color: m.direction === "buy" ? COLORS.up : COLORS.down,
     shape: m.direction === "buy" ? "arrowUp" : "arrowDown",
