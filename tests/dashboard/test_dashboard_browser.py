@@ -197,6 +197,8 @@ async def desktop(browser: Any, url: str, sim: ExchangeSimulator, manager: Strea
     assert await page.locator("#positions tbody tr td:nth-child(2)").text_content() == "+1.0000"
     assert "PnL" in (await card.locator(".position").text_content() or "")
     assert await page.locator('#engine-figures dd[data-figure="equity"]').is_visible()
+    signals = await page.locator('#engine-figures dd[data-figure="signals"]').text_content()
+    assert signals is not None and signals.endswith(" sell)")
     await page.screenshot(path=str(screenshots / "desktop.png"), full_page=True)
 
     # 5m: every bar in view, and the chart not mostly empty.

@@ -450,7 +450,9 @@ function showEngine(engine, account) {
   if (section.hidden) return;
   const figures = [];
   if (engine) {
-    figures.push(["predictor", engine.predictor], ["timeframe", engine.timeframe]);
+    figures.push(["predictor", engine.predictor], ["timeframe", engine.timeframe],
+      ["predictions", String(engine.predictions)],
+      ["signals", `${engine.signals} (${engine.buy_signals} buy, ${engine.sell_signals} sell)`]);
   }
   if (account) {
     figures.push(["equity", account.equity.toFixed(2)],
