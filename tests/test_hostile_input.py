@@ -157,7 +157,8 @@ async def test_trades_of_symbols_never_subscribed_leave_nothing_behind(
             await asyncio.sleep(1)
 
     fx.script = script
-    manager = StreamManager(StreamManagerConfig(warm_up=False))
+    # The scripted exchange serves no listing.
+    manager = StreamManager(StreamManagerConfig(warm_up=False, check_symbols=False))
     manager.add_crypto_symbols(["BTC/USDT"])
     await manager.start()
     try:
@@ -206,7 +207,8 @@ async def test_an_alpaca_page_token_that_repeats_ends_the_paging() -> None:
     "lines past about 8 KB, so the connection fails and is retried for ever"))
 async def test_six_hundred_symbols_on_one_connection_connect_to_a_server_with_an_8k_url_limit(
         fx: FakeBinance) -> None:
-    manager = StreamManager(StreamManagerConfig(warm_up=False, connect_timeout=5))
+    manager = StreamManager(StreamManagerConfig(warm_up=False, connect_timeout=5,
+                                                check_symbols=False))  # no listing served
     manager.add_crypto_symbols([f"X{i}/USDT" for i in range(600)])
     try:
         await asyncio.wait_for(manager.start(), 10)
