@@ -25,12 +25,11 @@ import time
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from bot.data.backtest import PipelineSource
 from bot.data.config import StreamManagerConfig
 from bot.data.engine import StreamingTradingEngine, default_features
-from bot.data.events import EventBus
 from bot.data.history import BAR_DTYPE
 from bot.data.models import Side, Tick
-from bot.data.pipeline import TickPipeline
 from bot.data.timeframes import NS_PER_SECOND
 
 MINUTE = 60 * NS_PER_SECOND
@@ -38,24 +37,6 @@ T0 = 1_735_689_600 * NS_PER_SECOND
 SYMBOL = "BTC/USDT"
 WARMUP_BARS = 250
 TRADES_PER_BAR = 20
-
-
-class PipelineSource:
-    """The part of a stream manager the engine uses, over a bare pipeline (no network)."""
-
-    def __init__(self) -> None:
-        self.config = StreamManagerConfig(supported_timeframes=["1m"])
-        self.pipeline = TickPipeline(self.config)
-        self.bus: EventBus = self.pipeline.bus
-        self.is_running = False
-
-    async def start(self) -> None:
-        self.bus.start()
-        self.is_running = True
-
-    async def stop(self) -> None:
-        await self.bus.stop()
-        self.is_running = False
 
 
 def random_walk(n: int, seed: int) -> np.ndarray:
@@ -108,7 +89,7 @@ def restamp(tick: Tick) -> Tick:
 
 def warm_source(minutes: list[list[Tick]]) -> PipelineSource:
     """A source whose history already holds the warm-up bars."""
-    source = PipelineSource()
+    source = PipelineSource(StreamManagerConfig(supported_timeframes=["1m"]))
     for bar in minutes[:WARMUP_BARS]:
         for tick in bar:
             source.pipeline.process(tick)

@@ -68,7 +68,7 @@ DEFAULT_FEE_BPS = 10.0
 TRADE_COLUMNS = ("symbol", "side", "quantity", "price", "fee", "realised_pnl", "signal_time")
 
 
-class _ReplaySource:
+class PipelineSource:
     """What the engine needs of a stream manager, over a pipeline fed by replay.
 
     ``start`` and ``stop`` only run the bus's async handlers: there is no
@@ -227,7 +227,7 @@ class Backtest:
                               "signals at the next trade) or None for one built from fee_bps, "
                               "slippage_bps, quantity, initial_cash and allow_short")
         self.executor = executor
-        self._source = _ReplaySource(self.config)
+        self._source = PipelineSource(self.config)
         self._tape = _Tape(self._source.bus, timeframe)
         self.engine = StreamingTradingEngine(
             self._source, predictor=predictor, executor=executor,
