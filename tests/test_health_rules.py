@@ -25,14 +25,10 @@ STALE_AFTER_S = 30.0
 UP = ConnectionFacts("binance-0", "binance", "connected", T0, T0, 0, 1, None)
 
 
-def _always_open(_now: int) -> bool:
-    return True
-
-
 def _judge(now: int, last_tick: int | None, expected_since: int | None,
            loop: LoopFacts | None = None) -> dict[str, object]:
-    symbol = SymbolFacts("ETH/USDT", "binance", "crypto", last_tick, 0, expected_since)
-    return assess(now, [UP], [symbol], STALE_AFTER_S, _always_open, loop).to_dict()
+    symbol = SymbolFacts("ETH/USDT", "binance", True, last_tick, 0, expected_since)
+    return assess(now, [UP], [symbol], STALE_AFTER_S, loop).to_dict()
 
 
 def test_a_symbol_without_a_trade_is_not_stale_five_seconds_after_it_became_expected() -> None:

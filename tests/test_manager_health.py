@@ -15,6 +15,7 @@ import pytest
 from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
+from bot.data.venue_group import VenueGroup
 from tests.streaming import fast_config, point_at, wait_for
 
 STALE_AFTER_S = 1.0
@@ -74,7 +75,7 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
 class _PipelineFed(StreamManager):
     """A manager whose trades reach the pipeline without a venue connection (as over NATS)."""
 
-    async def _assign_crypto(self, symbols: list[str]) -> None:
+    async def _connect(self, group: VenueGroup, symbols: list[str]) -> None:
         return None
 
 

@@ -1,9 +1,8 @@
 """Health judgement: per connection and per symbol, an overall status and its reasons.
 
 ``assess`` is pure (it takes the facts and ``now``), so every rule is tested
-with plain calls. Stock symbols are judged stale only while NYSE is open, by
-the maintained ``exchange_calendars`` NYSE calendar (sessions, holidays, early
-closes) rather than hand-written hours.
+with plain calls. A symbol is judged stale only while its venue's market trades
+(``SymbolFacts.trading``; for stocks, NYSE's sessions from the venue's calendar).
 
 Staleness counts from the moment a symbol is *expected* to trade, which
 :class:`Expectations` keeps: not before its stream is up and its warm-up or gap
@@ -14,8 +13,6 @@ a symbol that stays silent keeps being reported.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +25,7 @@ UNHEALTHY = "unhealthy"
 class SymbolFacts:
     symbol: str
     venue: str
-    asset_class: str  # "crypto" or "stock"
+    trading: bool  # its venue's market is open now (stocks: NYSE's session)
     last_tick_ns: int | None  # the last trade its stream delivered
     ticks_last_minute: int
     expected_since_ns: int | None = None  # None: not expected to trade now (see Expectations)
@@ -103,7 +100,7 @@ class Expectations:
 
 
 def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[SymbolFacts],
-           stale_after_s: float, market_open: Callable[[int], bool],
+           stale_after_s: float,
            loop: LoopFacts | None = None) -> HealthReport:
     """Judge the stream: UNHEALTHY if a connection FAILED or none is connected,
     DEGRADED if a connection is down, a symbol is stale or the event loop
@@ -138,8 +135,7 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
     for s in symbols:
         age = None if s.last_tick_ns is None else (now_ns - s.last_tick_ns) / 1e9
         is_stale = False
-        if s.expected_since_ns is not None and (s.asset_class != "stock"
-                                                or market_open(now_ns)):
+        if s.expected_since_ns is not None and s.trading:
             silent_since = max(s.expected_since_ns, s.last_tick_ns or 0)
             is_stale = now_ns - silent_since > stale_ns
         if is_stale:
@@ -169,21 +165,3 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
 def _worst(a: str, b: str) -> str:
     order = (HEALTHY, DEGRADED, UNHEALTHY)
     return a if order.index(a) >= order.index(b) else b
-
-
-@functools.lru_cache(maxsize=1)
-def _nyse() -> Any:
-    import exchange_calendars
-
-    return exchange_calendars.get_calendar("XNYS")
-
-
-def nyse_open(now_ns: int) -> bool:
-    """True while NYSE's regular session is open at ``now_ns`` (holidays and half days known)."""
-    import pandas as pd
-
-    cal = _nyse()
-    minute = pd.Timestamp(now_ns, unit="ns", tz="UTC").floor("min")
-    if minute < cal.first_minute or minute > cal.last_minute:
-        return False
-    return bool(cal.is_open_on_minute(minute))

@@ -2,9 +2,10 @@
 
 It composes, and owns nothing it could delegate:
 
-* venue connections (:mod:`bot.data.transport`), Binance symbols sharded so no
-  connection carries more than ``binance_max_streams_per_connection`` streams,
-  all Alpaca stock symbols on one connection (Alpaca allows one per feed);
+* one :class:`~bot.data.venue_group.VenueGroup` per venue: its connections
+  (:mod:`bot.data.transport`), symbols sharded by the venue's limits (its
+  :class:`~bot.data.venues.spec.VenueSpec`, looked up in
+  :mod:`bot.data.venues.registry`; the manager names no venue);
 * the :class:`~bot.data.pipeline.TickPipeline` (aggregator, buffers, history, bus);
 * :class:`~bot.data.recovery.GapRecovery` in front of it, which fills gaps
   (trade-id jumps, reconnects) from REST before their bars complete, and the
@@ -44,7 +45,6 @@ from bot.data.health import (
     LoopFacts,
     SymbolFacts,
     assess,
-    nyse_open,
 )
 from bot.data.history import BarHistory
 from bot.data.loop_monitor import STALL_THRESHOLD_S, LoopMonitor
@@ -56,10 +56,11 @@ from bot.data.redaction import redact_json
 from bot.data.resubscribe import ResubscribePolicy
 from bot.data.supervision import Supervisor
 from bot.data.timeframes import NS_PER_SECOND, align
-from bot.data.transport import Connection, ConnectionState
-from bot.data.venues.alpaca import STOCK_TICKER, AlpacaCredentials, AlpacaSession
-from bot.data.venues.binance import BINANCE_PAIR, BinanceSession
+from bot.data.transport import Connection, ConnectionState, SessionFactory
+from bot.data.venue_group import VenueGroup
 from bot.data.venues.protocol import TickerUpdate
+from bot.data.venues.registry import route
+from bot.data.venues.spec import AssetClass, VenueSpec
 from bot.data.warmup import BarSource, warm_up, warmup_start
 
 if TYPE_CHECKING:
@@ -89,17 +90,13 @@ class StreamManager:
         self.supervisor = Supervisor()
         self.bus.supervisor = self.supervisor  # async handlers' workers report here too
         self._clock = clock
-        self._crypto: dict[str, Connection | None] = {}
-        self._stocks: set[str] = set()
-        self._connections: list[Connection] = []
-        self._alpaca: Connection | None = None
+        self._groups: dict[str, VenueGroup] = {}  # venue name -> its symbols and connections
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
         self._started_ns: int | None = None
         self._rates = RateTracker()
         self._last_health: HealthReport | None = None
         self._reconnects = 0
-        self._credentials: AlpacaCredentials | None = None
         self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
                                      fetch_timeout=self.config.backfill_timeout_seconds)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
@@ -133,20 +130,42 @@ class StreamManager:
 
     # -- symbols ---------------------------------------------------------------------
     def add_crypto_symbols(self, symbols: Iterable[str]) -> None:
-        """Subscribe Binance symbols (``"BTC/USDT"``); at runtime too, without touching others."""
-        new = [s for s in symbol_list(symbols, "crypto_symbols", BINANCE_PAIR)
-               if s not in self._crypto]
-        self._crypto.update(dict.fromkeys(new))
+        """Subscribe crypto symbols (``"BTC/USDT"``); at runtime too, without touching others."""
+        self._add("crypto", symbols, "crypto_symbols")
+
+    def add_stock_symbols(self, symbols: Iterable[str]) -> None:
+        """Subscribe stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
+        self._add("stock", symbols, "stock_symbols")
+
+    def _add(self, asset_class: AssetClass, symbols: Iterable[str], field: str) -> None:
+        """Route each symbol to the venue whose form it has; the whole list or none of it."""
+        venues: dict[str, VenueSpec] = {}
+
+        def check(symbol: object, field: str) -> str:
+            spec, name = route(asset_class, symbol, self.config, field)
+            venues[name] = spec
+            return name
+
+        new = []
+        for symbol in symbol_list(symbols, field, check):
+            if self._group_of(symbol) is None:
+                new += self._group(venues[symbol]).want([symbol])
         if new and self._running:
             self._spawn(self._sync_symbols())
 
-    def add_stock_symbols(self, symbols: Iterable[str]) -> None:
-        """Subscribe Alpaca stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
-        new = [s for s in symbol_list(symbols, "stock_symbols", STOCK_TICKER)
-               if s not in self._stocks]
-        self._stocks.update(new)
-        if new and self._running:
-            self._spawn(self._sync_symbols())
+    def _group(self, spec: VenueSpec) -> VenueGroup:
+        group = self._groups.get(spec.name)
+        if group is None:
+            group = self._groups[spec.name] = VenueGroup(spec, self.config,
+                                                         self._open_connection)
+        return group
+
+    def _group_of(self, symbol: str) -> VenueGroup | None:
+        """The venue group that wants ``symbol`` (None when it is not subscribed)."""
+        return next((g for g in self._groups.values() if g.wants(symbol)), None)
+
+    def _wanted(self, symbol: str) -> bool:
+        return self._group_of(symbol) is not None
 
     def remove_symbols(self, symbols: Iterable[str]) -> None:
         """Unsubscribe symbols and drop their state; other symbols' streams are untouched.
@@ -157,12 +176,10 @@ class StreamManager:
         removed = False
         for symbol in symbol_list(symbols, "symbols"):
             symbol = symbol.upper()
-            if symbol in self._crypto:
-                del self._crypto[symbol]
-            elif symbol in self._stocks:
-                self._stocks.discard(symbol)
-            else:
+            group = self._group_of(symbol)
+            if group is None:
                 continue
+            group.unwant(symbol)
             self._drop_symbol_state(symbol)
             removed = True
         if removed and self._running:
@@ -187,27 +204,23 @@ class StreamManager:
         async with self._symbols_lock:
             if not self._running:
                 return
-            for conn in list(self._connections):
-                wanted = self._stocks if conn is self._alpaca else self._crypto.keys()
-                gone = [s for s in conn.symbols if s not in wanted]
-                if gone:
-                    with contextlib.suppress(StreamError, OSError):
-                        await conn.remove(gone)
-                if conn is not self._alpaca:
-                    for symbol in conn.symbols:  # removed and added again: stays where it is
-                        if symbol in self._crypto and self._crypto[symbol] is None:
-                            self._crypto[symbol] = conn
-            crypto = [s for s in self._crypto if s not in self._active]
-            stocks = [s for s in self._stocks if s not in self._active]
-            await self._subscribe_new(crypto, stocks=False)
-            await self._subscribe_new(stocks, stocks=True)
-            for symbol in [*crypto, *stocks]:  # removed while it was being set up
-                if symbol not in self._crypto and symbol not in self._stocks:
-                    self._drop_symbol_state(symbol)
+            for group in self._groups.values():
+                await group.drop_unwanted()
+            for group in list(self._groups.values()):
+                new = [s for s in group.symbols if s not in self._active]
+                await self._subscribe_new(group, new)
+                for symbol in new:  # removed while it was being set up
+                    if not self._wanted(symbol):
+                        self._drop_symbol_state(symbol)
 
     @property
     def symbols(self) -> list[str]:
-        return sorted([*self._crypto, *self._stocks])
+        return sorted(s for g in self._groups.values() for s in g.symbols)
+
+    @property
+    def _connections(self) -> list[Connection]:
+        """Every venue connection, venue by venue."""
+        return [c for g in self._groups.values() for c in g.connections]
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -244,10 +257,9 @@ class StreamManager:
             self.config.connect_timeout + self.config.max_reconnect_delay)
         try:
             async with self._symbols_lock:
-                await self._subscribe_new([s for s in self._crypto if s not in self._active],
-                                          stocks=False, wait=timeout)
-                await self._subscribe_new([s for s in self._stocks if s not in self._active],
-                                          stocks=True, wait=timeout)
+                for group in list(self._groups.values()):
+                    await self._subscribe_new(
+                        group, [s for s in group.symbols if s not in self._active], wait=timeout)
         finally:
             self._starting = False
 
@@ -269,10 +281,8 @@ class StreamManager:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self._recovery.stop()
-        await asyncio.gather(*(c.stop() for c in self._connections), return_exceptions=True)
-        self._connections.clear()
-        self._alpaca = None
-        self._crypto = dict.fromkeys(self._crypto)
+        await asyncio.gather(*(c.stop() for g in self._groups.values() for c in g.detach()),
+                             return_exceptions=True)
         self._active.clear()
         self._resubscribing.clear()
         self._expectations.clear()
@@ -302,7 +312,9 @@ class StreamManager:
 
     # -- recovery and warm-up ---------------------------------------------------------
     def _venue_of(self, symbol: str) -> str:
-        return "alpaca" if symbol in self._stocks else self.config.binance_venue
+        group = self._group_of(symbol)
+        assert group is not None, f"{symbol} is not subscribed"
+        return group.name
 
     def _open_history_sources(self) -> None:
         """REST history per subscribed venue, for gap fills and warm-up (when either is on).
@@ -312,30 +324,20 @@ class StreamManager:
         cfg = self.config
         if not (cfg.backfill or cfg.warm_up):
             return
-        from bot.data.history_sources import AlpacaTradeHistory, BinanceTradeHistory
-        from bot.data.rest.alpaca import AlpacaRest
-        from bot.data.rest.binance import BinanceRest
-        from bot.data.rest.limits import RateLimiter
-
         if self._rest_closed:  # after stop(): the same sources and limiters (bans, budget
             self._rest_closed = False  # used) with new clients
             for venue, source in self._sources.items():
-                limiter = source.rest.limiter
-                source.rest = (AlpacaRest(cfg, self._credentials or AlpacaCredentials.from_env(),
-                                          limiter=limiter)
-                               if venue == "alpaca" else BinanceRest(cfg, limiter=limiter))
-        if self._crypto and cfg.binance_venue not in self._sources:
-            self._sources[cfg.binance_venue] = BinanceTradeHistory(
-                BinanceRest(cfg, limiter=RateLimiter.following(self._clock, BinanceRest.budget)),
-                aggregate=cfg.binance_trade_channel == "aggTrade")
-        if self._stocks and "alpaca" not in self._sources:
-            creds = self._credentials or AlpacaCredentials.from_env()
-            self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(
-                cfg, creds, limiter=RateLimiter.following(self._clock, AlpacaRest.budget)))
+                group = self._groups[venue]
+                source.rest = group.spec.rest(cfg, group.credentials(), self._clock,
+                                              limiter=source.rest.limiter)
+        for venue, group in self._groups.items():
+            if group.symbols and venue not in self._sources:
+                rest = group.spec.rest(cfg, group.credentials(), self._clock)
+                self._sources[venue] = group.spec.history(cfg, rest)
         fetchers: dict[str, TradeFetcher] = dict(self._sources) if cfg.backfill else {}
         self._recovery.fetchers = fetchers
 
-    async def _subscribe_new(self, symbols: list[str], *, stocks: bool,
+    async def _subscribe_new(self, group: VenueGroup, symbols: list[str], *,
                              wait: float | None = None) -> None:
         """Track, connect and warm up new symbols; live ticks wait until the warm-up fill ends."""
         if not symbols:
@@ -344,22 +346,20 @@ class StreamManager:
         now = self._clock()
         fill_start = warmup_start(self.pipeline, now)
         stored = await self._stored_last_trades(symbols, now)
-        symbols = [s for s in symbols if s in self._crypto or s in self._stocks]  # still wanted
+        symbols = [s for s in symbols if group.wants(s)]  # still wanted
         self._active.update(symbols)
         starts: dict[str, int] = {}
         for symbol in symbols:
             last = stored.get(symbol)
             starts[symbol] = fill_start if last is None else min(
                 fill_start, warmup_start(self.pipeline, last.timestamp))
-            self._recovery.track(self._venue_of(symbol), symbol, after=last,
+            self.pipeline.configure(group.name, symbol)
+            self._recovery.track(group.name, symbol, after=last,
                                  since_ns=starts[symbol] if self.config.warm_up else None)
             if last is not None and self.recorder is not None:
                 self.recorder.resume_after(last)
         before = set(self._connections)
-        if stocks:
-            await self._assign_stocks(symbols)
-        else:
-            await self._assign_crypto(symbols)
+        await self._connect(group, symbols)
         waits = [c.wait_ready(wait) for c in self._connections if c not in before] \
             if wait is not None else []
         warmups = [self._warm_up(symbol, starts[symbol], symbol in stored) for symbol in symbols] \
@@ -421,58 +421,16 @@ class StreamManager:
         self.bus.emit(EventType.HEALTH, report, gaps[0].venue)
 
     # -- connections -----------------------------------------------------------------
-    async def _assign_crypto(self, symbols: list[str]) -> None:
-        """Put new Binance symbols on connections with room, opening shards as needed.
+    async def _connect(self, group: VenueGroup, symbols: list[str]) -> None:
+        """Put new symbols of a venue on its connections (the point where symbols meet a
+        source: the NATS ``RemoteStreamManager`` reads them from JetStream instead)."""
+        await group.assign(symbols)
 
-        With :meth:`_assign_stocks`, the point where symbols meet a source: the
-        NATS ``RemoteStreamManager`` overrides both to read from JetStream instead.
-        """
-        limit = self.config.binance_max_streams_per_connection
-        streams_per_symbol = 2 if self.config.binance_ticker_channel else 1
-        per_conn = max(1, limit // streams_per_symbol)
-        pending = [s for s in symbols if self._crypto.get(s) is None and s in self._crypto]
-        for conn in self._connections:
-            if conn is self._alpaca or not pending:
-                continue
-            room = per_conn - len(conn.symbols)
-            if room > 0:
-                batch, pending = pending[:room], pending[room:]
-                await conn.add(batch)
-                for s in batch:
-                    self._crypto[s] = conn
-        while pending:
-            batch, pending = pending[:per_conn], pending[per_conn:]
-            conn = self._new_binance_connection(batch)
-            for s in batch:
-                self._crypto[s] = conn
-
-    def _new_binance_connection(self, symbols: list[str]) -> Connection:
-        cfg = self.config
-        name = f"{cfg.binance_venue}-{sum(c is not self._alpaca for c in self._connections)}"
-        conn = self._connection(
-            name, lambda syms: BinanceSession(cfg, syms), symbols,
-            binance=True)
-        return conn
-
-    async def _assign_stocks(self, symbols: list[str]) -> None:
-        if not symbols:
-            return
-        if self._alpaca is None:
-            creds = self._credentials or AlpacaCredentials.from_env()
-            self._credentials = creds
-            cfg = self.config
-            self._alpaca = self._connection(
-                f"alpaca-{cfg.alpaca_feed}",
-                lambda syms: AlpacaSession(cfg, creds, syms), symbols)
-        else:
-            await self._alpaca.add(symbols)
-
-    def _connection(self, name: str, factory: Any, symbols: list[str], *,
-                    binance: bool = False) -> Connection:
+    def _open_connection(self, name: str, factory: SessionFactory, symbols: list[str],
+                         spec: VenueSpec) -> Connection:
         conn = Connection.for_venue(
-            name, factory, symbols, self.config, binance=binance, on_tick=self._on_tick,
+            name, factory, symbols, self.config, spec.facts, on_tick=self._on_tick,
             on_event=self._on_venue_event, on_state=self._on_state, supervisor=self.supervisor)
-        self._connections.append(conn)
         conn.start()
         return conn
 
@@ -533,7 +491,9 @@ class StreamManager:
         minute_ago = now - 60 * NS_PER_SECOND
         held = set(self._recovery.filling_symbols())
         was_stale = set(self._last_health.stale_symbols) if self._last_health else set()
-        stocks_trade = bool(self._stocks) and nyse_open(now)  # stocks trade from the open on
+        # A symbol is expected to trade only while its venue's market is open.
+        trading = {g.name: g.spec.market_open(now) for g in self._groups.values() if g.symbols}
+        venue_of = {s: g.name for g in self._groups.values() for s in g.symbols}
         symbols = []
         for symbol in self.symbols:
             ticks = self.pipeline.ticks.get(symbol)
@@ -544,23 +504,19 @@ class StreamManager:
             heard = self._heard.get(symbol)
             if ticks and (heard is None or ticks[-1].receive_timestamp > heard):
                 heard = ticks[-1].receive_timestamp
-            trading = stocks_trade if symbol in self._stocks else True
+            venue = venue_of[symbol]
             expected = self._expectations.observe(
-                symbol, now, connected=self._feed_up(symbol) and trading, held=symbol in held,
-                stale=symbol in was_stale)
-            symbols.append(SymbolFacts(symbol, "alpaca" if symbol in self._stocks else
-                                       self.config.binance_venue,
-                                       "stock" if symbol in self._stocks else "crypto",
-                                       heard, recent, expected))
-        conns = [ConnectionFacts(c.name, c.name.split("-")[0], c.state.value, c.state_since_ns,
+                symbol, now, connected=self._feed_up(symbol) and trading[venue],
+                held=symbol in held, stale=symbol in was_stale)
+            symbols.append(SymbolFacts(symbol, venue, trading[venue], heard, recent, expected))
+        conns = [ConnectionFacts(c.name, g.name, c.state.value, c.state_since_ns,
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
                                  None if c.error is None else str(c.error))
-                 for c in self._connections]
+                 for g in self._groups.values() for c in g.connections]
         handler, handler_ms = slowest(self.bus.handler_times())
         loop = LoopFacts(self._loop_monitor.max_lag_s(), STALL_THRESHOLD_S, handler, handler_ms) \
             if self._running else None
-        report = assess(now, conns, symbols, self.config.stale_threshold_seconds,
-                        nyse_open, loop)
+        report = assess(now, conns, symbols, self.config.stale_threshold_seconds, loop)
         task_failures = self.supervisor.reasons()
         if task_failures and report.status == "healthy":
             report.status = "degraded"
@@ -574,7 +530,8 @@ class StreamManager:
         A manager fed by no venue connection (the NATS ``RemoteStreamManager``)
         counts as up while it runs; its own health says when its feed is not.
         """
-        conn = self._crypto.get(symbol) if symbol in self._crypto else self._alpaca
+        group = self._group_of(symbol)
+        conn = group.connection_of(symbol) if group is not None else None
         if conn is None:
             return self._running and not self._connections
         return conn.state is ConnectionState.CONNECTED
@@ -592,7 +549,8 @@ class StreamManager:
         now = self._clock()
         by_conn: dict[Connection, list[str]] = {}
         for symbol in report.stale_symbols:
-            conn = self._crypto.get(symbol) if symbol in self._crypto else self._alpaca
+            group = self._group_of(symbol)
+            conn = group.connection_of(symbol) if group is not None else None
             if (conn is not None and conn.state is ConnectionState.CONNECTED
                     and conn not in self._resubscribing):
                 by_conn.setdefault(conn, []).append(symbol)
@@ -606,23 +564,23 @@ class StreamManager:
     async def _resubscribe_batch(self, conn: Connection, symbols: list[str]) -> None:
         """Subscribe ``symbols`` afresh on ``conn``.
 
-        A venue without trade sequence (Alpaca) has the trades between the two
-        requests filled from REST; on a sequenced one (Binance) the next trade's
-        id reveals any gap, which recovery fills by itself.
+        A venue without trade sequence (its facts say so) has the trades between
+        the two requests filled from REST; on a sequenced one the next trade's id
+        reveals any gap, which recovery fills by itself.
         """
-        source = self._sources.get(self._venue_of(symbols[0]))
-        window_fill = source is not None and not source.sequenced
+        group = self._group_of(symbols[0])
+        window_fill = (group is not None and not group.spec.facts.sequenced
+                       and group.name in self._sources)
         if window_fill:
             self._recovery.disconnected(symbols)
         try:
             with contextlib.suppress(StreamError, OSError):
                 await conn.remove(symbols)
-                await conn.add([s for s in symbols if s in self._crypto or s in self._stocks])
+                await conn.add([s for s in symbols if self._wanted(s)])
         finally:
             self._resubscribing.discard(conn)
             if window_fill:
-                self._recovery.reconnected(
-                    [s for s in symbols if s in self._crypto or s in self._stocks])
+                self._recovery.reconnected([s for s in symbols if self._wanted(s)])
 
     # -- data access (the seed's API) --------------------------------------------------
     def get_bar_dataframe(self, symbol: str, timeframe: str = "1m",
@@ -638,8 +596,7 @@ class StreamManager:
         """The bar history of a subscribed series; raises naming what is subscribed."""
         symbol = symbol.upper()
         self.pipeline.check_series(symbol, timeframe, self.symbols)
-        venue = "alpaca" if symbol in self._stocks else self.config.binance_venue
-        return self.pipeline.history(venue, symbol, timeframe)
+        return self.pipeline.history(self._venue_of(symbol), symbol, timeframe)
 
     def get_current_bar(self, symbol: str, timeframe: str = "1m") -> Bar | None:
         """The bar being built now, or None before the symbol's first trade."""
@@ -743,7 +700,7 @@ class StreamManager:
 def create_default_trading_stream(crypto_symbols: Iterable[str] | None = None,
                                   stock_symbols: Iterable[str] | None = None,
                                   config: StreamManagerConfig | None = None) -> StreamManager:
-    """A StreamManager subscribed to the given crypto (Binance) and stock (Alpaca) symbols."""
+    """A StreamManager subscribed to the given crypto and stock symbols (see add_*_symbols)."""
     manager = StreamManager(config)
     if crypto_symbols:
         manager.add_crypto_symbols(crypto_symbols)

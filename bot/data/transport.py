@@ -13,11 +13,11 @@ Reliability rules it enforces:
   answer (bad credentials, connection limit, insufficient subscription), the
   connection is FAILED and the error is kept for whoever awaits it;
 * a connection that stays open but sends nothing for ``silence_timeout`` is recycled;
-* a connection with a maximum lifetime (Binance: 24 h) is replaced before it
+* a connection with a maximum lifetime (the venue's facts; Binance: 24 h) is replaced before it
   expires, and on a ``serverShutdown`` notice: the new socket is opened and
   streaming before the old one is closed; the overlap is deduplicated by trade
   id downstream, so the rollover neither loses nor doubles a trade;
-* control messages are paced (Binance accepts at most 5 per second);
+* control messages are paced at the venue's rate (Binance accepts at most 5 per second);
 * any exception from the venue session's decoder (a malformed or hostile frame:
   invalid JSON, a frame nested deep enough to exhaust the recursion limit,
   values of the wrong type) is a counted parse error: logged rate-limited with a
@@ -54,7 +54,6 @@ from bot.data.errors import ExchangeError, MalformedFrame
 from bot.data.models import Tick
 from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
-from bot.data.venues import binance as binance_limits
 from bot.data.venues.protocol import (
     Ready,
     Received,
@@ -62,6 +61,7 @@ from bot.data.venues.protocol import (
     SubscriptionResult,
     VenueSession,
 )
+from bot.data.venues.spec import VenueFacts
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +149,14 @@ class Connection:
 
     @classmethod
     def for_venue(cls, name: str, session_factory: SessionFactory, symbols: Iterable[str],
-                  config: StreamManagerConfig, *, binance: bool,
+                  config: StreamManagerConfig, facts: VenueFacts, *,
                   on_tick: Callable[[Tick], Any], on_event: Callable[[Connection, object], None],
                   on_state: Callable[[Connection], None],
                   supervisor: Supervisor | None = None) -> Connection:
         """A connection with the config's reconnect, timeout and silence settings.
 
-        Binance connections also roll over before the venue's 24-hour limit and
-        pace control messages to its 5 per second.
+        It rolls over before the venue's connection lifetime and paces control
+        messages to the venue's rate, as its ``facts`` say.
         """
         return cls(
             name, session_factory, symbols, on_tick=on_tick, on_event=on_event,
@@ -165,8 +165,8 @@ class Connection:
             max_attempts=config.reconnect_attempts, connect_timeout=config.connect_timeout,
             silence_timeout=config.silence_timeout_seconds,
             stable_after=config.stable_connection_seconds,
-            max_lifetime=binance_limits.LIFETIME_S if binance else None,
-            control_interval=binance_limits.CONTROL_INTERVAL_S if binance else 0.0,
+            max_lifetime=facts.connection_lifetime_s,
+            control_interval=facts.control_interval_s,
             supervisor=supervisor)
 
     # -- public ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import NoReturn
 from bot.data.cli import dashboard, health, live, record, replay
 from bot.data.cli.delegate import DELEGATED
 from bot.data.errors import ConfigError, MissingCredentialsError, StreamError
-from bot.data.venues.alpaca import AlpacaCredentials
+from bot.data.venues.alpaca.session import AlpacaCredentials
 
 PROG = "bot-stream"
 DESCRIPTION = """\

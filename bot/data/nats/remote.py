@@ -59,6 +59,7 @@ from bot.data.nats.reader import DELIVER_POLICIES, NATS_ERRORS, StreamReader
 from bot.data.nats.subjects import RECORD_HEADER, WATERMARK, check_token, tick_subject
 from bot.data.stream_manager import StreamManager
 from bot.data.throttle import LogThrottle
+from bot.data.venue_group import VenueGroup
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +156,7 @@ class RemoteStreamManager(StreamManager):
                 await nc.close()
 
     # -- symbols: no exchange connection, only the consumer's filter ------------------
-    async def _assign_crypto(self, symbols: list[str]) -> None:
-        await self._sync_subjects()
-
-    async def _assign_stocks(self, symbols: list[str]) -> None:
+    async def _connect(self, group: VenueGroup, symbols: list[str]) -> None:
         await self._sync_subjects()
 
     def remove_symbols(self, symbols: Iterable[str]) -> None:
@@ -173,9 +171,7 @@ class RemoteStreamManager(StreamManager):
         """Open the consumer on the subscribed symbols' subjects, or update its filter."""
         async with self._subjects_lock:
             reader = self._reader
-            # A crypto pair always holds '/', a stock ticker never does (both validated on add).
-            subjects = sorted(tick_subject(self.config.binance_venue if "/" in s else "alpaca", s)
-                              for s in self.symbols)
+            subjects = sorted(tick_subject(self._venue_of(s), s) for s in self.symbols)
             self._accepted = frozenset(self.symbols)
             if reader is None or not subjects:
                 return

@@ -25,11 +25,13 @@ import msgspec
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
 from bot.data.models import Bar, BarFlag, Side, Tick
-from bot.data.rest.limits import BINANCE_BUDGET, HttpClient, RateLimiter, decode
+from bot.data.rest.limits import HttpClient, RateLimiter, RequestBudget, decode
 from bot.data.timeframes import NS_PER_MS, timeframe_ns
-from bot.data.venues.binance import to_raw_symbol
+from bot.data.venues.binance.session import to_raw_symbol
 
 MAX_LIMIT = 1000
+# Half of Binance spot's 6000 weight per minute (and far under its raw-request limit).
+BINANCE_BUDGET = RequestBudget(requests_per_minute=1200, weight_per_minute=3000)
 WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1}
 
 
