@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bot.data.health import HealthReport
 from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
@@ -99,3 +100,26 @@ async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipelin
         await manager.stop()
     assert trading["stale_symbols"] == [] and trading["status"] == "healthy"
     assert silent["stale_symbols"] == ["BTC/USDT"]
+
+
+async def test_a_health_contributor_adds_its_reason_to_get_health_and_the_health_event() -> None:
+    manager = _PipelineFed(fast_config(warm_up=False, backfill=False, health_check_interval=0.05))
+    manager.add_crypto_symbols(["BTC/USDT"])
+
+    def judge_feed(report: HealthReport) -> None:
+        report.sections["feed"] = {"connected": False}
+        report.fail("feed is unreachable")
+
+    manager.add_health_contributor(judge_feed)
+    events: list[dict[str, object]] = []
+    manager.on_health(lambda e: events.append(e.data))
+    await manager.start()
+    try:
+        await wait_for(lambda: bool(events), timeout=5)
+        health = manager.get_health()
+    finally:
+        await manager.stop()
+    for report in (health, events[0]):
+        assert report["status"] == "unhealthy"
+        assert "feed is unreachable" in report["reasons"]
+        assert report["feed"] == {"connected": False}

@@ -1,5 +1,8 @@
 """Health judgement: per connection and per symbol, an overall status and its reasons.
 
+One :class:`HealthReport` per judgement collects every contributor's reasons and
+sections; its status only ever worsens, so no module patches another's verdict.
+
 ``assess`` is pure (it takes the facts and ``now``), so every rule is tested
 with plain calls. A symbol is judged stale only while its venue's market trades
 (``SymbolFacts.trading``; for stocks, NYSE's sessions from the venue's calendar).
@@ -13,7 +16,7 @@ a symbol that stays silent keeps being reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 HEALTHY = "healthy"
@@ -53,23 +56,51 @@ class ConnectionFacts:
     error: str | None
 
 
-@dataclass
+_RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+
+
 class HealthReport:
-    status: str
-    reasons: list[str]
-    connections: list[dict[str, Any]]
-    symbols: list[dict[str, Any]]
-    stale_symbols: list[str] = field(default_factory=list)
-    timestamp_ns: int = 0
-    event_loop: dict[str, Any] | None = None
+    """One judgement of the stream, to which every contributor adds what it found.
+
+    Connections, symbols and the event loop (:func:`assess`), supervised tasks,
+    gaps, the store, the NATS source or publisher: each adds its reasons with
+    :meth:`degrade` or :meth:`fail`, and its own section (``sections``). The
+    status only ever worsens, so no contributor can hide another's problem.
+    """
+
+    def __init__(self, timestamp_ns: int = 0) -> None:
+        self._status = HEALTHY
+        self.reasons: list[str] = []
+        self.timestamp_ns = timestamp_ns
+        self.stale_symbols: list[str] = []
+        self.connections: list[dict[str, Any]] = []
+        self.symbols: list[dict[str, Any]] = []
+        self.sections: dict[str, Any] = {}  # event_loop, backfilling, gaps, store, source...
+
+    @property
+    def status(self) -> str:
+        """``healthy``, ``degraded`` or ``unhealthy``: the worst any contributor found."""
+        return self._status
+
+    def worsen(self, status: str, reason: str | None = None) -> None:
+        """Raise the status to ``status`` unless it is already worse; add ``reason``."""
+        if _RANK[status] > _RANK[self._status]:
+            self._status = status
+        if reason is not None:
+            self.reasons.append(reason)
+
+    def degrade(self, reason: str) -> None:
+        """Something is wrong but data flows: ``degraded`` at least."""
+        self.worsen(DEGRADED, reason)
+
+    def fail(self, reason: str | None) -> None:
+        """Data does not flow: ``unhealthy``."""
+        self.worsen(UNHEALTHY, reason)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"status": self.status, "reasons": self.reasons, "timestamp_ns": self.timestamp_ns,
-               "stale_symbols": self.stale_symbols, "connections": self.connections,
-               "symbols": self.symbols}
-        if self.event_loop is not None:
-            out["event_loop"] = self.event_loop
-        return out
+        return {"status": self._status, "reasons": self.reasons,
+                "timestamp_ns": self.timestamp_ns, "stale_symbols": self.stale_symbols,
+                "connections": self.connections, "symbols": self.symbols, **self.sections}
 
 
 class Expectations:
@@ -110,11 +141,9 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
     nothing came for ``stale_after_s`` since its last trade or since it became
     expected, whichever is later.
     """
-    reasons: list[str] = []
-    status = HEALTHY
-    conns = []
+    report = HealthReport(now_ns)
     for c in connections:
-        conns.append({
+        report.connections.append({
             "name": c.name, "venue": c.venue, "state": c.state,
             "state_age_s": round((now_ns - c.state_since_ns) / 1e9, 3),
             "last_message_age_s": (round((now_ns - c.last_message_ns) / 1e9, 3)
@@ -122,15 +151,11 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
             "reconnects": c.reconnects, "symbols": c.symbols, "error": c.error,
         })
         if c.state == "failed":
-            status = UNHEALTHY
-            reasons.append(f"connection {c.name} failed: {c.error}")
+            report.fail(f"connection {c.name} failed: {c.error}")
         elif c.state != "connected":
-            status = _worst(status, DEGRADED)
-            reasons.append(f"connection {c.name} is {c.state}")
+            report.degrade(f"connection {c.name} is {c.state}")
     if connections and all(c.state in ("failed", "stopped") for c in connections):
-        status = UNHEALTHY
-    stale: list[str] = []
-    syms = []
+        report.fail(None)  # each connection said why
     stale_ns = stale_after_s * 1e9
     for s in symbols:
         age = None if s.last_tick_ns is None else (now_ns - s.last_tick_ns) / 1e9
@@ -139,29 +164,22 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
             silent_since = max(s.expected_since_ns, s.last_tick_ns or 0)
             is_stale = now_ns - silent_since > stale_ns
         if is_stale:
-            stale.append(s.symbol)
-        syms.append({"symbol": s.symbol, "venue": s.venue,
+            report.stale_symbols.append(s.symbol)
+        report.symbols.append({"symbol": s.symbol, "venue": s.venue,
                      "last_tick_age_s": None if age is None else round(age, 3),
                      "ticks_last_minute": s.ticks_last_minute, "stale": is_stale})
-    if stale:
-        status = _worst(status, DEGRADED)
-        reasons.append(f"no trade for {stale_after_s:g}s: {', '.join(stale)}")
-    event_loop = None
+    if report.stale_symbols:
+        report.degrade(f"no trade for {stale_after_s:g}s: {', '.join(report.stale_symbols)}")
     if loop is not None:
         stalled = loop.max_lag_s > loop.stall_after_s
-        event_loop = {"max_lag_s": round(loop.max_lag_s, 3), "stalled": stalled,
-                      "slowest_handler": loop.slowest_handler,
-                      "slowest_handler_ms": loop.slowest_handler_ms}
+        report.sections["event_loop"] = {
+            "max_lag_s": round(loop.max_lag_s, 3), "stalled": stalled,
+            "slowest_handler": loop.slowest_handler,
+            "slowest_handler_ms": loop.slowest_handler_ms}
         if stalled:
-            status = _worst(status, DEGRADED)
             cause = (f"; slowest handler: {loop.slowest_handler} "
                      f"(longest call {loop.slowest_handler_ms:g} ms)"
                      if loop.slowest_handler is not None else "")
-            reasons.append(f"event loop stalled for {loop.max_lag_s:.1f}s "
+            report.degrade(f"event loop stalled for {loop.max_lag_s:.1f}s "
                            f"(over {loop.stall_after_s:g}s){cause}")
-    return HealthReport(status, reasons, conns, syms, stale, now_ns, event_loop)
-
-
-def _worst(a: str, b: str) -> str:
-    order = (HEALTHY, DEGRADED, UNHEALTHY)
-    return a if order.index(a) >= order.index(b) else b
+    return report

@@ -96,6 +96,7 @@ class StreamManager:
         self._started_ns: int | None = None
         self._rates = RateTracker()
         self._last_health: HealthReport | None = None
+        self._health_contributors: list[Callable[[HealthReport], None]] = []
         self._reconnects = 0
         self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
                                      fetch_timeout=self.config.backfill_timeout_seconds)
@@ -409,16 +410,13 @@ class StreamManager:
     def _announce_gaps(self) -> None:
         gaps, self._gaps_unannounced = self._gaps_unannounced, []
         self._gap_health_at = time.monotonic()
-        report = self.get_health()
-        if report["status"] == "healthy":
-            report["status"] = "degraded"
+        report = self._judge()
         for gap in gaps[:10]:
-            report["reasons"].append(
-                f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
-                f"({gap.cause}); those bars carry the GAP flag")
+            report.degrade(f"trades of {gap.symbol} missing from {gap.start_ns} to "
+                           f"{gap.end_ns} ns ({gap.cause}); those bars carry the GAP flag")
         if len(gaps) > 10:
-            report["reasons"].append(f"and {len(gaps) - 10} more gaps (see gaps)")
-        self.bus.emit(EventType.HEALTH, report, gaps[0].venue)
+            report.degrade(f"and {len(gaps) - 10} more gaps (see gaps)")
+        self.bus.emit(EventType.HEALTH, redact_json(report.to_dict()), gaps[0].venue)
 
     # -- connections -----------------------------------------------------------------
     async def _connect(self, group: VenueGroup, symbols: list[str]) -> None:
@@ -482,7 +480,7 @@ class StreamManager:
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.health_check_interval)
-            report = self._assess()
+            report = self._judge()
             self._resubscribe_stale(report)
             self.bus.emit(EventType.HEALTH, redact_json(report.to_dict()), "health")
 
@@ -517,12 +515,30 @@ class StreamManager:
         loop = LoopFacts(self._loop_monitor.max_lag_s(), STALL_THRESHOLD_S, handler, handler_ms) \
             if self._running else None
         report = assess(now, conns, symbols, self.config.stale_threshold_seconds, loop)
-        task_failures = self.supervisor.reasons()
-        if task_failures and report.status == "healthy":
-            report.status = "degraded"
-        report.reasons.extend(task_failures)
+        for failure in self.supervisor.reasons():
+            report.degrade(failure)
         self._last_health = report
         return report
+
+    def _judge(self) -> HealthReport:
+        """The whole report: connections, symbols, loop and tasks, then gaps, the store and
+        every contributor added with :meth:`add_health_contributor`."""
+        report = self._assess()
+        report.sections["backfilling"] = self._recovery.filling_symbols()
+        report.sections["gaps"] = list(self._gaps)
+        if self.recorder is not None:
+            store = report.sections["store"] = self.recorder.health()
+            if not store["ok"]:
+                for problem in store["problems"]:
+                    report.degrade(f"store: {problem}")
+        for contribute in self._health_contributors:
+            contribute(report)
+        return report
+
+    def add_health_contributor(self, contribute: Callable[[HealthReport], None]) -> None:
+        """Have ``contribute`` judge its part of every health report (a NATS source or
+        publisher): it adds its section and its reasons, and can only worsen the status."""
+        self._health_contributors.append(contribute)
 
     def _feed_up(self, symbol: str) -> bool:
         """True while the connection carrying ``symbol`` streams.
@@ -612,16 +628,7 @@ class StreamManager:
 
     def get_health(self) -> dict[str, Any]:
         """Current health (JSON-serialisable); see the README's Health section."""
-        report = self._assess().to_dict()
-        report["backfilling"] = self._recovery.filling_symbols()
-        report["gaps"] = list(self._gaps)
-        if self.recorder is not None:
-            store = report["store"] = self.recorder.health()
-            if not store["ok"]:
-                if report["status"] == "healthy":
-                    report["status"] = "degraded"
-                report["reasons"].extend(f"store: {problem}" for problem in store["problems"])
-        return redact_json(report)
+        return redact_json(self._judge().to_dict())
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""

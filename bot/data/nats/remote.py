@@ -52,7 +52,7 @@ from nats.aio.msg import Msg
 
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
-from bot.data.health import DEGRADED, HEALTHY, UNHEALTHY
+from bot.data.health import HealthReport
 from bot.data.nats.client import connect, connected_url
 from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
 from bot.data.nats.reader import DELIVER_POLICIES, NATS_ERRORS, StreamReader
@@ -110,6 +110,7 @@ class RemoteStreamManager(StreamManager):
         self._held: set[str] = set()
         self._subjects_lock = asyncio.Lock()
         self._throttle = LogThrottle(logger)
+        self.add_health_contributor(self._judge_source)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, wait_connected: float | None = None) -> None:
@@ -250,18 +251,13 @@ class RemoteStreamManager(StreamManager):
             **(asdict(reader.counters) if reader is not None else {}),
         }
 
-    def get_health(self) -> dict[str, Any]:
-        """The StreamManager's health plus the NATS source; unhealthy while NATS is away."""
-        health = super().get_health()
-        source = self._source_state()
-        health["source"] = source
+    def _judge_source(self, report: HealthReport) -> None:
+        """The NATS source's part of health: unhealthy while NATS is away."""
+        source = report.sections["source"] = self._source_state()
         if self.is_running and not source["connected"]:
-            health["status"] = UNHEALTHY
-            health["reasons"].append("NATS is unreachable")
-        elif self.is_running and not source["caught_up"] and health["status"] == HEALTHY:
-            health["status"] = DEGRADED
-            health["reasons"].append(f"catching up: {source['pending']} ticks pending")
-        return health
+            report.fail("NATS is unreachable")
+        elif self.is_running and not source["caught_up"]:
+            report.degrade(f"catching up: {source['pending']} ticks pending")
 
     def get_metrics(self) -> dict[str, Any]:
         """The StreamManager's metrics plus the source's; its counters as ``nats_<name>`` too."""

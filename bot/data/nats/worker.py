@@ -42,7 +42,7 @@ from bot.data.config import (
     StreamManagerConfig,
 )
 from bot.data.errors import ConfigError, StreamError
-from bot.data.health import DEGRADED, HEALTHY, UNHEALTHY
+from bot.data.health import HealthReport
 from bot.data.nats.client import connect, connected_url
 from bot.data.nats.publisher import Publisher
 from bot.data.nats.sharding import Shard
@@ -127,6 +127,7 @@ class IngestWorker:
         self._detach: Any = None
         self._health_task: asyncio.Task[None] | None = None
         self._started_ns: int | None = None
+        self.manager.add_health_contributor(self._judge_publisher)
 
     async def start(self) -> None:
         """Connect NATS, check the streams, start publishing, then start streaming."""
@@ -210,19 +211,19 @@ class IngestWorker:
 
     def get_health(self) -> dict[str, Any]:
         """The manager's health plus the publisher's; unhealthy while NATS is unreachable."""
-        health = self.manager.get_health()
-        health["worker"] = self.identity()
-        pub = self.publisher.health() if self.publisher is not None else None
-        health["publisher"] = pub
+        return self.manager.get_health()
+
+    def _judge_publisher(self, report: HealthReport) -> None:
+        """The worker's part of health: who it is, and its publisher (unhealthy while NATS
+        is unreachable)."""
+        report.sections["worker"] = self.identity()
+        pub = report.sections["publisher"] = (
+            self.publisher.health() if self.publisher is not None else None)
         if pub is not None and not pub["connected"]:
-            health["status"] = UNHEALTHY
-            health["reasons"].append("NATS is unreachable: ticks wait in the publisher queue")
-        elif pub is not None and not pub["ok"] and health["status"] == HEALTHY:
-            health["status"] = DEGRADED
-            health["reasons"].append(
-                f"publisher: {pub['last_error'] or 'records dropped'} "
-                f"(dropped {pub['dropped_overflow']}, queued {pub['queue_depth']})")
-        return redact_json(health)
+            report.fail("NATS is unreachable: ticks wait in the publisher queue")
+        elif pub is not None and not pub["ok"]:
+            report.degrade(f"publisher: {pub['last_error'] or 'records dropped'} "
+                           f"(dropped {pub['dropped_overflow']}, queued {pub['queue_depth']})")
 
     def get_metrics(self) -> dict[str, Any]:
         """The manager's metrics; publisher counters added as ``publish_<name>``."""
