@@ -89,7 +89,7 @@ def _limit(request: web.Request) -> int:
     return limit
 
 
-class BinanceRest:
+class SimBinanceRest:
     """The ``/api/v3`` market-data routes over the simulator's trade logs."""
 
     def __init__(self, feed: MarketFeed, clock: MarketClock,

@@ -33,7 +33,7 @@ from bot.data.sim.binance_frames import (
     trade_event,
 )
 from bot.data.sim.clock import MarketClock
-from bot.data.sim.connection import Connection, Counters, service_unavailable
+from bot.data.sim.connection import Counters, SimConnection, service_unavailable
 from bot.data.sim.faults import Fate, Faults
 from bot.data.sim.feed import MarketFeed
 from bot.data.sim.trades import AggTrade, SimTrade
@@ -74,10 +74,10 @@ def _encode_frames(messages: list[Any]) -> str:
     return msgspec.json.encode(messages[0]).decode()
 
 
-class BinanceSession:
+class SimBinanceSession:
     """One client connection: its streams, options, keepalive and incoming-rate limit."""
 
-    def __init__(self, hub: BinanceStreams, conn: Connection, streams: list[str],
+    def __init__(self, hub: BinanceStreams, conn: SimConnection, streams: list[str],
                  combined: bool, unit: int) -> None:
         self.hub = hub
         self.conn = conn
@@ -242,7 +242,7 @@ class BinanceStreams:
         self.settings = settings
         self._ticks = ticks
         self._book_ids: dict[str, int] = collections.defaultdict(lambda: 1_000_000)
-        self.sessions: set[BinanceSession] = set()
+        self.sessions: set[SimBinanceSession] = set()
 
     def tick_e8(self, symbol: str) -> int:
         return self._ticks.get(symbol, 1_000_000)
@@ -285,9 +285,9 @@ class BinanceStreams:
         await ws.prepare(request)
         self.counters.connections_accepted += 1
         self.counters.connections_open += 1
-        conn = Connection(request, ws, self.faults, self.counters, _encode_frames)
+        conn = SimConnection(request, ws, self.faults, self.counters, _encode_frames)
         unit = MICROSECONDS if unit_name == "MICROSECOND" else MILLISECONDS
-        session = BinanceSession(self, conn, names, combined, unit)
+        session = SimBinanceSession(self, conn, names, combined, unit)
         self.sessions.add(session)
         self.feed.subscribe(VENUE, session.on_trades)
         keepalive = asyncio.create_task(self._keepalive(session), name="sim-binance-keepalive")
@@ -303,7 +303,7 @@ class BinanceStreams:
             self.counters.connections_open -= 1
         return ws
 
-    async def _read(self, session: BinanceSession, ws: web.WebSocketResponse) -> None:
+    async def _read(self, session: SimBinanceSession, ws: web.WebSocketResponse) -> None:
         async for msg in ws:
             if session.conn.closed.is_set():
                 break
@@ -321,7 +321,7 @@ class BinanceStreams:
             elif msg.type == WSMsgType.TEXT:
                 session.conn.send(session.answer(msg.data))
 
-    async def _keepalive(self, session: BinanceSession) -> None:
+    async def _keepalive(self, session: SimBinanceSession) -> None:
         """Pings, the pong deadline, the connection lifetime and the ticker cadence."""
         settings = self.settings
         last_ping = time.monotonic()

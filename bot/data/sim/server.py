@@ -24,9 +24,9 @@ from types import TracebackType
 
 from aiohttp import web
 
-from bot.data.sim.alpaca_rest import AlpacaRest
+from bot.data.sim.alpaca_rest import SimAlpacaRest
 from bot.data.sim.alpaca_ws import AlpacaStreams, AlpacaStreamSettings
-from bot.data.sim.binance_rest import BinanceRest
+from bot.data.sim.binance_rest import SimBinanceRest
 from bot.data.sim.binance_ws import BinanceStreams, BinanceStreamSettings
 from bot.data.sim.clock import Clock, MarketClock
 from bot.data.sim.connection import Counters, RawFrame
@@ -131,9 +131,9 @@ class ExchangeSimulator:
             {s: i.tick_e8 for s, i in self.instruments.items()})
         self.alpaca_streams = AlpacaStreams(self.feed, self.faults, self.counters,
                                             self.alpaca_settings)
-        self.binance_rest = BinanceRest(self.feed, self.clock, self.instruments,
+        self.binance_rest = SimBinanceRest(self.feed, self.clock, self.instruments,
                                         rest_weight_limit)
-        self.alpaca_rest = AlpacaRest(self.feed, self.clock, self.alpaca_keys)
+        self.alpaca_rest = SimAlpacaRest(self.feed, self.clock, self.alpaca_keys)
         self._runner: web.AppRunner | None = None
         # The latest REST requests as "path?query", oldest first.
         self.rest_log: collections.deque[str] = collections.deque(maxlen=REST_LOG_SIZE)
