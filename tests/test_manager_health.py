@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from bot.data.config import StreamManagerConfig
 from bot.data.health import HealthReport
 from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
+from bot.data.tick_source import VenueConnections
 from bot.data.venue_group import VenueGroup
 from tests.streaming import fast_config, point_at, wait_for
 
@@ -73,15 +75,20 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
     assert not _symbol(healthy_again, "ETH/USDT")["stale"]
 
 
-class _PipelineFed(StreamManager):
-    """A manager whose trades reach the pipeline without a venue connection (as over NATS)."""
+class _Silent(VenueConnections):
+    """A tick source that opens no venue connection: trades reach the pipeline otherwise."""
 
-    async def _connect(self, group: VenueGroup, symbols: list[str]) -> None:
+    async def subscribe(self, group: VenueGroup, symbols: list[str]) -> None:
         return None
 
 
+def _pipeline_fed(config: StreamManagerConfig) -> StreamManager:
+    """A manager whose trades reach the pipeline without a venue connection (as over NATS)."""
+    return StreamManager(config, source=_Silent())
+
+
 async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipeline() -> None:
-    manager = _PipelineFed(fast_config(warm_up=False, backfill=False,
+    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False,
                                        stale_threshold_seconds=STALE_AFTER_S))
     manager.add_crypto_symbols(["BTC/USDT"])
     await manager.start()
@@ -103,7 +110,7 @@ async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipelin
 
 
 async def test_a_health_contributor_adds_its_reason_to_get_health_and_the_health_event() -> None:
-    manager = _PipelineFed(fast_config(warm_up=False, backfill=False, health_check_interval=0.05))
+    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False, health_check_interval=0.05))
     manager.add_crypto_symbols(["BTC/USDT"])
 
     def judge_feed(report: HealthReport) -> None:

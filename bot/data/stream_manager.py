@@ -55,6 +55,7 @@ from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
 from bot.data.redaction import redact_json
 from bot.data.resubscribe import ResubscribePolicy
 from bot.data.supervision import Supervisor
+from bot.data.tick_source import TickSource, VenueConnections
 from bot.data.timeframes import NS_PER_SECOND, align
 from bot.data.transport import Connection, ConnectionState, SessionFactory
 from bot.data.venue_group import VenueGroup
@@ -79,11 +80,14 @@ class StreamManager:
     """Streams trades, builds bars, keeps history, and emits events.
 
     ``clock`` (ns since the epoch) can be injected to drive bar completion and
-    health in tests or replays; it defaults to the system clock.
+    health in tests or replays; it defaults to the system clock. ``source`` is
+    where trades come from (:mod:`bot.data.tick_source`): by default the venues'
+    own connections.
     """
 
     def __init__(self, config: StreamManagerConfig | None = None, *,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns,
+                 source: TickSource | None = None) -> None:
         self.config = config if config is not None else StreamManagerConfig()
         self.pipeline = TickPipeline(self.config)
         self.bus = self.pipeline.bus
@@ -91,12 +95,14 @@ class StreamManager:
         self.bus.supervisor = self.supervisor  # async handlers' workers report here too
         self._clock = clock
         self._groups: dict[str, VenueGroup] = {}  # venue name -> its symbols and connections
+        self.source: TickSource = source if source is not None else VenueConnections()
+        self.source.attach(self.pipeline, self._groups, self.supervisor)
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
         self._started_ns: int | None = None
         self._rates = RateTracker()
         self._last_health: HealthReport | None = None
-        self._health_contributors: list[Callable[[HealthReport], None]] = []
+        self._health_contributors: list[Callable[[HealthReport], None]] = [self.source.judge]
         self._reconnects = 0
         self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
                                      fetch_timeout=self.config.backfill_timeout_seconds)
@@ -187,6 +193,7 @@ class StreamManager:
             self._spawn(self._sync_symbols())
 
     def _drop_symbol_state(self, symbol: str) -> None:
+        self.source.forget(symbol)
         self._active.discard(symbol)
         self._recovery.forget(symbol)
         self.pipeline.forget(symbol)
@@ -205,8 +212,7 @@ class StreamManager:
         async with self._symbols_lock:
             if not self._running:
                 return
-            for group in self._groups.values():
-                await group.drop_unwanted()
+            await self.source.sync()
             for group in list(self._groups.values()):
                 new = [s for s in group.symbols if s not in self._active]
                 await self._subscribe_new(group, new)
@@ -240,7 +246,9 @@ class StreamManager:
         self._running = True
         try:
             async with self._lifecycle_lock:  # a stop() still closing finishes first
+                await self.source.open(wait_connected)
                 await self._start(wait_connected)
+                self.source.started()
         except BaseException:
             await self.stop()
             raise
@@ -277,6 +285,7 @@ class StreamManager:
             await self._stop()
 
     async def _stop(self) -> None:
+        await self.source.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -360,7 +369,7 @@ class StreamManager:
             if last is not None and self.recorder is not None:
                 self.recorder.resume_after(last)
         before = set(self._connections)
-        await self._connect(group, symbols)
+        await self.source.subscribe(group, symbols)
         waits = [c.wait_ready(wait) for c in self._connections if c not in before] \
             if wait is not None else []
         warmups = [self._warm_up(symbol, starts[symbol], symbol in stored) for symbol in symbols] \
@@ -419,11 +428,6 @@ class StreamManager:
         self.bus.emit(EventType.HEALTH, redact_json(report.to_dict()), gaps[0].venue)
 
     # -- connections -----------------------------------------------------------------
-    async def _connect(self, group: VenueGroup, symbols: list[str]) -> None:
-        """Put new symbols of a venue on its connections (the point where symbols meet a
-        source: the NATS ``RemoteStreamManager`` reads them from JetStream instead)."""
-        await group.assign(symbols)
-
     def _open_connection(self, name: str, factory: SessionFactory, symbols: list[str],
                          spec: VenueSpec) -> Connection:
         conn = Connection.for_venue(
@@ -543,8 +547,8 @@ class StreamManager:
     def _feed_up(self, symbol: str) -> bool:
         """True while the connection carrying ``symbol`` streams.
 
-        A manager fed by no venue connection (the NATS ``RemoteStreamManager``)
-        counts as up while it runs; its own health says when its feed is not.
+        A manager fed by no venue connection (another tick source, such as NATS)
+        counts as up while it runs; its source's health says when its feed is not.
         """
         group = self._group_of(symbol)
         conn = group.connection_of(symbol) if group is not None else None
@@ -634,7 +638,7 @@ class StreamManager:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""
         now = self._clock()
         counters = self._counters()
-        return redact_json({
+        metrics = {
             "uptime_s": round((now - self._started_ns) / 1e9, 3) if self._started_ns else 0.0,
             "counters": counters,
             "rates_10s": self._rates.rates(10),
@@ -654,7 +658,9 @@ class StreamManager:
             "rejected_by_reason": dict(self.pipeline.gate.refused),
             "rest": {venue: source.rest.limiter.usage() for venue, source in self._sources.items()},
             "tasks": self.supervisor.tasks(),
-        })
+        }
+        self.source.add_metrics(metrics)
+        return redact_json(metrics)
 
     def _counters(self) -> dict[str, int]:
         agg = self.pipeline.aggregator.counters
