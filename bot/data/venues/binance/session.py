@@ -66,6 +66,10 @@ WS_ERROR_CODES = {
 }
 _BUY = Side.BUY
 _SELL = Side.SELL
+# The trade type of a trade in the order book. Any other (USDⓈ-M's "INSURANCE_FUND",
+# "ADL", "NA") is kept as the tick's condition: the venue's klines do not count it.
+MARKET = "MARKET"
+_NO_CONDITIONS: tuple[str, ...] = ()
 
 LIFETIME_S = 23.5 * 3600  # Binance closes connections at 24 h; roll over before.
 # Binance closes a connection that sends more than 5 messages a second, pings and pongs
@@ -74,6 +78,8 @@ CONTROL_INTERVAL_S = 0.5
 
 
 class _Trade(msgspec.Struct, gc=False):
+    """A ``@trade`` payload; ``X`` is the trade type where the venue sends one (USDⓈ-M)."""
+
     e: str
     s: str
     t: int
@@ -81,6 +87,7 @@ class _Trade(msgspec.Struct, gc=False):
     q: float
     T: int
     m: bool
+    X: str = MARKET
 
 
 class _TradeFrame(msgspec.Struct, gc=False):
@@ -98,6 +105,7 @@ class _AggTrade(msgspec.Struct, gc=False):
     q: float
     T: int
     m: bool
+    X: str = MARKET  # never sent: aggregate trades are market trades
 
 
 class _AggTradeFrame(msgspec.Struct, gc=False):
@@ -195,6 +203,11 @@ class BinanceCodec:
         """Unified name of a raw symbol; unregistered ones are returned unchanged."""
         return self._unified.get(raw, raw)
 
+    def _tick(self, d: _Trade | _AggTrade, receive_ns: int) -> Tick:
+        return Tick(self.venue, self.unified(d.s), d.p, d.q, _SELL if d.m else _BUY,
+                    d.t, d.T * self.time_unit_ns, receive_ns,
+                    _NO_CONDITIONS if d.X == MARKET else (d.X,))
+
     def decode_trade(self, frame: bytes | str, receive_ns: int) -> Tick | None:
         """Decode a frame of the trade channel; None when the frame is something else.
 
@@ -207,8 +220,7 @@ class BinanceCodec:
         d = msg.data
         if d.e != self._event:
             return None
-        return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
-                    _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns)
+        return self._tick(d, receive_ns)
 
 
 class BinanceSession(BinanceCodec):
@@ -237,7 +249,7 @@ class BinanceSession(BinanceCodec):
         self.base_url = base_url.rstrip("/")
         self.microseconds = microseconds
         self.max_streams = min(config.binance_max_streams_per_connection, self.MAX_STREAMS)
-        ticker = config.binance_ticker_channel
+        ticker = self.ticker_channel_of(config)
         self._channels = (trade_channel,) if ticker is None else (trade_channel, ticker)
         self._symbols: dict[str, str] = {}  # unified -> raw, in subscription order
         self._in_url: frozenset[str] = frozenset()
@@ -266,6 +278,11 @@ class BinanceSession(BinanceCodec):
     def trade_channel_of(cls, config: StreamManagerConfig) -> str:
         """The trade channel this venue streams for ``config``."""
         return config.binance_trade_channel
+
+    @classmethod
+    def ticker_channel_of(cls, config: StreamManagerConfig) -> str | None:
+        """The ticker channel this venue streams for ``config`` (None: none)."""
+        return config.binance_ticker_channel
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(venue={self.venue!r}, channels={self._channels}, "
@@ -334,7 +351,8 @@ class BinanceSession(BinanceCodec):
         if d.e != self._event:
             return self._receive_other(frame, receive_ns)
         return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
-                    _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns)
+                    _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns,
+                    _NO_CONDITIONS if d.X == MARKET else (d.X,))
 
     # -- requests ----------------------------------------------------------------------
     def _streams(self, symbols: Iterable[str]) -> list[str]:
@@ -415,10 +433,6 @@ class BinanceSession(BinanceCodec):
 
     def _agg_trade_payload(self, data: msgspec.Raw, receive_ns: int) -> Tick:
         return self._tick(_decode_agg_trade_payload(data), receive_ns)
-
-    def _tick(self, d: _Trade | _AggTrade, receive_ns: int) -> Tick:
-        return Tick(self.venue, self.unified(d.s), d.p, d.q, _SELL if d.m else _BUY,
-                    d.t, d.T * self.time_unit_ns, receive_ns)
 
     def _book_ticker_payload(self, data: msgspec.Raw, receive_ns: int) -> TickerUpdate:
         d = _decode_book_ticker(data)
