@@ -14,12 +14,14 @@ from bot.data.errors import ConfigError
 from bot.data.gate import VenueRule
 from bot.data.venues.alpaca.spec import ALPACA
 from bot.data.venues.binance.spec import BINANCE, BINANCE_US
+from bot.data.venues.binance_usdm.spec import BINANCE_USDM
 from bot.data.venues.spec import DEFAULT_FACTS, AssetClass, VenueFacts, VenueSpec
 
 VENUES: Mapping[str, VenueSpec] = {spec.name: spec for spec in (
     BINANCE,
     BINANCE_US,
     ALPACA,
+    BINANCE_USDM,
 )}
 
 
