@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+from bot.data.sim.binance_dialect import SPOT, BinanceDialect
 from bot.data.sim.binance_frames import (
     MICROSECONDS,
     MILLISECONDS,
@@ -30,7 +31,6 @@ from bot.data.sim.binance_frames import (
     book_ticker_event,
     server_shutdown_event,
     ticker_event,
-    trade_event,
 )
 from bot.data.sim.clock import MarketClock
 from bot.data.sim.connection import Counters, SimConnection, service_unavailable
@@ -38,7 +38,6 @@ from bot.data.sim.faults import Fate, Faults
 from bot.data.sim.feed import MarketFeed
 from bot.data.sim.trades import AggTrade, SimTrade
 
-VENUE = "binance"
 CHANNELS = ("trade", "aggTrade", "bookTicker", "ticker")
 _STREAM = re.compile(r"^([a-z0-9]+)@(trade|aggTrade|bookTicker|ticker)$")
 _ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
@@ -95,7 +94,7 @@ class SimBinanceSession:
         self.conn.send({"stream": stream, "data": payload} if self.combined else payload)
 
     def on_trades(self, symbol: str, batch: list[SimTrade], aggs: list[AggTrade]) -> None:
-        if self.hub.faults.is_quiet(VENUE, symbol):
+        if self.hub.faults.is_quiet(self.hub.dialect.venue, symbol):
             return
         lower = symbol.lower()
         if (stream := f"{lower}@trade") in self.streams:
@@ -111,8 +110,8 @@ class SimBinanceSession:
 
     def _emit_trade(self, stream: str, symbol: str, trade: SimTrade) -> None:
         """One ``@trade`` frame, as the trade's fate says: lost, doubled, late, or plain."""
-        fate = self.hub.faults.fate(VENUE, symbol, trade.trade_id)
-        payload = trade_event(trade, self.unit)
+        fate = self.hub.faults.fate(self.hub.dialect.venue, symbol, trade.trade_id)
+        payload = self.hub.dialect.trade_event(trade, self.unit)
         if fate is Fate.LOSE:
             return
         if fate is Fate.DELAY:
@@ -140,9 +139,9 @@ class SimBinanceSession:
         now = self.hub.clock.now()
         for stream in self.streams:
             symbol, _, channel = stream.partition("@")
-            log = self.hub.feed.log(VENUE, symbol.upper())
+            log = self.hub.feed.log(self.hub.dialect.venue, symbol.upper())
             if (channel != "ticker" or log is None
-                    or self.hub.faults.is_quiet(VENUE, symbol.upper())):
+                    or self.hub.faults.is_quiet(self.hub.dialect.venue, symbol.upper())):
                 continue
             payload = ticker_event(log, symbol.upper(), now, self.hub.tick_e8(symbol.upper()),
                                    self.unit)
@@ -230,11 +229,12 @@ class SimBinanceSession:
 
 
 class BinanceStreams:
-    """The ``/stream`` and ``/ws`` routes and the sessions open on them."""
+    """The ``/stream`` and ``/ws`` routes (under the dialect's prefix) and their sessions."""
 
     def __init__(self, feed: MarketFeed, clock: MarketClock, faults: Faults,
                  counters: Counters, settings: BinanceStreamSettings,
-                 ticks: dict[str, int]) -> None:
+                 ticks: dict[str, int], dialect: BinanceDialect = SPOT) -> None:
+        self.dialect = dialect
         self.feed = feed
         self.clock = clock
         self.faults = faults
@@ -252,8 +252,10 @@ class BinanceStreams:
         return self._book_ids[symbol]
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/stream", self.handle_combined), web.get("/ws", self.handle_raw),
-                web.get("/ws/{streams:.*}", self.handle_raw)]
+        prefix = self.dialect.stream_prefix
+        return [web.get(f"{prefix}/stream", self.handle_combined),
+                web.get(f"{prefix}/ws", self.handle_raw),
+                web.get(prefix + "/ws/{streams:.*}", self.handle_raw)]
 
     async def handle_combined(self, request: web.Request) -> web.StreamResponse:
         names = [s for s in request.query.get("streams", "").split("/") if s]
@@ -289,12 +291,12 @@ class BinanceStreams:
         unit = MICROSECONDS if unit_name == "MICROSECOND" else MILLISECONDS
         session = SimBinanceSession(self, conn, names, combined, unit)
         self.sessions.add(session)
-        self.feed.subscribe(VENUE, session.on_trades)
+        self.feed.subscribe(self.dialect.venue, session.on_trades)
         keepalive = asyncio.create_task(self._keepalive(session), name="sim-binance-keepalive")
         try:
             await self._read(session, ws)
         finally:
-            self.feed.unsubscribe(VENUE, session.on_trades)
+            self.feed.unsubscribe(self.dialect.venue, session.on_trades)
             self.sessions.discard(session)
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
