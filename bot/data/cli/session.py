@@ -147,9 +147,9 @@ async def running_stream(args: argparse.Namespace,
             sim = await stack.enter_async_context(ExchangeSimulator(
                 crypto, stocks, seed=args.sim_seed, speed=args.sim_speed,
                 history_seconds=args.sim_history))
-            # Alpaca credentials are read from the environment: the simulator's, while it runs.
-            stack.enter_context(_environment({k: v for k, v in sim.env().items()
-                                              if k in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")}))
+            # Credentials, and the endpoints of venues configured by their own package, are read
+            # from the environment: the simulator's, while it runs.
+            stack.enter_context(_environment(sim.env()))
             config = dataclasses.replace(
                 config, binance_ws_url=sim.binance_ws_url, binance_rest_url=sim.binance_rest_url,
                 alpaca_ws_url=sim.alpaca_ws_url, alpaca_rest_url=sim.alpaca_rest_url)

@@ -62,7 +62,7 @@ class ExchangeSimulator:
     stock ``FAKEPACA`` always trades for the ``/v2/test`` feed. ``replay`` maps a
     Binance pair (or a USDⓈ-M perpetual) to a trade file that feeds it instead of the
     generator. ``futures_symbols`` are Binance USDⓈ-M perpetuals (``"BTC/USDT:USDT"``,
-    :mod:`bot.data.sim.binance_usdm`).
+    :mod:`bot.data.sim.binance_usdm`); a perpetual given among ``symbols`` is one too.
     ``clock`` (ns) and ``speed`` set market time; ``start_time_ns`` is the
     market time at start (default: now, or the first replayed trade), and
     ``history_seconds`` of generated trades exist before it.
@@ -109,8 +109,11 @@ class ExchangeSimulator:
         self.instruments: dict[str, Instrument] = {}
         origin = self.clock.origin_ns - int(history_seconds * 1e9)
         self.futures_instruments: dict[str, Instrument] = {}
-        for venue, pairs, instruments in (("binance", symbols, self.instruments),
-                                          (VENUE_USDM, futures_symbols, self.futures_instruments)):
+        # A perpetual among ``symbols`` ("BTC/USDT:USDT") is served by USDⓈ-M too.
+        futures = [*futures_symbols, *(s for s in symbols if self._replay_venue(s) == VENUE_USDM)]
+        pairs_by_venue = (("binance", [s for s in symbols if s not in futures], self.instruments),
+                          (VENUE_USDM, futures, self.futures_instruments))
+        for venue, pairs, instruments in pairs_by_venue:
             for pair in pairs:
                 base, _, quote = pair.partition(":")[0].partition("/")
                 name = binance_symbol(pair)
