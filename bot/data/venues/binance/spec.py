@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.data.config import MAX_STREAMS_PER_BINANCE_CONNECTION, StreamManagerConfig
 from bot.data.venues.binance.session import (
@@ -14,6 +14,9 @@ from bot.data.venues.binance.session import (
     BinanceSession,
 )
 from bot.data.venues.spec import VenueFacts, VenueSpec
+
+if TYPE_CHECKING:
+    from bot.data.venues.binance.rest import BinanceRest
 
 BINANCE_FACTS = VenueFacts(
     sequenced=True,  # trade ids (and aggTrade ids) are consecutive per symbol
@@ -26,7 +29,43 @@ BINANCE_FACTS = VenueFacts(
 )
 
 
-class BinanceSpot(VenueSpec):
+class BinanceProtocol(VenueSpec):
+    """A venue speaking Binance's protocol: its session class, REST client and trade history.
+
+    Subclasses name the session class, the REST client (:meth:`rest_class`, imported on
+    first use: it needs aiohttp) and whether the history is of aggregate trades.
+    """
+
+    session_class: type[BinanceSession] = BinanceSession
+
+    def rest_class(self) -> type[BinanceRest]:
+        from bot.data.venues.binance.rest import BinanceRest
+
+        return BinanceRest
+
+    def aggregate_trades(self, config: StreamManagerConfig) -> bool:
+        """Whether the stream (and so the history) is of aggregate trades."""
+        return self.session_class.trade_channel_of(config) == "aggTrade"
+
+    def session(self, config: StreamManagerConfig, credentials: Any,
+                symbols: Iterable[str]) -> BinanceSession:
+        return self.session_class(config, symbols)
+
+    def rest(self, config: StreamManagerConfig, credentials: Any, clock: Callable[[], int],
+             limiter: Any = None) -> BinanceRest:
+        from bot.data.rest.limits import RateLimiter
+
+        client = self.rest_class()
+        return client(config, limiter=limiter if limiter is not None else
+                      RateLimiter.following(clock, client.budget))
+
+    def history(self, config: StreamManagerConfig, rest: Any) -> Any:
+        from bot.data.venues.binance.history import BinanceTradeHistory
+
+        return BinanceTradeHistory(rest, self.facts, aggregate=self.aggregate_trades(config))
+
+
+class BinanceSpot(BinanceProtocol):
     """Binance spot market data; ``name`` is ``binance`` or ``binanceus`` (same protocol).
 
     The one of the two a configuration streams is ``binance_venue``.
@@ -50,24 +89,6 @@ class BinanceSpot(VenueSpec):
     def symbols_per_connection(self, config: StreamManagerConfig) -> int:
         streams_per_symbol = 2 if config.binance_ticker_channel else 1
         return max(1, config.binance_max_streams_per_connection // streams_per_symbol)
-
-    def session(self, config: StreamManagerConfig, credentials: Any,
-                symbols: Iterable[str]) -> BinanceSession:
-        return BinanceSession(config, symbols)
-
-    def rest(self, config: StreamManagerConfig, credentials: Any, clock: Callable[[], int],
-             limiter: Any = None) -> Any:
-        from bot.data.rest.limits import RateLimiter
-        from bot.data.venues.binance.rest import BinanceRest
-
-        return BinanceRest(config, limiter=limiter if limiter is not None else
-                           RateLimiter.following(clock, BinanceRest.budget))
-
-    def history(self, config: StreamManagerConfig, rest: Any) -> Any:
-        from bot.data.venues.binance.history import BinanceTradeHistory
-
-        return BinanceTradeHistory(rest, self.facts,
-                                   aggregate=config.binance_trade_channel == "aggTrade")
 
 
 BINANCE = BinanceSpot("binance")

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Tick
 from bot.data.venues.binance.session import LIFETIME_S
+from bot.data.venues.binance.spec import BinanceProtocol
 from bot.data.venues.binance_usdm.session import (
     CONTROL_INTERVAL_S,
     MAX_STREAMS_PER_CONNECTION,
     BinanceUsdmSession,
 )
 from bot.data.venues.binance_usdm.symbols import USDM_PERPETUAL, VENUE_BINANCE_USDM
-from bot.data.venues.spec import VenueFacts, VenueSpec
+from bot.data.venues.spec import VenueFacts
+
+if TYPE_CHECKING:
+    from bot.data.venues.binance.rest import BinanceRest
 
 USDM_FACTS = VenueFacts(
     sequenced=True,  # trade ids are consecutive per symbol, refused records included
@@ -33,7 +36,7 @@ def market_trades_only(tick: Tick) -> str | None:
     return NOT_MARKET if tick.conditions else None
 
 
-class BinanceUsdm(VenueSpec):
+class BinanceUsdm(BinanceProtocol):
     """Binance USDⓈ-M perpetuals: ``add_crypto_symbols(["BTC/USDT:USDT"])``."""
 
     name = VENUE_BINANCE_USDM
@@ -41,26 +44,15 @@ class BinanceUsdm(VenueSpec):
     symbol_form = USDM_PERPETUAL
     facts = USDM_FACTS
     gate_rule = staticmethod(market_trades_only)
+    session_class = BinanceUsdmSession
 
     def symbols_per_connection(self, config: StreamManagerConfig) -> int:
         return min(config.binance_max_streams_per_connection, MAX_STREAMS_PER_CONNECTION)
 
-    def session(self, config: StreamManagerConfig, credentials: Any,
-                symbols: Iterable[str]) -> BinanceUsdmSession:
-        return BinanceUsdmSession(config, symbols)
-
-    def rest(self, config: StreamManagerConfig, credentials: Any, clock: Callable[[], int],
-             limiter: Any = None) -> Any:
-        from bot.data.rest.limits import RateLimiter
+    def rest_class(self) -> type[BinanceRest]:
         from bot.data.venues.binance_usdm.rest import BinanceUsdmRest
 
-        return BinanceUsdmRest(config, limiter=limiter if limiter is not None else
-                               RateLimiter.following(clock, BinanceUsdmRest.budget))
-
-    def history(self, config: StreamManagerConfig, rest: Any) -> Any:
-        from bot.data.venues.binance.history import BinanceTradeHistory
-
-        return BinanceTradeHistory(rest, self.facts, aggregate=False)
+        return BinanceUsdmRest
 
 
 BINANCE_USDM = BinanceUsdm()
