@@ -39,8 +39,10 @@ ErrorHandler = Callable[[BaseException], Any]
 class WebSocketStream:
     """Trades of ``symbols`` from one venue connection, each passed to ``on_trade``.
 
-    ``venue`` is ``"binance"`` or ``"binanceus"`` (pairs such as ``"BTC/USDT"``)
-    or ``"alpaca"`` (stock tickers such as ``"TSLA"``, credentials from
+    ``venue`` is a registered venue (:mod:`bot.data.venues.registry`):
+    ``"binance"`` or ``"binanceus"`` (pairs such as ``"BTC/USDT"``),
+    ``"binanceusdm"`` (perpetuals such as ``"BTC/USDT:USDT"``) or ``"alpaca"``
+    (stock tickers such as ``"TSLA"``, credentials from
     ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY``). ``on_trade`` receives each
     :class:`~bot.data.models.Tick`; it may be a function or a coroutine
     function. ``on_error`` receives every error the connection meets: a lost
