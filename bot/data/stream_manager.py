@@ -137,7 +137,11 @@ class StreamManager:
 
     # -- symbols ---------------------------------------------------------------------
     def add_crypto_symbols(self, symbols: Iterable[str]) -> None:
-        """Subscribe crypto symbols (``"BTC/USDT"``); at runtime too, without touching others."""
+        """Subscribe crypto symbols; at runtime too, without touching others.
+
+        Each goes to the venue whose form it has: ``"BTC/USDT"`` Binance spot,
+        ``"BTC/USDT:USDT"`` Binance USDⓈ-M (:func:`bot.data.venues.registry.route`).
+        """
         self._add("crypto", symbols, "crypto_symbols")
 
     def add_stock_symbols(self, symbols: Iterable[str]) -> None:
