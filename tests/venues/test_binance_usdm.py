@@ -66,6 +66,13 @@ def test_trade_streams_are_asked_for_on_the_market_path(monkeypatch: pytest.Monk
                              "?streams=btcusdt@trade/ethusdt@trade")
 
 
+def test_the_aggregate_trade_channel_is_asked_for_on_the_market_path_too() -> None:
+    config = StreamManagerConfig(binance_trade_channel="aggTrade")
+    assert BinanceUsdmSession(config, [SYMBOL]).url().endswith(
+        "/market/stream?streams=btcusdt@aggTrade")
+    assert BINANCE_USDM.history(config, None).aggregate, "its gaps are filled from aggTrades"
+
+
 def test_no_book_ticker_is_asked_for_on_the_market_path() -> None:
     """Book tickers are served on /public only: on /market they would never arrive."""
     config = StreamManagerConfig(binance_ticker_channel="bookTicker")

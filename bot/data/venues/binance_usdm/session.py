@@ -7,10 +7,12 @@ for on the wrong path is accepted and silently never delivered, so this
 session asks for its trade streams on ``/market/stream`` and carries no ticker
 channel (book tickers live on the other path).
 
-Trades: ``@trade`` (one tick per trade, id ``t``, as USDⓈ-M's klines count
-them). Its records carry a type ``X``: ``MARKET`` for order-book trades, others
-(``INSURANCE_FUND``, ``ADL``, ``NA`` with price and quantity 0) are kept as the
-tick's condition, and the venue's gate rule refuses them.
+Trades: ``binance_trade_channel`` as for spot. ``@trade`` (the default) gives
+one tick per trade, id ``t``, as USDⓈ-M's klines count them; its records carry
+a type ``X``: ``MARKET`` for order-book trades, others (``INSURANCE_FUND``,
+``ADL``, ``NA`` with price and quantity 0) are kept as the tick's condition, and
+the venue's gate rule refuses them. ``@aggTrade`` gives one tick per aggregate
+of market trades (id ``a``); its gaps are filled from the public ``aggTrades``.
 
 Limits (USDⓈ-M WebSocket documentation): 10 incoming messages a second per
 connection, 200 streams per connection, a connection lives 24 hours.
@@ -44,10 +46,6 @@ class BinanceUsdmSession(BinanceSession):
     @classmethod
     def endpoint(cls, config: StreamManagerConfig) -> tuple[str, str]:
         return VENUE_BINANCE_USDM, endpoint(WS_URL_VARIABLE, WS_URL_DEFAULT, ("ws", "wss"))
-
-    @classmethod
-    def trade_channel_of(cls, config: StreamManagerConfig) -> str:
-        return "trade"
 
     @classmethod
     def ticker_channel_of(cls, config: StreamManagerConfig) -> str | None:
