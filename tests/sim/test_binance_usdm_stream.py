@@ -46,8 +46,8 @@ def _official() -> dict[int, list[str]]:
 
 
 async def test_usdm_bars_streamed_through_drops_equal_the_official_klines(
-        tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    replay = _replay_file(tmp_path)  # type: ignore[arg-type]
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    replay = _replay_file(tmp_path)
     async with ExchangeSimulator([], futures_symbols=[SYMBOL], replay={SYMBOL: replay},
                                  speed=60.0, start_time_ns=FIRST_MINUTE_NS) as sim:
         point_at(sim, monkeypatch)
