@@ -22,7 +22,8 @@ own trade log:
 * **REST**: requests per endpoint, counted by the simulator, stay within
   :meth:`Run.rest_bounds` (warm-up pages per symbol and timeframe, plus for
   each stream interruption ``ceil(missed / 1000) + 1`` trade pages, plus one
-  retry per faulted answer);
+  retry per faulted answer), and all of them together within the library's
+  :func:`~bot.data.venues.binance.history.binance_request_bound`;
 * **memory**: tick buffers, bar histories, aggregator state and recovery
   buffers stay within their sizes, sampled every 100 ms;
 * **tasks**: no task of the manager ends with an exception nobody retrieved,
@@ -49,11 +50,13 @@ from bot.data.sim import ExchangeSimulator
 from bot.data.sim.trades import SimTrade
 from bot.data.stream_manager import StreamManager
 from bot.data.timeframes import TIMEFRAME_SECONDS
+from bot.data.venues.binance.history import binance_request_bound
 from tests.reference import reference_bars
 
 NS = 1_000_000_000
 MS = 1_000_000
 PAGE = 1000  # rows per Binance REST page
+TOTAL = "all requests"  # the key of the whole run's REST bound beside the endpoints'
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume",
           "buy_quote_volume", "trade_count", "first_trade_id", "last_trade_id")
 INTEGER_FIELDS = ("trade_count", "first_trade_id", "last_trade_id")
@@ -71,6 +74,7 @@ class Settings:
     bar_history_size: int = 50
     tick_buffer_size: int = 2000
     silence_timeout: float = 2.0  # wall seconds
+    probe_timeout: float = 0.5  # wall seconds: a silent socket is found by its probe first
     backfill_timeout: float = 10.0  # wall seconds
     outage_trades: int = 1100  # an outage lasts until each symbol missed this many trades
 
@@ -81,11 +85,9 @@ class Settings:
             reconnect_delay=0.05, max_reconnect_delay=0.3, reconnect_attempts=500,
             connect_timeout=3.0, silence_timeout_seconds=self.silence_timeout,
             stable_connection_seconds=1.0, backfill_timeout_seconds=self.backfill_timeout,
+            liveness_probe_timeout_seconds=self.probe_timeout,
             # Market time: 0.3 s of wall time at the default speed.
-            bar_close_grace_ms=int(0.3 * self.speed * 1000),
-            # The injected clock runs ``speed`` times faster than the receive times of ticks,
-            # so staleness is judged on a scale no run reaches (silence is the transport's).
-            health_check_interval=0.5, stale_threshold_seconds=86_400.0)
+            bar_close_grace_ms=int(0.3 * self.speed * 1000), health_check_interval=0.5)
 
 
 @dataclass
@@ -619,14 +621,23 @@ class Run:
         # one interval before the one it returned in.
         since = self._first_expected_ns() - TIMEFRAME_SECONDS[s.timeframes[0]] * NS
         trade_pages = 0
+        fills: list[int] = []  # trades per fill, for binance_request_bound
         for symbol in s.symbols:
             traded = sum(1 for t in self.sim.trades("binance", symbol) if t.time_ns >= since)
             trade_pages += math.ceil(traded / PAGE) + 2 * self._fills(symbol)
+            # However the trades split over the fills, the sum of n // 1000 is at most
+            # traded // 1000: one fill of them all plus empty ones bounds every split.
+            fills += [traded] + [0] * (self._fills(symbol) - 1)
         bounds = {
             "/api/v3/klines": symbols * (timeframes * pages + 1) + faulted,
             "/api/v3/time": symbols * (timeframes + 1) + faulted,
             "/api/v3/aggTrades": symbols * timeframes + faulted,
             "/api/v3/historicalTrades": trade_pages + 2 * faulted,
+            # The library's own formula over the whole run (a faulted answer costs its
+            # retry, and a short or garbage page one more page).
+            TOTAL: binance_request_bound(symbols=symbols, timeframes=s.timeframes,
+                                         bar_history_size=s.bar_history_size, fills=fills,
+                                         retries=2 * faulted),
         }
         formula = [
             f"klines <= symbols*(timeframes*ceil(history/1000)+1) + faulted = {symbols}*"
@@ -639,12 +650,17 @@ class Run:
             "interval/1000) + 2*(1 warm-up + reconnections + frame losses)] + 2*faulted = "
             f"{trade_pages} + 2*{faulted} = {bounds['/api/v3/historicalTrades']} "
             f"(reconnections {reconnections})",
+            f"all requests <= binance_request_bound(symbols={symbols}, timeframes="
+            f"{list(s.timeframes)}, bar_history_size={s.bar_history_size}, fills: the trades "
+            f"since the warm-up interval and {len(fills) - symbols} more fills, "
+            f"retries=2*faulted) = {bounds[TOTAL]}",
         ]
         return bounds, formula
 
     def _check_rest(self, verdict: Verdict) -> None:
         bounds, _ = self.rest_bounds()
-        counts = self.sim.counters.rest_by_endpoint
+        counts = Counter(self.sim.counters.rest_by_endpoint)
+        counts[TOTAL] = sum(counts.values())
         for path in sorted(set(bounds) | set(counts)):
             bound, count = bounds.get(path, 0), counts.get(path, 0)
             verdict.check("REST within the formula", count <= bound,

@@ -69,6 +69,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "store_resume_max_gap_seconds": [*NOT_A_NUMBER, 0, -1, 0.5, 7 * 86_400 + 1],
     "connect_timeout": [*NOT_A_NUMBER, 0, -1, 0.01, 601],
     "silence_timeout_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 86_401],
+    "liveness_probe_timeout_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 601],
     "stable_connection_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 86_401],
 }
 
@@ -92,6 +93,7 @@ GOOD_VALUES: dict[str, list[Any]] = {
     "store_resume_max_gap_seconds": [1, 7 * 86_400],
     "connect_timeout": [0.1, 600],
     "silence_timeout_seconds": [0.1, 86_400],
+    "liveness_probe_timeout_seconds": [0.1, 600],
     "stable_connection_seconds": [0.1, 86_400],
     "binance_ws_url": ["ws://127.0.0.1:9000", "wss://proxy.example/binance"],
     "alpaca_rest_url": ["http://[::1]:8080", "https://data.example/v"],
@@ -233,6 +235,7 @@ def _good(name: str) -> st.SearchStrategy[Any]:
                "store_flush_interval": (0.05, 3600),
                "store_resume_max_gap_seconds": (1, 604_800), "connect_timeout": (0.1, 600),
                "silence_timeout_seconds": (0.1, 86_400),
+               "liveness_probe_timeout_seconds": (0.1, 600),
                "stable_connection_seconds": (0.1, 86_400)}
     counts = {"reconnect_attempts": (1, 1000), "tick_buffer_size": (1, 1_000_000),
               "bar_history_size": (1, 100_000), "bar_close_grace_ms": (0, 3_600_000),

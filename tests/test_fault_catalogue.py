@@ -22,7 +22,7 @@ import pytest
 from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator, SimTrade
 from bot.data.sim.trades import E8
-from tests.fault_catalogue import Run, Settings, Verdict, draw, run_catalogue
+from tests.fault_catalogue import TOTAL, Run, Settings, Verdict, draw, run_catalogue
 from tests.streaming import point_at
 
 CI_SEED = 20261130
@@ -57,7 +57,8 @@ def summary(request: pytest.FixtureRequest) -> _TerminalSummary:
 
 def _report(seed: int, names: list[str], run: Run, verdict: Verdict) -> list[str]:
     bounds, formula = run.rest_bounds()
-    counts = run.sim.counters.rest_by_endpoint
+    counts = Counter(run.sim.counters.rest_by_endpoint)
+    counts[TOTAL] = sum(counts.values())
     lines = [
         f"seed {seed}: {len(run.injected)} faults injected, "
         f"{sum(verdict.passed.values())} invariant checks passed, "

@@ -226,11 +226,11 @@ async def test_the_clock_loop_is_restarted_after_a_failure_and_health_names_it(
     real = manager.pipeline.advance
     calls = [0]
 
-    def advance(now: int) -> None:
+    def advance(now: int, proven: Any = None) -> None:
         calls[0] += 1
         if calls[0] == 1:
             raise RuntimeError("clock fault")
-        real(now)
+        real(now, proven)
 
     monkeypatch.setattr(manager.pipeline, "advance", advance)
     await manager.start()

@@ -10,7 +10,9 @@ minus ``reorder_window_ns``. A bar completes once the watermark passes its end
 (with no reorder window: at the first trade of a later interval), or once the
 clock given to ``advance`` passes its end plus ``grace_ns``, so a quiet market
 still gets its bars on time. A symbol on hold (stream down or being backfilled)
-is not advanced by the clock, so its bars wait for complete data.
+is not advanced by the clock, so its bars wait for complete data; nor, past
+the time given for it, is a symbol whose feed is not yet known to have
+delivered everything up to ``now``.
 
 How timeframes share the work. Ticks update only bars of the *base* length, the
 greatest common divisor of the configured timeframes; each completed base bar
@@ -35,7 +37,7 @@ one longest interval of empty bars per timeframe.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import reduce
 
@@ -465,17 +467,22 @@ class BarAggregator:
             _refresh_fast_path(st)
         return out
 
-    def advance(self, now_ns: int) -> list[Bar]:
+    def advance(self, now_ns: int, proven: Mapping[str, int] | None = None) -> list[Bar]:
         """Complete every bar whose end plus the grace is at or before ``now_ns``.
 
-        Symbols on hold are skipped. Call it a few times a second from a clock;
-        the aggregator never reads one itself.
+        Symbols on hold are skipped. ``proven`` maps a symbol whose feed is known
+        to have delivered everything only up to an earlier time (a connection not
+        yet proven alive) to that time, which then takes the place of ``now_ns``.
+        Call it a few times a second from a clock; the aggregator never reads one itself.
         """
         out: list[Bar] = []
-        watermark = now_ns - self.grace_ns
+        grace = self.grace_ns
+        watermark = now_ns - grace
         for st in self._symbols.values():
             if not st.held and st.coverage_start is not None:
-                self._complete(st, watermark, out)
+                until = proven.get(st.symbol) if proven else None
+                self._complete(st, watermark if until is None or until >= now_ns
+                               else until - grace, out)
                 _refresh_fast_path(st)
         return out
 

@@ -108,6 +108,9 @@ class StreamManagerConfig:
     # Transport
     connect_timeout: float = 10.0
     silence_timeout_seconds: float = 60.0
+    # A liveness probe (Binance: LIST_SUBSCRIPTIONS) unanswered this long: the connection
+    # is dead and recycled, without waiting for ``silence_timeout_seconds``.
+    liveness_probe_timeout_seconds: float = 5.0
     stable_connection_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -325,6 +328,7 @@ FIELD_RULES: dict[str, Rule] = {
     "store_resume_max_gap_seconds": Number(float, 1.0, 7 * DAY_S, _SECONDS),
     "connect_timeout": Number(float, 0.1, 600.0, _SECONDS),
     "silence_timeout_seconds": Number(float, 0.1, DAY_S, _SECONDS),
+    "liveness_probe_timeout_seconds": Number(float, 0.1, 600.0, _SECONDS),
     "stable_connection_seconds": Number(float, 0.1, DAY_S, _SECONDS),
 }
 

@@ -22,6 +22,10 @@ from typing import Any
 HEALTHY = "healthy"
 DEGRADED = "degraded"
 UNHEALTHY = "unhealthy"
+# A liveness probe is answered within one round trip: a connection without proof of
+# life (a frame, or a probe's answer) this long after a bar boundary needed one is
+# reported, also while it keeps reconnecting without ever delivering.
+UNPROVEN_AFTER_S = 1.0
 
 
 @dataclass
@@ -54,6 +58,7 @@ class ConnectionFacts:
     reconnects: int
     symbols: int
     error: str | None
+    unproven_s: float | None = None  # how long it has gone without proof of life, if it has
 
 
 _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -134,8 +139,9 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
            stale_after_s: float,
            loop: LoopFacts | None = None) -> HealthReport:
     """Judge the stream: UNHEALTHY if a connection FAILED or none is connected,
-    DEGRADED if a connection is down, a symbol is stale or the event loop
-    stalled (``loop``), else HEALTHY.
+    DEGRADED if a connection is down or unproven (no proof of life for over
+    :data:`UNPROVEN_AFTER_S` since a bar boundary needed one), a symbol is stale
+    or the event loop stalled (``loop``), else HEALTHY.
 
     A symbol is stale when it is expected to trade (``expected_since_ns``) and
     nothing came for ``stale_after_s`` since its last trade or since it became
@@ -149,11 +155,16 @@ def assess(now_ns: int, connections: list[ConnectionFacts], symbols: list[Symbol
             "last_message_age_s": (round((now_ns - c.last_message_ns) / 1e9, 3)
                                    if c.last_message_ns else None),
             "reconnects": c.reconnects, "symbols": c.symbols, "error": c.error,
+            "unproven_s": None if c.unproven_s is None else round(c.unproven_s, 3),
         })
         if c.state == "failed":
             report.fail(f"connection {c.name} failed: {c.error}")
         elif c.state != "connected":
             report.degrade(f"connection {c.name} is {c.state}")
+        if c.state != "failed" and c.unproven_s is not None and c.unproven_s > UNPROVEN_AFTER_S:
+            report.degrade(f"connection {c.name} unproven for {c.unproven_s:.1f}s: no frame "
+                           "and no answer to its liveness probe since a bar boundary; its "
+                           "quiet bars wait")
     if connections and all(c.state in ("failed", "stopped") for c in connections):
         report.fail(None)  # each connection said why
     stale_ns = stale_after_s * 1e9

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from bot.data.aggregation import BarAggregator
 from bot.data.config import StreamManagerConfig
@@ -43,8 +43,12 @@ class TickPipeline:
     """Aggregates ticks into bars, keeps bounded history and publishes events."""
 
     def __init__(self, config: StreamManagerConfig, bus: EventBus | None = None, *,
-                 gate: TickGate | None = None) -> None:
+                 gate: TickGate | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """``clock`` (ns since the epoch) is the one receive times come from: dispatch
+        latency is measured on it."""
         self.config = config
+        self._clock = clock
         self.bus = bus if bus is not None else EventBus(config.async_handler_backlog)
         self.gate = gate if gate is not None else TickGate(
             past_window_ns=past_window_ns(config), future_window_ns=DEFAULT_FUTURE_WINDOW_NS,
@@ -99,13 +103,15 @@ class TickPipeline:
         self.aggregator.configure_symbol(venue, symbol, emit_empty=facts.empty_bars,
                                          sequenced=facts.sequenced)
 
-    def advance(self, now_ns: int) -> list[Bar]:
+    def advance(self, now_ns: int, proven: Mapping[str, int] | None = None) -> list[Bar]:
         """Complete the bars whose time is up by the clock; returns them after publishing.
 
-        Also refuses the gate's suspects that no later tick decided in time.
+        ``proven``: per symbol whose feed is proven only up to an earlier time, that
+        time (see :meth:`BarAggregator.advance`). Also refuses the gate's suspects
+        that no later tick decided in time.
         """
         self.gate.expire()
-        bars = self.aggregator.advance(now_ns)
+        bars = self.aggregator.advance(now_ns, proven)
         if bars:
             self.publish_bars(bars, now_ns)
         return bars
@@ -114,7 +120,7 @@ class TickPipeline:
         """Complete and publish ``symbol``'s bars ending by ``through_ns`` (a watermark)."""
         bars = self.aggregator.complete_through(symbol, through_ns)
         if bars:
-            self.publish_bars(bars, time.time_ns())
+            self.publish_bars(bars, self._clock())
         return bars
 
     def publish_bars(self, bars: Iterable[Bar], trigger_ns: int) -> None:
@@ -129,7 +135,7 @@ class TickPipeline:
             self.history(bar.venue, bar.symbol, bar.timeframe).append(bar)
             self.bars_completed += 1
             self.bus.emit(EventType.BAR_COMPLETE, bar, bar.venue, trigger_ns)
-            self.dispatch_latency_ns.append(time.time_ns() - trigger_ns)
+            self.dispatch_latency_ns.append(self._clock() - trigger_ns)
 
     def history(self, venue: str, symbol: str, timeframe: str) -> BarHistory:
         key = (symbol, timeframe)

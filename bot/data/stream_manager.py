@@ -11,9 +11,13 @@ It composes, and owns nothing it could delegate:
   (trade-id jumps, reconnects) from REST before their bars complete, and the
   warm-up (:mod:`bot.data.warmup`) that loads bar history at start;
 * a clock task that completes bars of quiet markets and samples the counters;
+  on a connection that can be probed, a quiet bar completes only once the
+  connection proved it delivered everything up to the bar's end plus the grace
+  (:mod:`bot.data.liveness`), so a silent socket never passes for a quiet market;
 * a health task that judges the stream every ``health_check_interval`` seconds,
-  emits HEALTH events, and resubscribes stale symbols (paced, batched, never
-  during start-up: :class:`~bot.data.resubscribe.ResubscribePolicy`);
+  emits HEALTH events (the same content as :meth:`StreamManager.get_health`), and
+  resubscribes stale symbols (paced, batched, never during start-up:
+  :class:`~bot.data.resubscribe.ResubscribePolicy`);
 * a loop monitor (:mod:`bot.data.loop_monitor`) that measures event-loop lag;
 * a :class:`~bot.data.supervision.Supervisor` under which every background task
   runs (connections, clock, health, loop monitor, async handlers, runtime
@@ -33,6 +37,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig, symbol_list
@@ -47,6 +52,7 @@ from bot.data.health import (
     assess,
 )
 from bot.data.history import BarHistory
+from bot.data.liveness import LivenessGuard
 from bot.data.loop_monitor import STALL_THRESHOLD_S, LoopMonitor
 from bot.data.metrics import RateTracker, latency_summary, slowest
 from bot.data.models import Bar, Tick
@@ -89,7 +95,7 @@ class StreamManager:
                  clock: Callable[[], int] = time.time_ns,
                  source: TickSource | None = None) -> None:
         self.config = config if config is not None else StreamManagerConfig()
-        self.pipeline = TickPipeline(self.config)
+        self.pipeline = TickPipeline(self.config, clock=clock)
         self.bus = self.pipeline.bus
         self.supervisor = Supervisor()
         self.bus.supervisor = self.supervisor  # async handlers' workers report here too
@@ -107,7 +113,8 @@ class StreamManager:
         self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
                                      fetch_timeout=self.config.backfill_timeout_seconds)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
-        self._gaps: deque[dict[str, Any]] = deque(maxlen=50)
+        self._gaps: deque[tuple[int, dict[str, Any]]] = deque(maxlen=50)  # (reported at, gap)
+        self._store_unwritable = (0, 0)  # (rows the store left out, clock time that grew)
         self._gaps_unannounced: list[GapReport] = []
         self._gap_health_at = -1.0  # monotonic time of the last gap HEALTH event
         # Exchange time -> receive of streamed ticks (REST-recovered ones would skew it).
@@ -123,6 +130,9 @@ class StreamManager:
         self._lifecycle_lock = asyncio.Lock()
         self._rest_closed = False  # stop() closed the REST clients; start() opens new ones
         self._loop_monitor = LoopMonitor()
+        self._liveness = LivenessGuard(self.pipeline.aggregator.base_ns,
+                                       self.pipeline.aggregator.grace_ns)
+        self._proof = asyncio.Event()  # a liveness probe was answered: advance the clock now
         self.recorder: Recorder | None = None
         self._store: TradeStore | None = None  # what the recorder wrote, for resuming
         if self.config.store_path is not None:
@@ -301,6 +311,7 @@ class StreamManager:
         self._resubscribing.clear()
         self._expectations.clear()
         self._resubscribe.clear()
+        self._liveness.clear()
         self._last_health = None
         # The history sources stay (recovery's cursors hold them); their clients are renewed.
         await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
@@ -414,7 +425,7 @@ class StreamManager:
         Gaps reported together (a ban failing every symbol's fill) share one HEALTH
         event, at most one a second: judging health costs a pass over every symbol.
         """
-        self._gaps.append(gap.to_dict())
+        self._gaps.append((self._clock(), gap.to_dict()))
         self._gaps_unannounced.append(gap)
         if len(self._gaps_unannounced) == 1:
             delay = max(0.0, self._gap_health_at + 1.0 - time.monotonic())
@@ -436,7 +447,8 @@ class StreamManager:
                          spec: VenueSpec) -> Connection:
         conn = Connection.for_venue(
             name, factory, symbols, self.config, spec.facts, on_tick=self._on_tick,
-            on_event=self._on_venue_event, on_state=self._on_state, supervisor=self.supervisor)
+            on_event=self._on_venue_event, on_state=self._on_state, supervisor=self.supervisor,
+            clock=self._clock)
         conn.start()
         return conn
 
@@ -450,12 +462,18 @@ class StreamManager:
         if isinstance(event, TickerUpdate):
             self.bus.emit(EventType.TICKER, event, conn.name)
 
+    def _symbols_on(self, conn: Connection) -> list[str]:
+        """The symbols assigned to ``conn``, including any a resubscription took off its
+        set for a moment."""
+        return [symbol for g in self._groups.values()
+                for symbol, carrier in g.carriers.items() if carrier is conn]
+
     def _on_state(self, conn: Connection) -> None:
         if conn.state is ConnectionState.RECONNECTING:
-            self._recovery.disconnected(conn.symbols)
+            self._recovery.disconnected(self._symbols_on(conn))
         elif conn.state is ConnectionState.CONNECTED:
             if conn.stats.reconnects:
-                self._recovery.reconnected(conn.symbols)
+                self._recovery.reconnected(self._symbols_on(conn))
                 self._reconnects += 1
                 self.bus.emit(EventType.RECONNECT, {
                     "connection": conn.name, "reconnect_count": conn.stats.reconnects,
@@ -467,23 +485,44 @@ class StreamManager:
     async def _clock_loop(self) -> None:
         """Complete quiet markets' bars and sample the counters.
 
-        It wakes every :data:`CLOCK_INTERVAL_S` and also right when the next base
-        bar's grace ends, so a quiet bar completes ``bar_close_grace_ms`` after
-        its end, not up to a clock interval later.
+        It wakes every :data:`CLOCK_INTERVAL_S`, right when the next base bar's
+        grace ends, so a quiet bar completes ``bar_close_grace_ms`` after its end,
+        not up to a clock interval later, and as soon as a liveness probe is
+        answered, so a bar waiting for that proof completes one round trip later.
         """
         last_sample = 0.0
         base_ns = self.pipeline.aggregator.base_ns
         grace_ns = self.pipeline.aggregator.grace_ns
         while True:
             now_ns = self._clock()
-            self.pipeline.advance(now_ns)
+            self._proof.clear()
+            self._advance(now_ns)
             now = time.monotonic()
             if now - last_sample >= 1.0:
                 self._rates.sample(now, self._counters())
                 last_sample = now
             due_ns = align(now_ns - grace_ns, base_ns) + base_ns + grace_ns
-            await asyncio.sleep(min(CLOCK_INTERVAL_S,
-                                    (due_ns - now_ns) / NS_PER_SECOND + CLOCK_DUE_MARGIN_S))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proof.wait(), min(
+                    CLOCK_INTERVAL_S, (due_ns - now_ns) / NS_PER_SECOND + CLOCK_DUE_MARGIN_S))
+
+    def _advance(self, now_ns: int) -> None:
+        """Complete the bars the clock may complete: on a connection not proven alive past
+        the last bar boundary, only up to its last frame; and probe those connections."""
+        unproven, to_probe = self._liveness.check(now_ns, self._connections)
+        for conn in to_probe:
+            self._spawn(self._probe(conn))
+        proven = {symbol: unproven[conn] for g in self._groups.values()
+                  for symbol, conn in g.carriers.items() if conn in unproven} if unproven else None
+        self.pipeline.advance(now_ns, proven)
+
+    async def _probe(self, conn: Connection) -> None:
+        """Probe ``conn``; an answer wakes the clock. An unanswered probe made the transport
+        recycle it (its symbols are then held until the reconnect's gap fill)."""
+        if await conn.probe():
+            self._proof.set()
+        elif conn.state is ConnectionState.CONNECTED:
+            self._liveness.retry(conn)  # its socket changed under the probe: ask again
 
     async def _health_loop(self) -> None:
         while True:
@@ -503,12 +542,15 @@ class StreamManager:
         symbols = []
         for symbol in self.symbols:
             ticks = self.pipeline.ticks.get(symbol)
-            recent = sum(1 for t in reversed(ticks or ()) if t.receive_timestamp >= minute_ago) \
-                if ticks else 0
-            # The stream's last trade; a manager fed without venue connections (NATS)
-            # hears its trades only through the pipeline.
+            # Trades of the last minute by exchange time: whatever their source, unlike
+            # receive times (REST and remote workers stamp theirs by their own clocks).
+            recent = sum(1 for _ in takewhile(lambda t: t.timestamp >= minute_ago,
+                                               reversed(ticks))) if ticks else 0
+            # The stream's last trade, received by this manager's clock; a manager fed
+            # without venue connections (NATS) hears its trades only through the pipeline.
             heard = self._heard.get(symbol)
-            if ticks and (heard is None or ticks[-1].receive_timestamp > heard):
+            if ticks and not self._connections and (
+                    heard is None or ticks[-1].receive_timestamp > heard):
                 heard = ticks[-1].receive_timestamp
             venue = venue_of[symbol]
             expected = self._expectations.observe(
@@ -517,7 +559,8 @@ class StreamManager:
             symbols.append(SymbolFacts(symbol, venue, trading[venue], heard, recent, expected))
         conns = [ConnectionFacts(c.name, g.name, c.state.value, c.state_since_ns,
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
-                                 None if c.error is None else str(c.error))
+                                 None if c.error is None else str(c.error),
+                                 self._liveness.unproven_for(c))
                  for g in self._groups.values() for c in g.connections]
         handler, handler_ms = slowest(self.bus.handler_times())
         loop = LoopFacts(self._loop_monitor.max_lag_s(), STALL_THRESHOLD_S, handler, handler_ms) \
@@ -532,13 +575,27 @@ class StreamManager:
         """The whole report: connections, symbols, loop and tasks, then gaps, the store and
         every contributor added with :meth:`add_health_contributor`."""
         report = self._assess()
+        now = report.timestamp_ns
+        window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
         report.sections["backfilling"] = self._recovery.filling_symbols()
-        report.sections["gaps"] = list(self._gaps)
+        report.sections["gaps"] = [gap for _, gap in self._gaps]
+        recent = [gap for at, gap in self._gaps if now - at <= window_ns]
+        if recent:  # degraded while a gap reported within the threshold stays unfilled
+            report.degrade(
+                f"{len(recent)} gap(s) reported in the last "
+                f"{self.config.stale_threshold_seconds:g}s are unfilled (their bars carry GAP): "
+                + ", ".join(sorted({gap["symbol"] for gap in recent})))
         if self.recorder is not None:
             store = report.sections["store"] = self.recorder.health()
-            if not store["ok"]:
-                for problem in store["problems"]:
-                    report.degrade(f"store: {problem}")
+            for problem in store["problems"]:
+                report.degrade(f"store: {problem}")
+            left_out = store["unwritable_ticks"] + store["unwritable_bars"]
+            if left_out > self._store_unwritable[0]:
+                self._store_unwritable = (left_out, now)
+            if left_out and now - self._store_unwritable[1] <= window_ns:
+                report.degrade(f"store: {left_out} unwritable row(s) left out, the last "
+                               f"{(now - self._store_unwritable[1]) / NS_PER_SECOND:.0f}s ago "
+                               "(see store.last_unwritable)")
         for contribute in self._health_contributors:
             contribute(report)
         return report
@@ -635,7 +692,8 @@ class StreamManager:
         return self.pipeline.recent_ticks(symbol, limit)
 
     def get_health(self) -> dict[str, Any]:
-        """Current health (JSON-serialisable); see the README's Health section."""
+        """Current health (JSON-serialisable), also what every HEALTH event carries; see the
+        README's Health section."""
         return redact_json(self._judge().to_dict())
 
     def get_metrics(self) -> dict[str, Any]:

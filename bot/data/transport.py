@@ -13,11 +13,19 @@ Reliability rules it enforces:
   answer (bad credentials, connection limit, insufficient subscription), the
   connection is FAILED and the error is kept for whoever awaits it;
 * a connection that stays open but sends nothing for ``silence_timeout`` is recycled;
+  so is one whose liveness probe (:meth:`Connection.probe`, for venues that answer
+  a request in order on the stream) goes unanswered for ``probe_timeout``;
 * a connection with a maximum lifetime (the venue's facts; Binance: 24 h) is replaced before it
   expires, and on a ``serverShutdown`` notice: the new socket is opened and
   streaming before the old one is closed; the overlap is deduplicated by trade
-  id downstream, so the rollover neither loses nor doubles a trade;
-* control messages are paced at the venue's rate (Binance accepts at most 5 per second);
+  id downstream, so the rollover neither loses nor doubles a trade. A retired
+  socket is closed in the background (a supervised job), so a close handshake
+  the server is slow to finish never delays the new socket's stream;
+* control messages (liveness probes included) are paced at the venue's rate (Binance
+  accepts at most 5 per second);
+* receive times, ``last_message_ns`` and ``state_since_ns`` are read from the
+  injected ``clock`` (the manager's), so staleness and bar completion compare
+  times of one clock;
 * any exception from the venue session's decoder (a malformed or hostile frame:
   invalid JSON, a frame nested deep enough to exhaust the recursion limit,
   values of the wrong type) is a counted parse error: logged rate-limited with a
@@ -55,6 +63,7 @@ from bot.data.models import Tick
 from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 from bot.data.venues.protocol import (
+    ProbingSession,
     Ready,
     Received,
     ServerShutdown,
@@ -115,8 +124,10 @@ class Connection:
         stable_after: float,
         max_lifetime: float | None = None,
         control_interval: float = 0.0,
+        probe_timeout: float = 5.0,
         rng: Callable[[], float] = random.random,
         supervisor: Supervisor | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.name = name
         self._factory = session_factory
@@ -131,11 +142,15 @@ class Connection:
         self._stable_after = stable_after
         self._max_lifetime = max_lifetime
         self._control_interval = control_interval
+        self._probe_timeout = probe_timeout
         self._rng = rng
         self._supervisor = supervisor if supervisor is not None else Supervisor()
+        self._clock = clock
         self.state = ConnectionState.DISCONNECTED
-        self.state_since_ns = time.time_ns()
+        self.state_since_ns = clock()
         self.last_message_ns = 0
+        self.sockets_opened = 0  # sockets that completed their handshake
+        self._probes_liveness = False  # known once a session was made
         self.error: BaseException | None = None
         self.stats = ConnectionStats()
         self._session: VenueSession | None = None
@@ -143,6 +158,11 @@ class Connection:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._rollover = asyncio.Event()
+        self._dead = asyncio.Event()  # a probe went unanswered: recycle the socket
+        # The probe awaiting its answer: the session it went out on, its id, its answer.
+        self._probe: tuple[VenueSession, int, asyncio.Future[None]] | None = None
+        self._proven_before_probe = 0  # last_message_ns when the probe under way went out
+        self._closing: set[asyncio.Task[Any]] = set()  # retired sockets closing
         self._send_lock = asyncio.Lock()
         self._last_send = 0.0
         self._throttle = LogThrottle(logger)
@@ -152,8 +172,9 @@ class Connection:
                   config: StreamManagerConfig, facts: VenueFacts, *,
                   on_tick: Callable[[Tick], Any], on_event: Callable[[Connection, object], None],
                   on_state: Callable[[Connection], None],
-                  supervisor: Supervisor | None = None) -> Connection:
-        """A connection with the config's reconnect, timeout and silence settings.
+                  supervisor: Supervisor | None = None,
+                  clock: Callable[[], int] = time.time_ns) -> Connection:
+        """A connection with the config's reconnect, timeout, silence and probe settings.
 
         It rolls over before the venue's connection lifetime and paces control
         messages to the venue's rate, as its ``facts`` say.
@@ -167,7 +188,8 @@ class Connection:
             stable_after=config.stable_connection_seconds,
             max_lifetime=facts.connection_lifetime_s,
             control_interval=facts.control_interval_s,
-            supervisor=supervisor)
+            probe_timeout=config.liveness_probe_timeout_seconds,
+            supervisor=supervisor, clock=clock)
 
     # -- public ----------------------------------------------------------------------
     def start(self) -> None:
@@ -196,7 +218,63 @@ class Connection:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         self._set_state(ConnectionState.STOPPED)
+
+    @property
+    def probes_liveness(self) -> bool:
+        """True when the venue's sessions answer a liveness probe (:meth:`probe`)."""
+        return self._probes_liveness
+
+    @property
+    def probing(self) -> bool:
+        """True while a liveness probe awaits its answer."""
+        return self._probe is not None
+
+    @property
+    def proven_ns(self) -> int:
+        """Until when (clock time) the connection is known to have delivered what the venue
+        sent: its last frame's receive time, but while a probe is out no later than the
+        last frame before it. Frames arriving meanwhile are no proof until the answer
+        follows them: a probe that goes unanswered shows the stream lost something."""
+        if self._probe is None:
+            return self.last_message_ns
+        return min(self.last_message_ns, self._proven_before_probe)
+
+    async def probe(self) -> bool:
+        """Prove the connection still delivers: send the session's probe, await its answer.
+
+        The answer follows, on the same stream, every frame the venue sent before
+        reading the probe, so once it is here (True) everything up to the probe's
+        sending was delivered; ``last_message_ns`` is then at least the answer's
+        receive time. No answer within ``probe_timeout`` seconds of sending means the
+        socket is dead though open: it is recycled at once (False), and the reconnect
+        lets gap recovery fill what it missed. False too when there is no connection
+        to probe, or its session cannot be probed. One probe at a time.
+        """
+        session, ws = self._session, self._ws
+        if (self._probe is not None or ws is None or not isinstance(session, ProbingSession)
+                or self.state is not ConnectionState.CONNECTED):
+            return False
+        request_id, message = session.probe()
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._proven_before_probe = self.last_message_ns
+        self._probe = (session, request_id, answer)
+        try:
+            await self._send([message], ws)  # paced with the other control messages
+            try:
+                await asyncio.wait_for(asyncio.shield(answer), self._probe_timeout)
+                return True
+            except TimeoutError:
+                if self._session is session:
+                    self._throttle.log("probe", logging.WARNING,
+                                       "%s: liveness probe unanswered for %gs; recycling",
+                                       self.name, self._probe_timeout)
+                    self._dead.set()
+                return False
+        finally:
+            self._probe = None
 
     async def add(self, symbols: Iterable[str]) -> None:
         new = set(symbols) - self.symbols
@@ -260,14 +338,21 @@ class Connection:
         try:
             while True:
                 rollover = asyncio.ensure_future(self._rollover.wait())
+                dead = asyncio.ensure_future(self._dead.wait())
                 try:
-                    done, _ = await asyncio.wait({reader, rollover}, timeout=self._max_lifetime,
+                    done, _ = await asyncio.wait({reader, rollover, dead},
+                                                 timeout=self._max_lifetime,
                                                  return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     rollover.cancel()
+                    dead.cancel()
                 if reader in done:
                     reader.result()  # re-raises what ended the stream
                     return
+                if self._dead.is_set():
+                    self.stats.silent_recycles += 1
+                    raise TimeoutError(f"{self.name}: liveness probe unanswered for "
+                                       f"{self._probe_timeout:g}s; recycling")
                 # Lifetime reached or rollover asked for: replace the socket without a gap.
                 # The old reader keeps streaming until the new socket is ready.
                 self._rollover.clear()
@@ -277,11 +362,11 @@ class Connection:
                 old_ws, session, ws = ws, new_session, new_ws
                 self._session, self._ws = session, ws
                 reader = asyncio.ensure_future(self._pump(session, ws))
-                await self._close_ws(old_ws)
+                self._retire(old_ws)
         finally:
             await _cancel(reader)
-            await self._close_ws(ws)
             self._ws = None
+            self._retire(ws)
 
     async def _open(self, replacing: asyncio.Future[Any] | None = None,
                     ) -> tuple[VenueSession, ClientConnection]:
@@ -289,7 +374,9 @@ class Connection:
         if replacing is None:
             self._ready.clear()
             self._set_state(ConnectionState.CONNECTING)
+        self._dead.clear()
         session = self._factory(frozenset(self.symbols))
+        self._probes_liveness = isinstance(session, ProbingSession)
         async with asyncio.timeout(self._connect_timeout):
             ws = await websockets.connect(session.url(), max_size=2**24, open_timeout=None,
                                           close_timeout=2)
@@ -301,7 +388,7 @@ class Connection:
                 while not session.ready:
                     frame = await ws.recv()
                     try:
-                        out = session.receive(frame, time.time_ns())
+                        out = session.receive(frame, self._clock())
                     except Exception as exc:
                         self._parse_error(exc, frame)
                         continue
@@ -315,6 +402,7 @@ class Connection:
             raise
         self.stats.consecutive_failures = 0
         self.error = None
+        self.sockets_opened += 1
         self._set_state(ConnectionState.CONNECTED)
         self._ready.set()
         return session, ws
@@ -340,7 +428,7 @@ class Connection:
                            deadline: asyncio.Timeout) -> None:
         receive = session.receive
         on_tick = self._on_tick
-        clock = time.time_ns
+        clock = self._clock
         stats = self.stats
         recv = ws.recv
         silence = self._silence_timeout
@@ -389,6 +477,8 @@ class Connection:
                                    self.name, event)
             elif isinstance(event, ServerShutdown):
                 self.request_rollover()
+            elif isinstance(event, SubscriptionResult) and self._answers_probe(event):
+                continue
             elif isinstance(event, SubscriptionResult) and not event.ok:
                 self._throttle.log("subscription", logging.ERROR,
                                    "%s: subscription request %s refused: %s %s", self.name,
@@ -399,6 +489,15 @@ class Connection:
                 self._on_event(self, event)
             except Exception as exc:
                 self._callback_error("on_event", exc)
+
+    def _answers_probe(self, event: SubscriptionResult) -> bool:
+        """True (and the probe settled) when ``event`` answers the probe under way."""
+        probe = self._probe
+        if probe is None or probe[0] is not self._session or event.request_id != probe[1]:
+            return False
+        if not probe[2].done():
+            probe[2].set_result(None)
+        return True
 
     def _parse_error(self, exc: Exception, frame: bytes | str) -> None:
         """A frame the session could not decode: counted, logged with a short sample, skipped."""
@@ -432,6 +531,15 @@ class Connection:
                     # current symbol set: nothing sent here needs repeating.
                     return
                 self._last_send = time.monotonic()
+
+    def _retire(self, ws: ClientConnection | None) -> None:
+        """Close a socket no longer read, in the background (its close handshake may take
+        up to ``close_timeout``); :meth:`stop` waits for it."""
+        if ws is None:
+            return
+        task = self._supervisor.job(f"{self.name}-close", self._close_ws(ws))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _close_ws(self, ws: ClientConnection | None) -> None:
         if ws is not None:
@@ -467,7 +575,7 @@ class Connection:
     def _set_state(self, state: ConnectionState) -> None:
         if state is not self.state:
             self.state = state
-            self.state_since_ns = time.time_ns()
+            self.state_since_ns = self._clock()
             self._on_state(self)
 
 

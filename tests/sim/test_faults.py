@@ -62,6 +62,24 @@ async def test_a_silent_server_keeps_the_socket_open_but_sends_nothing(
         await recv_json(ws)
 
 
+async def test_a_silent_server_leaves_list_subscriptions_unanswered_until_it_heals(
+        sim: ExchangeSimulator) -> None:
+    """The liveness probe's request: answered as Binance documents it, never while silent."""
+    async with websockets.connect(sim.binance_ws_url + STREAM) as ws:
+        sim.go_silent()
+        await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                while True:
+                    assert "id" not in json.loads(await ws.recv())
+        sim.go_silent(False)
+        await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
+        async with asyncio.timeout(5):
+            while "id" not in (reply := json.loads(await ws.recv())):
+                pass
+    assert reply == {"result": ["btcusdt@trade", "ethusdt@trade"], "id": 2}
+
+
 async def test_malformed_frames_are_invalid_json_or_wrong_types(sim: ExchangeSimulator) -> None:
     sim.send_malformed(1.0)
     async with websockets.connect(sim.binance_ws_url + STREAM) as ws:

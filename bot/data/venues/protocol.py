@@ -145,3 +145,18 @@ class VenueSession(Protocol):
     def ready(self) -> bool:
         """True once the handshake is done and the subscriptions are confirmed."""
         ...
+
+
+@runtime_checkable
+class ProbingSession(Protocol):
+    """A session whose venue answers a request in order on the same stream.
+
+    The answer to :meth:`probe` arrives after every frame the venue sent before
+    it read the probe, so it proves the connection delivered everything up to
+    the moment the probe was sent. A venue without such a request (Alpaca's
+    streams have none) does not implement it; its quiet bars complete by time.
+    """
+
+    def probe(self) -> tuple[int, str]:
+        """A request that changes nothing, and the id its answer will carry."""
+        ...

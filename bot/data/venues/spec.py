@@ -106,7 +106,8 @@ class VenueSpec(abc.ABC):
     @abc.abstractmethod
     def rest(self, config: StreamManagerConfig, credentials: Any, clock: Callable[[], int],
              limiter: Any = None) -> RestClient:
-        """A REST client; ``limiter`` (budget used, bans) carries over from a previous one."""
+        """A REST client stamping receive times by ``clock``; ``limiter`` (budget used, bans)
+        carries over from a previous one."""
 
     @abc.abstractmethod
     def history(self, config: StreamManagerConfig, rest: Any) -> TradeHistory:

@@ -18,7 +18,7 @@ repr, log or error), ``feed`` from the configuration, and follow
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -99,12 +99,16 @@ class AlpacaRest(HttpClient):
 
     def __init__(self, config: StreamManagerConfig, credentials: AlpacaCredentials, *,
                  session: aiohttp.ClientSession | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """``clock`` (ns since the epoch) stamps the receive time of the trades it returns:
+        a manager passes its own, the one its live ticks are stamped by."""
         super().__init__(config.alpaca_rest_url or "", config.connect_timeout,
                          session=session, limiter=limiter,
                          headers={"APCA-API-KEY-ID": credentials.key_id,
                                   "APCA-API-SECRET-KEY": credentials.secret_key})
         self.feed = REST_FEEDS[config.alpaca_feed]
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"AlpacaRest(feed={self.feed!r}, base_url={self.base_url!r})"
@@ -128,7 +132,7 @@ class AlpacaRest(HttpClient):
             for row in page.trades or ():
                 timestamp, trade_id = _trade_keys(row)
                 unique.setdefault((row.x, row.i, timestamp), (timestamp, trade_id, row))
-        receive_ns = time.time_ns()
+        receive_ns = self._clock()
         rule = TickRule()
         if previous_price is not None:
             rule.seed(symbol, previous_price, previous_side)

@@ -52,7 +52,7 @@ class AlpacaStocks(VenueSpec):
         from bot.data.venues.alpaca.rest import AlpacaRest
 
         return AlpacaRest(config, credentials, limiter=limiter if limiter is not None else
-                          RateLimiter.following(clock, AlpacaRest.budget))
+                          RateLimiter.following(clock, AlpacaRest.budget), clock=clock)
 
     def history(self, config: StreamManagerConfig, rest: Any) -> Any:
         from bot.data.venues.alpaca.history import AlpacaTradeHistory

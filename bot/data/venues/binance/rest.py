@@ -18,6 +18,7 @@ the limit and honours ``Retry-After``; a refused request raises
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import aiohttp
 import msgspec
@@ -103,10 +104,14 @@ class BinanceRest(HttpClient):
 
     def __init__(self, config: StreamManagerConfig, *,
                  session: aiohttp.ClientSession | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """``clock`` (ns since the epoch) stamps the receive time of the trades it returns:
+        a manager passes its own, the one its live ticks are stamped by."""
         venue, base_url = self.endpoint(config)
         super().__init__(base_url, config.connect_timeout, session=session, limiter=limiter)
         self.venue = venue
+        self._clock = clock
 
     @classmethod
     def endpoint(cls, config: StreamManagerConfig) -> tuple[str, str]:
@@ -140,7 +145,7 @@ class BinanceRest(HttpClient):
         body = await self._get(f"{self.API}/historicalTrades", params,
                                weight=self.WEIGHTS["historicalTrades"])
         rows = decode(_TRADES, body, "historicalTrades")
-        receive_ns = time.time_ns()
+        receive_ns = self._clock()
         unified = symbol.upper()
         return [Tick(self.venue, unified, r.price, r.qty, Side.SELL if r.isBuyerMaker else Side.BUY,
                      r.id, r.time * NS_PER_MS, receive_ns) for r in rows]
@@ -162,7 +167,7 @@ class BinanceRest(HttpClient):
             if value is not None:
                 params[name] = str(value)
         rows = await self._agg_rows(params)
-        receive_ns = time.time_ns()
+        receive_ns = self._clock()
         unified = symbol.upper()
         return [Tick(self.venue, unified, r.p, r.q, Side.SELL if r.m else Side.BUY, r.a,
                      r.T * NS_PER_MS, receive_ns) for r in rows]

@@ -4,7 +4,7 @@ Frames arrive wrapped as ``{"stream": "btcusdt@trade", "data": {...}}``. The hot
 path decodes a trade frame straight into a typed struct with msgspec (prices
 and quantities arrive as decimal strings and are parsed by msgspec's C code),
 then builds one :class:`~bot.data.models.Tick`. Anything else (ticker updates,
-replies to SUBSCRIBE/UNSUBSCRIBE, error replies, ``serverShutdown``) takes a
+replies to SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS, error replies, ``serverShutdown``) takes a
 slower path that first decodes the envelope and then the payload by stream.
 
 Side: Binance's ``m`` is "buyer is the maker", so ``m: true`` means the taker
@@ -353,6 +353,18 @@ class BinanceSession(BinanceCodec):
         return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
                     _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns,
                     _NO_CONDITIONS if d.X == MARKET else (d.X,))
+
+    def probe(self) -> tuple[int, str]:
+        """A ``LIST_SUBSCRIPTIONS`` request (the liveness probe) and its id.
+
+        Binance answers it in order on the same stream (``{"result": [...], "id": N}``),
+        so its answer proves every frame sent before it was delivered. It counts
+        against the 5 incoming messages a second like any request; the transport paces it.
+        """
+        request_id = self._next_id
+        self._next_id += 1
+        return request_id, msgspec.json.encode(
+            {"method": "LIST_SUBSCRIPTIONS", "id": request_id}).decode()
 
     # -- requests ----------------------------------------------------------------------
     def _streams(self, symbols: Iterable[str]) -> list[str]:

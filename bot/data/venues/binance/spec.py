@@ -57,7 +57,7 @@ class BinanceProtocol(VenueSpec):
 
         client = self.rest_class()
         return client(config, limiter=limiter if limiter is not None else
-                      RateLimiter.following(clock, client.budget))
+                      RateLimiter.following(clock, client.budget), clock=clock)
 
     def history(self, config: StreamManagerConfig, rest: Any) -> Any:
         from bot.data.venues.binance.history import BinanceTradeHistory
