@@ -26,3 +26,14 @@ def _environment_left_as_found() -> Iterator[None]:
         else:
             os.environ[key] = before[key]  # type: ignore[assignment]
     assert not leaked, f"the test changed the environment: {sorted(leaked)}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_symbol_listings() -> Iterator[None]:
+    """Each test starts without cached venue listings: simulators of earlier tests may have
+    listed other symbols on the same port."""
+    from bot.data.listing import LISTINGS
+
+    LISTINGS.clear()
+    yield
+    LISTINGS.clear()

@@ -18,6 +18,7 @@ from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from bot.data.tick_source import VenueConnections
+from bot.data.timeframes import NS_PER_SECOND
 from bot.data.venue_group import VenueGroup
 from tests.streaming import fast_config, point_at, wait_for
 
@@ -88,7 +89,7 @@ def _pipeline_fed(config: StreamManagerConfig) -> StreamManager:
 
 
 async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipeline() -> None:
-    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False,
+    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False, check_symbols=False,
                                        stale_threshold_seconds=STALE_AFTER_S))
     manager.add_crypto_symbols(["BTC/USDT"])
     await manager.start()
@@ -130,3 +131,33 @@ async def test_a_health_contributor_adds_its_reason_to_get_health_and_the_health
         assert report["status"] == "unhealthy"
         assert "feed is unreachable" in report["reasons"]
         assert report["feed"] == {"connected": False}
+async def test_a_symbol_added_late_is_stale_only_a_threshold_after_it_became_expected(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A silent symbol added 100 s after start is not stale 5 s later (the threshold counts
+    from when it was first expected to trade, not from start), and is once the threshold
+    passed."""
+    shift = [0]
+
+    def clock() -> int:
+        return time.time_ns() + shift[0]
+
+    async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=52) as sim:
+        point_at(sim, monkeypatch)
+        sim.go_quiet("ETH/USDT")
+        manager = StreamManager(fast_config(warm_up=False, backfill=False,
+                                            stale_threshold_seconds=30.0,
+                                            health_check_interval=3600.0), clock=clock)
+        manager.add_crypto_symbols(["BTC/USDT"])
+        async with manager:
+            shift[0] += 100 * NS_PER_SECOND
+            manager.add_crypto_symbols(["ETH/USDT"])
+            await wait_for(lambda: "ETH/USDT" in manager._active
+                           and manager._feed_up("ETH/USDT"))
+            became_expected = manager.get_health()  # first seen subscribed and connected
+            shift[0] += 5 * NS_PER_SECOND
+            five_s_later = manager.get_health()
+            shift[0] += 26 * NS_PER_SECOND
+            past_threshold = manager.get_health()
+    assert not _symbol(became_expected, "ETH/USDT")["stale"]
+    assert not _symbol(five_s_later, "ETH/USDT")["stale"]
+    assert _symbol(past_threshold, "ETH/USDT")["stale"]

@@ -122,7 +122,8 @@ async def test_symbols_are_subscribed_in_few_requests_at_start_and_at_runtime(
     try:
         for key, value in fake.env().items():
             monkeypatch.setenv(key, value)
-        manager = StreamManager(fast_config(warm_up=False, backfill=False))
+        # fakex serves no exchangeInfo: streamed without the symbol check.
+        manager = StreamManager(fast_config(warm_up=False, backfill=False, check_symbols=False))
         manager.add_crypto_symbols([f"A{i}/USDT" for i in range(300)])
         await manager.start()
         try:
@@ -149,7 +150,7 @@ async def test_stale_symbols_of_a_connection_are_resubscribed_together_in_one_ba
     try:
         for key, value in fake.env().items():
             monkeypatch.setenv(key, value)
-        manager = StreamManager(fast_config(warm_up=False, backfill=False,
+        manager = StreamManager(fast_config(warm_up=False, backfill=False, check_symbols=False,
                                             health_check_interval=0.1,
                                             stale_threshold_seconds=1.0))
         manager.add_crypto_symbols(["A/USDT", "B/USDT", "C/USDT"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,43 +22,25 @@ from bot.data.engine.features import default_features
 from bot.data.events import EventType
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import create_default_trading_stream
-from tests.seed_blocks import python_blocks
+from tests.doc_blocks import bound_sleeps, seed_blocks, simulator_in_thread
 
-BLOCKS = python_blocks()
+BLOCKS = seed_blocks()
 SPEED = 60.0  # one simulated minute per second, so bars complete within the test
 
 
 @pytest.fixture
 def sim_in_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[ExchangeSimulator]:
     """A simulator on its own event loop, for code that calls asyncio.run itself."""
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def serve() -> None:
-        async with ExchangeSimulator(["BTC/USDT", "XRP/USDT"], ["TSLA"], seed=3,
-                                     speed=SPEED) as sim:
-            holder["sim"], holder["stop"] = sim, asyncio.Event()
-            holder["loop"] = asyncio.get_running_loop()
-            ready.set()
-            await holder["stop"].wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(20), "simulator did not start"
-    sim = holder["sim"]
-    for key, value in sim.env().items():
-        monkeypatch.setenv(key, value)
-    yield sim
-    holder["loop"].call_soon_threadsafe(holder["stop"].set)
-    thread.join(20)
+    with simulator_in_thread(monkeypatch, ("BTC/USDT", "XRP/USDT"), ("TSLA",), seed=3,
+                             speed=SPEED) as sim:
+        yield sim
 
 
 def test_quick_start_runs_unchanged_and_prints_ticks_and_bars(
         sim_in_thread: ExchangeSimulator, capsys: pytest.CaptureFixture[str]) -> None:
     code = BLOCKS["Quick Start"]
     assert "await asyncio.sleep(60)" in code
-    exec(compile(code.replace("asyncio.sleep(60)", "asyncio.sleep(4)"), "quick_start", "exec"),
-         {"__name__": "seed"})
+    exec(compile(bound_sleeps(code, 4), "quick_start", "exec"), {"__name__": "seed"})
     lines = capsys.readouterr().out.splitlines()
     ticks = [ln for ln in lines if ln.startswith("Tick: ")]
     bars = [ln for ln in lines if ln.startswith("Bar: ")]

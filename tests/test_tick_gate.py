@@ -173,3 +173,33 @@ def test_the_past_window_covers_a_store_resume_and_the_longest_warm_up() -> None
     config = StreamManagerConfig(supported_timeframes=["1m", "1d"],
                                  store_resume_max_gap_seconds=12 * 3600.0)
     assert past_window_ns(config) >= 12 * HOUR + 2 * 24 * HOUR
+
+
+# -- the venue's clock measures latency --------------------------------------------------
+
+def test_delay_is_measured_on_the_venues_clock_anchored_by_its_own_time() -> None:
+    """A venue 5 minutes ahead of this machine: a trade 40 ms old on its clock reads 40 ms,
+    not -5 minutes."""
+    g = gate()
+    ahead = 5 * MINUTE
+    g.observe_venue_clock("binance", NOW + ahead, NOW)
+    late = tick(ts=NOW + ahead - 40_000_000, received=NOW)
+    assert g.venue_delay_ns(late) == 40_000_000
+    assert g.admit(late), "the anchor also places the venue's clock for the window"
+
+
+def test_delay_is_never_negative_when_the_venue_clock_runs_ahead_of_the_estimate() -> None:
+    g = gate()
+    g.observe_venue_clock("binance", NOW, NOW)
+    assert g.venue_delay_ns(tick(ts=NOW + 30 * NS_PER_SECOND, received=NOW)) == 0
+
+
+def test_a_later_venue_time_only_moves_the_clock_forward() -> None:
+    g = gate()
+    g.observe_venue_clock("binance", NOW + MINUTE, NOW)
+    g.observe_venue_clock("binance", NOW, NOW)  # an older answer arriving late
+    assert g.venue_delay_ns(tick(ts=NOW + MINUTE - 1000, received=NOW)) == 1000
+
+
+def test_without_the_venues_time_delay_is_judged_on_the_local_clock() -> None:
+    assert gate().venue_delay_ns(tick(ts=NOW - 25_000_000, received=NOW)) == 25_000_000

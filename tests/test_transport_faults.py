@@ -91,8 +91,10 @@ async def _fake_binance(monkeypatch: pytest.MonkeyPatch,
 
 
 def _manager(**kwargs: Any) -> StreamManager:
+    # fakex serves no exchangeInfo: these managers stream without the symbol check.
     manager = StreamManager(StreamManagerConfig(warm_up=False, reconnect_delay=0.05,
-                                                max_reconnect_delay=0.2, **kwargs))
+                                                max_reconnect_delay=0.2, check_symbols=False,
+                                                **kwargs))
     manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
     return manager
 
@@ -370,7 +372,7 @@ async def _fake_endpoint(mode: str, monkeypatch: pytest.MonkeyPatch
 def _short_manager(**kwargs: Any) -> StreamManager:
     manager = StreamManager(StreamManagerConfig(
         warm_up=False, backfill=False, connect_timeout=0.5, reconnect_delay=0.05,
-        max_reconnect_delay=0.2, **kwargs))
+        max_reconnect_delay=0.2, check_symbols=False, **kwargs))
     manager.add_crypto_symbols(["BTC/USDT"])
     return manager
 

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.data.backtest import Backtest, BacktestResult
     from bot.data.config import StreamManagerConfig
     from bot.data.engine import StreamingTradingEngine
     from bot.data.events import EventType, StreamEvent
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from bot.data.stream_manager import StreamManager, create_default_trading_stream
 
 _EXPORTS = {
+    "Backtest": "bot.data.backtest",
+    "BacktestResult": "bot.data.backtest",
     "StreamManager": "bot.data.stream_manager",
     "create_default_trading_stream": "bot.data.stream_manager",
     "StreamManagerConfig": "bot.data.config",
@@ -32,6 +35,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Backtest",
+    "BacktestResult",
     "Bar",
     "BarFlag",
     "EventType",

@@ -486,6 +486,35 @@ class BarAggregator:
                 _refresh_fast_path(st)
         return out
 
+    def finish(self, symbol: str, end_ns: int) -> list[Bar]:
+        """Close ``symbol``'s bars where its data ends: at ``end_ns`` (exclusive).
+
+        For a source whose trades stop there (the end of a recording). Bars
+        ending at or before ``end_ns`` complete as usual, empty ones included;
+        the bars still open that began before it complete flagged PARTIAL, since
+        the trades after ``end_ns`` are unknown; no bar opening at or after it
+        is made. A later trade of those closed intervals is late.
+        """
+        st = self._symbols.get(symbol)
+        out: list[Bar] = []
+        if st is None or st.coverage_start is None:
+            return out
+        self._complete(st, end_ns, out)
+        while st.open_bars and st.open_bars[0].open_time < end_ns:
+            cut = st.open_bars.pop(0)
+            cut.flags |= BarFlag.PARTIAL
+            self._close_base(st, cut, out)
+        coverage = st.coverage_start
+        for tf, _ in self._higher:
+            hb = st.higher.get(tf)
+            if hb is not None and hb.open_time < end_ns and not any(
+                    b.open_time < hb.end_time for b in st.open_bars):
+                hb.flags |= BarFlag.PARTIAL
+                out.append(hb.to_bar(st.venue, st.symbol, tf, coverage))
+                del st.higher[tf]
+        _refresh_fast_path(st)
+        return out
+
     def _complete(self, st: _SymbolState, watermark: int, out: list[Bar]) -> None:
         """Close every base bar (and empty interval) that ends at or before ``watermark``."""
         base = self.base_ns

@@ -105,6 +105,10 @@ class StreamManagerConfig:
     # through every missed trade; a longer outage starts afresh and says so in the log).
     store_resume_max_gap_seconds: float = 6 * 3600.0
 
+    # Check every symbol against the venue's listing (Binance exchangeInfo, one request
+    # of weight 20, cached for 10 minutes) before it streams; off for offline or proxy use.
+    check_symbols: bool = True
+
     # Transport
     connect_timeout: float = 10.0
     silence_timeout_seconds: float = 60.0
@@ -326,6 +330,7 @@ FIELD_RULES: dict[str, Rule] = {
     "store_flush_interval": Number(float, 0.05, HOUR_S, _SECONDS),
     "store_retention_days": Number(int, 1, 36_500, "days", optional=True),
     "store_resume_max_gap_seconds": Number(float, 1.0, 7 * DAY_S, _SECONDS),
+    "check_symbols": Flag(),
     "connect_timeout": Number(float, 0.1, 600.0, _SECONDS),
     "silence_timeout_seconds": Number(float, 0.1, DAY_S, _SECONDS),
     "liveness_probe_timeout_seconds": Number(float, 0.1, 600.0, _SECONDS),

@@ -85,3 +85,14 @@ class ExchangeError(StreamError):
 
 class MissingCredentialsError(StreamError):
     """Credentials a venue needs are not configured; the message names the variables to set."""
+
+
+class StartTimeout(StreamError, TimeoutError):
+    """``start(timeout=...)`` ran out before the stream was up; ``obstacles`` say what it
+    waited for (a REST or connection failure per venue, in one line each)."""
+
+    def __init__(self, timeout: float, obstacles: list[str]) -> None:
+        self.timeout = timeout
+        self.obstacles = obstacles
+        waited = "; ".join(obstacles) if obstacles else "connections and warm-up still running"
+        super().__init__(f"not streaming within {timeout:g} s: {waited}")

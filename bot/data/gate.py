@@ -19,8 +19,12 @@ so the trade after it is not taken for a gap.
 The venue clock. Exchanges (and the project's simulator, which may run its
 clock far ahead of the machine's) do not share our clock, so "plausible" is
 judged against an estimate of each venue's clock: ``anchor_exchange +
-(receive_time - anchor_local)``, anchored at the venue's first tick on the
-local clock and moved forward by every accepted tick stamped ahead of it. A
+(receive_time - anchor_local)``, anchored at the venue's own clock when it
+told it (:meth:`TickGate.observe_venue_clock`: Binance's ``serverTime``), else
+at its first tick on the local clock, and moved forward by every accepted tick
+stamped ahead of it. The same estimate measures how long trades take to reach
+us (:meth:`TickGate.venue_delay_ns`): on the venue's clock, never ours, so a
+venue (or simulator) whose clock runs ahead never shows a negative latency. A
 tick within ``[reference - past_window, reference + future_window]`` passes.
 One outside is a *suspect*: it is held (one per venue) until the venue's next
 tick decides. If that tick is outside the window on the same side and near
@@ -173,6 +177,32 @@ class TickGate:
         elif -offset > self.past_window_ns:
             return self._hold(clock, tick, ahead=False)
         return True
+
+    def observe_venue_clock(self, venue: str, venue_ns: int, local_ns: int) -> None:
+        """The venue's clock read at least ``venue_ns`` when ``local_ns`` was the local time.
+
+        Its own answer (Binance's ``serverTime``, taken with the local time the
+        answer arrived, so the estimate stays a lower bound as the ticks' is):
+        the first anchors the venue's clock, later ones only move it forward.
+        """
+        offset = venue_ns - local_ns
+        clock = self._clocks.get(venue)
+        if clock is None:
+            clock = self._clocks[venue] = _VenueClock()
+            clock.offset = offset
+        elif offset > clock.offset:
+            clock.offset = offset
+
+    def venue_delay_ns(self, tick: Tick) -> int:
+        """How long after its exchange time ``tick`` was received, on the venue's clock.
+
+        The venue's time at the tick's receipt is the estimate (local receive
+        time plus the venue's offset) or the tick's own time when that is later
+        (a venue's clock is at least at its newest trade), so it is never below 0.
+        """
+        clock = self._clocks.get(tick.venue)
+        offset = clock.offset if clock is not None else 0
+        return max(0, tick.receive_timestamp + offset - tick.timestamp)
 
     def take_released(self) -> list[Tick]:
         """The suspects confirmed by the tick just admitted, oldest first (and forget them)."""

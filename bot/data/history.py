@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.data.frames import BAR_COLUMNS, bar_frame
 from bot.data.models import Bar, BarFlag
 
 if TYPE_CHECKING:
@@ -35,10 +36,7 @@ BAR_DTYPE = np.dtype([
 ])
 
 # Columns of get_bar_dataframe, in order; vwap is derived (quote_volume / volume).
-DATAFRAME_COLUMNS = (
-    "open", "high", "low", "close", "volume", "quote_volume", "vwap", "buy_volume",
-    "sell_volume", "trade_count", "buy_quote_volume", "first_trade_id", "last_trade_id", "flags",
-)
+DATAFRAME_COLUMNS = BAR_COLUMNS
 
 
 class BarHistory:
@@ -94,14 +92,6 @@ class BarHistory:
         ]
 
     def dataframe(self, limit: int | None = 100) -> pd.DataFrame:
-        """The last ``limit`` bars as a DataFrame indexed by UTC open time."""
-        import pandas as pd
-
-        rows = self.array(limit)
-        volume = rows["volume"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            vwap = np.where(volume > 0, rows["quote_volume"] / volume, np.nan)
-        index = pd.DatetimeIndex(pd.to_datetime(rows["open_time"], unit="ns", utc=True),
-                                 name="open_time")
-        columns = {name: (vwap if name == "vwap" else rows[name]) for name in DATAFRAME_COLUMNS}
-        return pd.DataFrame(columns, index=index)
+        """The last ``limit`` bars as a DataFrame indexed by UTC open time (see
+        :mod:`bot.data.frames`, the shape stored bars share)."""
+        return bar_frame(self.array(limit))

@@ -63,7 +63,7 @@ class BarFlag(enum.IntFlag):
 
     NONE = 0
     EMPTY = 1  # no trade in the interval: O=H=L=C=previous close, volume 0
-    PARTIAL = 2  # the stream started after the interval opened
+    PARTIAL = 2  # the data started after the interval opened, or ended before it closed
     GAP = 4  # trades are known to be missing and could not be recovered
     BACKFILLED = 8  # some trades came from REST recovery rather than the stream
 

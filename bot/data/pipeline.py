@@ -116,6 +116,14 @@ class TickPipeline:
             self.publish_bars(bars, now_ns)
         return bars
 
+    def finish(self, symbol: str, end_ns: int) -> list[Bar]:
+        """Complete and publish ``symbol``'s bars where its data ends, at ``end_ns``
+        (exclusive); the bars it cuts are PARTIAL (see :meth:`BarAggregator.finish`)."""
+        bars = self.aggregator.finish(symbol, end_ns)
+        if bars:
+            self.publish_bars(bars, end_ns)
+        return bars
+
     def complete_through(self, symbol: str, through_ns: int) -> list[Bar]:
         """Complete and publish ``symbol``'s bars ending by ``through_ns`` (a watermark)."""
         bars = self.aggregator.complete_through(symbol, through_ns)

@@ -24,15 +24,21 @@ from threading import Thread
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
-from prometheus_client.core import (
-    CollectorRegistry,
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-    StateSetMetricFamily,
-)
-from prometheus_client.registry import Collector
+from bot.data.extras import require
+
+try:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+    from prometheus_client.core import (
+        CollectorRegistry,
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        Metric,
+        StateSetMetricFamily,
+    )
+    from prometheus_client.registry import Collector
+except ImportError:
+    require("cli", "Prometheus metrics (the status server's /metrics)")
+    raise
 
 from bot.data.transport import ConnectionState
 

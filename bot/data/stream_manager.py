@@ -36,12 +36,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig, symbol_list
-from bot.data.errors import StreamError
+from bot.data.errors import ConfigError, StartTimeout, StreamError
 from bot.data.events import EventType, Handler
 from bot.data.health import (
     ConnectionFacts,
@@ -52,6 +52,7 @@ from bot.data.health import (
     assess,
 )
 from bot.data.history import BarHistory
+from bot.data.listing import LISTINGS, Listing, UnlistedSymbolError
 from bot.data.liveness import LivenessGuard
 from bot.data.loop_monitor import STALL_THRESHOLD_S, LoopMonitor
 from bot.data.metrics import RateTracker, latency_summary, slowest
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bot.data.store import Recorder, TradeStore
+    from bot.data.venues.history import RestClient
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,9 @@ class StreamManager:
         self._liveness = LivenessGuard(self.pipeline.aggregator.base_ns,
                                        self.pipeline.aggregator.grace_ns)
         self._proof = asyncio.Event()  # a liveness probe was answered: advance the clock now
+        # per venue: asks for the listing while no REST history is open
+        self._listing_rests: dict[str, RestClient] = {}
+        self._refused: dict[str, str] = {}  # symbol -> why a runtime add was not subscribed
         self.recorder: Recorder | None = None
         self._store: TradeStore | None = None  # what the recorder wrote, for resuming
         if self.config.store_path is not None:
@@ -167,8 +172,12 @@ class StreamManager:
             venues[name] = spec
             return name
 
+        listed = symbol_list(symbols, field, check)
+        self._check_cached_listing({s: venues[s] for s in listed if self._group_of(s) is None},
+                                   field)
         new = []
-        for symbol in symbol_list(symbols, field, check):
+        for symbol in listed:
+            self._refused.pop(symbol, None)
             if self._group_of(symbol) is None:
                 new += self._group(venues[symbol]).want([symbol])
         if new and self._running:
@@ -197,6 +206,7 @@ class StreamManager:
         removed = False
         for symbol in symbol_list(symbols, "symbols"):
             symbol = symbol.upper()
+            self._refused.pop(symbol, None)  # no longer wanted: no longer reported
             group = self._group_of(symbol)
             if group is None:
                 continue
@@ -248,24 +258,48 @@ class StreamManager:
     def is_running(self) -> bool:
         return self._running
 
-    async def start(self, wait_connected: float | None = None) -> None:
-        """Connect every venue and start streaming; idempotent.
+    async def start(self, wait_connected: float | None = None, *,
+                    timeout: float | None = None) -> None:
+        """Check the symbols, connect every venue and start streaming; idempotent.
 
         Waits until each connection streams (up to ``wait_connected`` seconds,
         default ``connect_timeout`` plus one backoff) and raises a connection's
-        fatal error (bad credentials, connection limit) here, where the user awaits.
+        fatal error (bad credentials, connection limit) or an unlisted symbol
+        here, where the user awaits. ``timeout`` bounds the whole start-up
+        (symbol check, connections, warm-up): past it, what was started is
+        stopped and :class:`StartTimeout` says what was still awaited.
         """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(
+                timeout, int | float) or not timeout > 0):
+            raise ConfigError("timeout", timeout, "must be a number of seconds > 0, or None")
         if self._running:
             return
         self._running = True
         try:
             async with self._lifecycle_lock:  # a stop() still closing finishes first
-                await self.source.open(wait_connected)
-                await self._start(wait_connected)
+                deadline = asyncio.timeout(timeout)
+                try:
+                    async with deadline:
+                        await self.source.open(wait_connected)
+                        await self._start(wait_connected)
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise
+                    raise StartTimeout(timeout or 0.0, self._start_obstacles()) from None
                 self.source.started()
         except BaseException:
             await self.stop()
             raise
+
+    def _start_obstacles(self) -> list[str]:
+        """What kept start-up from finishing: REST and connection failures, in one line each."""
+        out = [f"{venue} REST: {source.rest.limiter.last_failure}"
+               for venue, source in self._sources.items() if source.rest.limiter.last_failure]
+        out.extend(f"{venue} REST: {rest.limiter.last_failure}"
+                   for venue, rest in self._listing_rests.items() if rest.limiter.last_failure)
+        out.extend(f"{c.name}: {c.state.value}" + (f" ({c.error})" if c.error else "")
+                   for c in self._connections if c.state is not ConnectionState.CONNECTED)
+        return out
 
     async def _start(self, wait_connected: float | None) -> None:
         self._started_ns = self._clock()
@@ -317,6 +351,8 @@ class StreamManager:
         await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
                              return_exceptions=True)
         self._rest_closed = True
+        rests, self._listing_rests = self._listing_rests, {}
+        await asyncio.gather(*(rest.close() for rest in rests.values()), return_exceptions=True)
         self._recovery.fetchers = {}
         await self.bus.stop()
         if self.recorder is not None:
@@ -334,6 +370,93 @@ class StreamManager:
         task = self.supervisor.job(coro.__qualname__.rsplit(".", 1)[-1].strip("_"), coro)
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    # -- symbols checked against the venue's listing ------------------------------------
+    def _check_cached_listing(self, specs: Mapping[str, VenueSpec], field: str) -> None:
+        """Raise :class:`UnlistedSymbolError` at once when a venue's listing, fetched
+        recently, refuses one of the symbols (``specs``: symbol -> its venue); nothing is
+        asked here."""
+        if not specs or not self.config.check_symbols:
+            return
+        problems: dict[str, str] = {}
+        for symbol, spec in specs.items():
+            url = spec.listing_url(self.config)
+            listing = LISTINGS.get(spec.name, url) if url is not None else None
+            if listing is not None:
+                problems.update(listing.problems([symbol]))
+        if problems:
+            raise UnlistedSymbolError(field, problems)
+
+    async def _listed(self, group: VenueGroup, symbols: list[str]) -> list[str]:
+        """The ones of ``symbols`` the venue lists as trading (all, for a venue without
+        a listing: :meth:`VenueSpec.listing_url`).
+
+        During :meth:`start` an unlisted symbol, or a listing that cannot be
+        had (venue unreachable, an answer that is no listing), fails the start,
+        naming the cause. At runtime an unlisted symbol is dropped from the
+        wanted set, logged as an ERROR and named in health (``refused_symbols``);
+        a listing that cannot be had leaves the symbols unchecked, with a
+        warning, as does a ban or a spent REST budget at any time.
+        """
+        if not self.config.check_symbols or group.spec.listing_url(self.config) is None:
+            return symbols
+        from bot.data.rest.limits import RestBanned, RestBudgetExhausted
+
+        try:
+            listing = await self._listing(group)
+        except (RestBanned, RestBudgetExhausted) as exc:
+            # The venue (or our budget) forbids asking now; holding start for it would
+            # hold it for the ban.
+            logger.warning("cannot check %s against %s now (%s); subscribing them unchecked",
+                           ", ".join(symbols), group.name, exc)
+            return symbols
+        except StreamError as exc:
+            if self._starting:
+                raise StreamError(f"cannot check symbols against {group.name}: {exc} "
+                                  "(check_symbols=False streams them unchecked)") from None
+            logger.warning("cannot check %s against %s (%s); subscribing them unchecked",
+                           ", ".join(symbols), group.name, exc)
+            return symbols
+        problems = listing.problems(symbols)
+        if not problems:
+            return symbols
+        error = UnlistedSymbolError(f"{group.spec.asset_class}_symbols", problems)
+        if self._starting:
+            raise error
+        self._refuse(error)
+        return [s for s in symbols if s not in problems]
+
+    async def _listing(self, group: VenueGroup) -> Listing:
+        """The venue's listing (cached per process); its clock anchors the venue clock."""
+        spec = group.spec
+        url = spec.listing_url(self.config) or ""
+        listing = LISTINGS.get(spec.name, url)
+        if listing is None:
+            source = self._sources.get(group.name)
+            if source is not None:  # the REST history's client: one budget per venue
+                rest = source.rest
+            else:
+                rest = self._listing_rests.get(group.name)
+                if rest is None:
+                    rest = self._listing_rests[group.name] = spec.rest(
+                        self.config, group.credentials(), self._clock)
+            listing = await spec.listing(rest)
+            LISTINGS.put(url, listing)
+        if listing.venue_time_ns is not None and listing.local_time_ns is not None:
+            self.pipeline.gate.observe_venue_clock(listing.venue, listing.venue_time_ns,
+                                                   listing.local_time_ns)
+        return listing
+
+    def _refuse(self, error: UnlistedSymbolError) -> None:
+        """Drop symbols added at runtime that the venue does not list; say so."""
+        for symbol in error.symbols:
+            group = self._group_of(symbol)
+            if group is not None:
+                group.unwant(symbol)
+            self._drop_symbol_state(symbol)
+            self._refused[symbol] = error.reasons[symbol]
+        logger.error("not subscribed: %s", error)
+        self.bus.emit(EventType.HEALTH, self.get_health(), "symbols")
 
     # -- recovery and warm-up ---------------------------------------------------------
     def _venue_of(self, symbol: str) -> str:
@@ -368,6 +491,9 @@ class StreamManager:
         if not symbols:
             return
         self._open_history_sources()
+        symbols = await self._listed(group, symbols)
+        if not symbols:
+            return
         now = self._clock()
         fill_start = warmup_start(self.pipeline, now)
         stored = await self._stored_last_trades(symbols, now)
@@ -453,7 +579,7 @@ class StreamManager:
         return conn
 
     def _on_tick(self, tick: Tick) -> None:
-        self._stream_latency_ns.append(tick.receive_timestamp - tick.timestamp)
+        self._stream_latency_ns.append(self.pipeline.gate.venue_delay_ns(tick))
         self._heard[tick.symbol] = tick.receive_timestamp
         self._recovery.on_tick(tick)
 
@@ -579,6 +705,9 @@ class StreamManager:
         window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
         report.sections["backfilling"] = self._recovery.filling_symbols()
         report.sections["gaps"] = [gap for _, gap in self._gaps]
+        report.sections["refused_symbols"] = dict(self._refused)
+        for symbol, why in self._refused.items():  # degraded while a runtime add was refused
+            report.degrade(f"{symbol} not subscribed: {why}")
         recent = [gap for at, gap in self._gaps if now - at <= window_ns]
         if recent:  # degraded while a gap reported within the threshold stays unfilled
             report.degrade(

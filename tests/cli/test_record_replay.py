@@ -162,3 +162,21 @@ def test_record_into_a_path_that_is_a_file_streams_reports_and_exits_1(
     assert "recorded 0 ticks" in out
     assert f"store problem: cannot create directory {path}: File exists" in out
     assert path.read_text() == "important unrelated data\n"
+
+
+def _partial(flags: object) -> bool:
+    """A JSON bar's flags carry PARTIAL (written as an int or as names)."""
+    return bool(flags & 2) if isinstance(flags, int) else "PARTIAL" in str(flags)
+
+
+def test_replay_of_a_recording_cut_mid_minute_ends_with_partial_bars_and_no_more(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recorder = Recorder(tmp_path)
+    for tick in btc_minute_trades()[:1500]:  # the recording stopped 1,500 trades in
+        recorder.record_tick(tick)
+    asyncio.run(recorder.flush())
+    assert main(["replay", str(tmp_path), "--timeframes", "1m", "5m", "--json",
+                 "--no-progress"]) == 0
+    bars = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [b["timeframe"] for b in bars] == ["1m", "5m"]  # no empty minute after the data
+    assert all(_partial(b["flags"]) and b["trade_count"] == 1500 for b in bars)

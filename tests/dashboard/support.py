@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from bot.data.config import StreamManagerConfig
 from bot.data.sim import ExchangeSimulator
@@ -15,13 +16,15 @@ SPEED = 60.0  # a simulated minute per second: a 1m bar completes every second
 
 
 @contextlib.asynccontextmanager
-async def streaming(timeframes: list[str] | None = None,
-                    ) -> AsyncIterator[tuple[ExchangeSimulator, StreamManager]]:
-    """A running simulator and a started manager subscribed to :data:`SYMBOLS`."""
-    async with ExchangeSimulator(SYMBOLS, seed=9, speed=SPEED) as sim:
+async def streaming(timeframes: list[str] | None = None, history_seconds: float = 0.0,
+                    **fields: Any) -> AsyncIterator[tuple[ExchangeSimulator, StreamManager]]:
+    """A running simulator (with ``history_seconds`` of past trades for the warm-up) and a
+    started manager subscribed to :data:`SYMBOLS`; ``fields`` sets more config fields."""
+    async with ExchangeSimulator(SYMBOLS, seed=9, speed=SPEED,
+                                 history_seconds=history_seconds) as sim:
         config = StreamManagerConfig(
             supported_timeframes=timeframes or ["1m", "5m"], binance_ws_url=sim.binance_ws_url,
-            binance_rest_url=sim.binance_rest_url, connect_timeout=5.0)
+            binance_rest_url=sim.binance_rest_url, connect_timeout=5.0, **fields)
         manager = StreamManager(config)
         manager.add_crypto_symbols(SYMBOLS)
         await manager.start()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import polars as pl
@@ -11,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.data.frames import BAR_COLUMNS
 from bot.data.models import BarFlag, Side, Tick
-from bot.data.store import aggregate_ticks
+from bot.data.store import TradeStore, aggregate_ticks
 from bot.data.store.layout import ticks_to_table
 from bot.data.timeframes import timeframe_ns
 from tests.helpers import btc_minute_trades, xrpeth_trades
@@ -20,6 +23,7 @@ from tests.store.support import (
     TIMEFRAMES,
     assert_bars_equal,
     frame_bars,
+    record_live,
     stream_bars,
     until_for,
 )
@@ -61,11 +65,27 @@ def test_btc_minute_equals_the_streaming_bar_and_is_not_partial() -> None:
     assert bars[0].trade_count == 2631 and bars[0].flags == BarFlag.NONE
 
 
-def test_pandas_in_pandas_out_with_venue_and_symbol_from_the_frame() -> None:
+def test_pandas_in_pandas_out_shaped_as_the_live_bar_dataframe() -> None:
     frame = _frame(btc_minute_trades()).to_pandas()
-    out = aggregate_ticks(frame, ["5m"])
-    assert isinstance(out["5m"], pd.DataFrame)
-    assert out["5m"].loc[0, "symbol"] == "BTC/USDT" and out["5m"].loc[0, "venue"] == "binance"
+    polars_bars = frame_bars(aggregate_ticks(_frame(btc_minute_trades()), ["5m"])["5m"])
+    out = aggregate_ticks(frame, ["5m"])["5m"]
+    assert isinstance(out, pd.DataFrame) and tuple(out.columns) == BAR_COLUMNS
+    assert out.index.name == "open_time" and str(out.index.dtype) == "datetime64[ns, UTC]"
+    assert [t.value for t in out.index] == [b.open_time for b in polars_bars]
+    assert out["trade_count"].tolist() == [b.trade_count for b in polars_bars]
+
+
+def test_the_stores_pandas_ticks_aggregate_as_their_polars_form(tmp_path: Path) -> None:
+    ticks = btc_minute_trades()
+    asyncio.run(record_live(ticks, tmp_path))
+    store = TradeStore(tmp_path)
+    by_pandas = aggregate_ticks(store.ticks("binance", "BTC/USDT"), ["1m"],
+                                venue="binance", symbol="BTC/USDT")["1m"]
+    by_polars = frame_bars(aggregate_ticks(store.ticks("binance", "BTC/USDT", as_polars=True),
+                                           ["1m"])["1m"])
+    assert by_pandas["close"].tolist() == [b.close for b in by_polars]
+    assert by_pandas["last_trade_id"].tolist() == [b.last_trade_id for b in by_polars]
+    assert by_pandas["trade_count"].sum() == len(ticks)
 
 
 def test_a_frame_of_several_symbols_is_refused_with_the_remedy() -> None:

@@ -3,7 +3,7 @@
 A StreamManager with a store streams two symbols from the simulator with a
 trading engine attached; the store is then replayed through a fresh pipeline
 with an identical engine. The replayed bars equal the live ones field by field
-and the engine decides the same signals on them.
+and the engine decides the same signals on them; so does a Backtest of the store.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bot.data.backtest import Backtest
 from bot.data.config import StreamManagerConfig
 from bot.data.engine import StreamingTradingEngine
 from bot.data.models import Bar, Signal
@@ -51,7 +52,7 @@ def _key(signal: Signal) -> tuple[str, int, str, float]:
 
 
 
-async def test_replaying_a_live_recording_gives_identical_bars_and_signals(
+async def test_replay_and_backtest_of_a_live_recording_give_identical_bars_and_signals(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(SYMBOLS, seed=12, speed=60.0) as sim:
         for key, value in sim.env().items():
@@ -87,3 +88,12 @@ async def test_replaying_a_live_recording_gives_identical_bars_and_signals(
                    if s.bar.open_time <= last_live[s.symbol]]
     assert sorted(replay_keys) == sorted(_key(s) for s in live_signals)
     assert len(replay_keys) >= 3
+
+    backtest = Backtest(tmp_path, timeframe="1m", predictor=_predict, features=_features,
+                        signal_threshold=0.55, min_history=3)
+    backtest_signals: list[Signal] = []
+    backtest.bus.on_signal(backtest_signals.append)
+    result = await backtest.run_async()
+    assert sorted(_key(s) for s in backtest_signals
+                  if s.bar.open_time <= last_live[s.symbol]) == sorted(replay_keys)
+    assert result.signals == len(backtest_signals)

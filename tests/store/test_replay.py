@@ -15,7 +15,7 @@ from bot.data.models import Bar, Side, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store import TradeStore, replay
 from tests.helpers import DATA, btc_minute_trades, xrpeth_trades
-from tests.store.support import TIMEFRAMES, record_live
+from tests.store.support import TIMEFRAMES, record_live, until_for
 
 
 def _pipeline() -> tuple[TickPipeline, list[Bar]]:
@@ -40,7 +40,8 @@ async def test_replay_orders_ticks_by_exchange_time_then_trade_id(tmp_path: Path
     ticks = btc_minute_trades()
     _recorder, live = await record_live(ticks, tmp_path)
     pipeline, replayed = _pipeline()
-    await replay(list(reversed(ticks)), pipeline, progress=False)
+    # The live session ran to the end of the last 15m bar; a tick list says so with until.
+    await replay(list(reversed(ticks)), pipeline, progress=False, until=until_for(ticks))
     assert replayed == live
 
 

@@ -235,8 +235,9 @@ async def test_a_streamed_trade_that_does_not_fit_never_stops_the_recording(
     fake.script = script
     env = fake.env()
     manager = StreamManager(StreamManagerConfig(
-        warm_up=False, backfill=False, store_path=str(tmp_path), store_flush_interval=0.1,
-        binance_ws_url=env["BINANCE_WS_URL"], binance_rest_url=env["BINANCE_REST_URL"]))
+        warm_up=False, backfill=False, check_symbols=False, store_path=str(tmp_path),
+        store_flush_interval=0.1, binance_ws_url=env["BINANCE_WS_URL"],
+        binance_rest_url=env["BINANCE_REST_URL"]))
     manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
     try:
         await manager.start()

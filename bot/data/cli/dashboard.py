@@ -18,10 +18,11 @@ from bot.data.config import StreamManagerConfig
 
 DESCRIPTION = """\
 Stream symbols and serve a local web page with live candlestick charts per
-symbol and timeframe, volume split into taker buy and sell, signal markers,
-connection health and latency. The same server answers /health, /metrics
-(Prometheus) and /metrics.json. The chart library is bundled: the page needs
-no internet access.
+symbol and timeframe with VWAP, volume split into taker buy and sell, signal
+markers, connection health and latency (and, with --engine, positions and
+PnL). The same server answers /health, /metrics (Prometheus) and
+/metrics.json. The chart library is bundled: the page needs no internet
+access.
 """
 EPILOG = """\
 examples:
@@ -43,8 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     web.add_argument("--port", type=port, default=8787, help="default 8787; 0 picks a free one")
     web.add_argument("--open", action="store_true", help="open the page in a browser")
     web.add_argument("--engine", action="store_true",
-                     help="run the StreamingTradingEngine (momentum predictor) so its "
-                          "signals appear as markers")
+                     help="run the StreamingTradingEngine (momentum predictor) with a "
+                          "paper account: its signals appear as markers, its positions and "
+                          "PnL beside the charts")
     parser.set_defaults(run=run)
 
 
@@ -57,13 +59,16 @@ async def _serve(args: argparse.Namespace, config: StreamManagerConfig) -> int:
     from bot.data.dashboard import DashboardServer
 
     async with running_stream(args, config) as manager:
-        engine = None
+        engine = account = None
         if args.engine:
             from bot.data.engine import StreamingTradingEngine
+            from bot.data.engine.paper import PaperExecutor
 
-            engine = StreamingTradingEngine(manager)
+            account = PaperExecutor(manager.bus)
+            engine = StreamingTradingEngine(manager, executor=account)
             await engine.start()
-        async with DashboardServer(manager, args.host, args.port) as server:
+        async with DashboardServer(manager, args.host, args.port, engine=engine,
+                                   account=account) as server:
             print(f"dashboard: {server.url}/   (Ctrl-C stops)", flush=True)
             note(f"status: {server.url}/health  {server.url}/metrics")
             if args.open:

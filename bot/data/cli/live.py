@@ -18,9 +18,10 @@ from bot.data.cli.session import (
     running_stream,
     wait_until_stopped,
 )
-from bot.data.cli.view import TickStats, render, snapshot
+from bot.data.cli.view import render, snapshot
 from bot.data.config import StreamManagerConfig
 from bot.data.events import EventType
+from bot.data.tick_rates import TickStats
 
 if TYPE_CHECKING:
     from bot.data.stream_manager import StreamManager

@@ -17,9 +17,10 @@ import sys
 from importlib import metadata
 from typing import NoReturn
 
-from bot.data.cli import dashboard, health, live, record, replay
+from bot.data.cli import backtest, dashboard, health, live, record, replay
 from bot.data.cli.delegate import DELEGATED
 from bot.data.errors import ConfigError, MissingCredentialsError, StreamError
+from bot.data.extras import MissingExtra
 from bot.data.venues.alpaca.session import AlpacaCredentials
 
 PROG = "bot-stream"
@@ -31,7 +32,7 @@ EPILOG = """\
 Run `bot-stream COMMAND --help` for a command's options. Quick look without keys
 or network: `bot-stream live --sim BTC/USDT ETH/USDT`.
 """
-COMMANDS = (live, dashboard, record, replay, health)
+COMMANDS = (live, dashboard, record, replay, backtest, health)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         status: int = args.run(args)
     except ConfigError as exc:
         print(f"{PROG} {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except MissingExtra as exc:  # e.g. record without the store's libraries
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
         return 2
     except (StreamError, OSError) as exc:
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)

@@ -24,12 +24,14 @@ from bot.data.errors import ConfigError
 from bot.data.models import Bar
 
 if TYPE_CHECKING:
-    from bot.data.store import ReplayResult, TradeStore
+    from bot.data.store import ReplayResult
 
 DESCRIPTION = """\
 Replay the trades of a store written by `bot-stream record` (or a Recorder)
 through the streaming pipeline, with a progress bar on stderr, and print a
 summary of the bars per symbol and timeframe, or every bar (--bars, --json).
+Bars end where the recording does: a bar the recording's end cuts is printed
+flagged PARTIAL, and no bar is made for time after it.
 A damaged part file is skipped with a warning naming it, the rest is replayed,
 and the exit status is 1.
 """
@@ -68,11 +70,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from bot.data.pipeline import TickPipeline
     from bot.data.store import TradeStore, replay  # here: the store's libraries load when used
+    from bot.data.store.replay import select_series
 
     config = config_from_args(args)
     store = TradeStore(args.store)
-    series = _series(store, args.symbols)
-    start, end = _time(args.start, "--start"), _time(args.end, "--end")
+    series = select_series(store, args.symbols)
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     pipeline = TickPipeline(config)
     bars: list[Bar] = []
     print_bar = _json_line if args.json else _text_line if args.bars else bars.append
@@ -90,23 +93,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _series(store: TradeStore, symbols: list[str]) -> list[tuple[str, str]]:
-    """The recorded (venue, symbol) pairs to replay; an error names what is recorded."""
-    recorded = store.series()
-    if not recorded:
-        raise ConfigError("store", str(store.root), "holds no recorded trades")
-    if not symbols:
-        return recorded
-    wanted = {s.upper() for s in symbols}
-    chosen = [(venue, symbol) for venue, symbol in recorded if symbol.upper() in wanted]
-    missing = wanted - {symbol.upper() for _, symbol in chosen}
-    if missing:
-        raise ConfigError("symbols", sorted(missing), "not recorded in this store; recorded: "
-                          + ", ".join(symbol for _, symbol in recorded))
-    return chosen
-
-
-def _time(text: str | None, flag: str) -> datetime | None:
+def parse_time(text: str | None, flag: str) -> datetime | None:
+    """An ISO 8601 time flag as an aware datetime (naive times are UTC); None stays None."""
     if text is None:
         return None
     try:

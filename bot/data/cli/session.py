@@ -93,7 +93,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser, *, status: bool = True
     add_config_arguments(parser)
     sim = parser.add_argument_group("simulator")
     sim.add_argument("--sim", action="store_true",
-                     help="stream from an in-process exchange simulator (no keys, no network)")
+                     help="stream from an in-process exchange simulator (no keys, no network); "
+                          "it lists BTC, ETH, SOL, BNB, XRP, DOGE and ADA against USDT")
     sim.add_argument("--sim-speed", type=positive, default=1.0, metavar="X",
                      help="simulated market seconds per real second (30: a 1m bar every 2 s); "
                           "default 1")
@@ -143,9 +144,12 @@ async def running_stream(args: argparse.Namespace,
     async with contextlib.AsyncExitStack() as stack:
         if args.sim:
             from bot.data.sim import ExchangeSimulator
+            from bot.data.sim.market import CATALOGUE_PAIRS
 
+            # The simulator lists its own catalogue, as an exchange does: a pair it does
+            # not list is refused by the stream's symbol check, never invented.
             sim = await stack.enter_async_context(ExchangeSimulator(
-                crypto, stocks, seed=args.sim_seed, speed=args.sim_speed,
+                CATALOGUE_PAIRS, stocks, seed=args.sim_seed, speed=args.sim_speed,
                 history_seconds=args.sim_history))
             # Credentials, and the endpoints of venues configured by their own package, are read
             # from the environment: the simulator's, while it runs.
@@ -154,11 +158,8 @@ async def running_stream(args: argparse.Namespace,
                 config, binance_ws_url=sim.binance_ws_url, binance_rest_url=sim.binance_rest_url,
                 alpaca_ws_url=sim.alpaca_ws_url, alpaca_rest_url=sim.alpaca_rest_url)
             note(f"simulator: {sim.base_http} (speed {args.sim_speed:g}x, seed {args.sim_seed})")
-            if args.sim_speed > 1:
-                note("note: the simulated exchange clock runs ahead of this machine's, so "
-                     "exchange → receive latency reads negative")
         manager = create_default_trading_stream(crypto, stocks, config)
-        await manager.start()
+        await manager.start(timeout=args.duration)  # --duration bounds start-up too
         stack.push_async_callback(manager.stop)
         if getattr(args, "status_port", None) is not None:
             from bot.data.status_server import StatusServer

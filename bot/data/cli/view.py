@@ -1,63 +1,30 @@
 """The terminal view of ``bot-stream live``: what is shown, and how it looks.
 
-:class:`TickStats` is a bus consumer keeping each symbol's last trade and
-trade rate. :func:`snapshot` reads everything else through the manager's
-public API into a :class:`ViewModel`, and :func:`render` turns that into a
-rich renderable, so the layout is a pure function of plain data.
+:class:`~bot.data.tick_rates.TickStats` (a bus consumer) keeps each symbol's
+last trade and trade rate. :func:`snapshot` reads everything else through the
+manager's public API into a :class:`ViewModel`, and :func:`render` turns that
+into a rich renderable, so the layout is a pure function of plain data.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
-from bot.data.cli.formatting import price
-from bot.data.events import StreamEvent
+from bot.data.cli.columns import Column, Phrases, PriorityTable
+from bot.data.cli.formatting import VWAP_DIGITS, price
 from bot.data.models import Bar, Tick
+from bot.data.tick_rates import TickStats
 
 if TYPE_CHECKING:
     from bot.data.stream_manager import StreamManager
 
-RATE_WINDOW_S = 5.0
 IMBALANCE_CELLS = 10
 STATE_STYLES = {"connected": "green", "failed": "bold red", "stopped": "red"}
 HEALTH_STYLES = {"healthy": "bold green", "degraded": "bold yellow", "unhealthy": "bold red"}
-
-
-class TickStats:
-    """Last trade and trades per second of each symbol, from the TICK events.
-
-    The handler is a dict store and an increment; rates are computed when the
-    view samples, once per refresh, over about :data:`RATE_WINDOW_S` seconds.
-    """
-
-    def __init__(self) -> None:
-        self.last: dict[str, Tick] = {}
-        self.counts: dict[str, int] = {}
-        self._samples: deque[tuple[float, dict[str, int]]] = deque()
-
-    def on_tick(self, event: StreamEvent) -> None:
-        tick: Tick = event.data
-        self.last[tick.symbol] = tick
-        self.counts[tick.symbol] = self.counts.get(tick.symbol, 0) + 1
-
-    def sample(self, now: float | None = None) -> dict[str, float]:
-        """Record the counts now; per-symbol trades per second over the window."""
-        now = time.monotonic() if now is None else now
-        self._samples.append((now, dict(self.counts)))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
-            self._samples.popleft()
-        then, old = self._samples[0]
-        span = now - then
-        if span <= 0:
-            return {}
-        return {s: (n - old.get(s, 0)) / span for s, n in self.counts.items()}
 
 
 @dataclass
@@ -119,29 +86,47 @@ def imbalance_text(value: float | None) -> Text:
 
 
 def render(view: ViewModel) -> RenderableType:
-    """The whole screen: header, symbols, last bars, connections and latency."""
-    return Group(_header(view), _symbols(view), _completed(view), _connections(view))
+    """The whole screen: header, symbols, last bars, connections and latency.
+
+    The tables keep their columns by priority (see :mod:`bot.data.cli.columns`),
+    so a narrow terminal shows fewer columns, each cell whole.
+    """
+    return Group(_header(view), _symbols(view), _completed(view), _connections(view),
+                 _latency(view))
 
 
-def _header(view: ViewModel) -> Text:
-    text = Text(" bot-stream live ", style="bold white on blue")
+def _header(view: ViewModel) -> Group:
     minutes, seconds = divmod(int(view.uptime_s), 60)
-    text.append(f"  timeframe {view.timeframe}   up {minutes // 60:02d}:{minutes % 60:02d}:"
-                f"{seconds:02d}   ")
-    text.append(view.health, style=HEALTH_STYLES.get(view.health, "bold"))
-    text.append(f"   {view.ticks_per_s:,.1f} ticks/s   {view.bars:,} bars")
-    for reason in view.reasons:
-        text.append(f"\n  {reason}", style="yellow")
-    return text
+    phrases = Phrases([
+        Text(" bot-stream live ", style="bold white on blue"),
+        Text(f"timeframe {view.timeframe}"),
+        Text(f"up {minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}"),
+        Text(view.health, style=HEALTH_STYLES.get(view.health, "bold")),
+        Text(f"{view.ticks_per_s:,.1f} ticks/s"), Text(f"{view.bars:,} bars")])
+    return Group(phrases, *(Text(f"  {reason}", style="yellow") for reason in view.reasons))
 
 
-def _symbols(view: ViewModel) -> Table:
-    table = Table(title=f"Building {view.timeframe} bars", title_justify="left", expand=True,
-                  header_style="bold cyan")
-    for name in ("Symbol", "Last", "Δ bar", "Open", "High", "Low", "Volume", "Trades",
-                 "Buy/Sell", "Ticks/s"):
-        table.add_column(name, justify="left" if name in ("Symbol", "Buy/Sell") else "right",
-                         no_wrap=True)
+SYMBOL_COLUMNS = (
+    Column("Symbol", 0, "left"), Column("Last", 1), Column("Δ bar", 2), Column("Open", 5),
+    Column("High", 3), Column("Low", 4), Column("Volume", 6), Column("VWAP", 7),
+    Column("Buy/Sell", 8, "left"), Column("Trades", 10), Column("Ticks/s", 9))
+COMPLETED_COLUMNS = (
+    Column("Symbol", 0, "left"), Column("Open time (UTC)", 1), Column("Open", 6),
+    Column("High", 4), Column("Low", 5), Column("Close", 2), Column("Volume", 7),
+    Column("VWAP", 8), Column("Buy %", 9), Column("Trades", 10), Column("Flags", 3, "left"))
+CONNECTION_COLUMNS = (Column("Connection", 0, "left"), Column("State", 1, "left"),
+                      Column("Frames", 3), Column("Reconnects", 2))
+LATENCY_COLUMNS = (Column("Latency (ms)", 0, "left"), Column("p50", 1), Column("p90", 4),
+                   Column("p99", 2), Column("max", 3))
+LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "max_ms")
+
+
+def _vwap(bar: Bar | None) -> str:
+    return price(None if bar is None or not bar.volume else bar.vwap, VWAP_DIGITS)
+
+
+def _symbols(view: ViewModel) -> PriorityTable:
+    rows: list[list[Text | str]] = []
     for row in view.symbols:
         bar, last = row.building, row.last
         last_price = last.price if last is not None else bar.close if bar is not None else None
@@ -149,58 +134,40 @@ def _symbols(view: ViewModel) -> Table:
         if bar is not None and last_price is not None and bar.open:
             pct = (last_price - bar.open) / bar.open * 100
             change = Text(f"{pct:+.3f}%", style="green" if pct >= 0 else "red")
-        table.add_row(Text(row.symbol, style="bold"), price(last_price), change,
-                      price(bar.open if bar else None), price(bar.high if bar else None),
-                      price(bar.low if bar else None),
-                      f"{bar.volume:.6g}" if bar else "—", str(bar.trade_count) if bar else "—",
-                      imbalance_text(imbalance(bar)), f"{row.ticks_per_s:.1f}")
-    return table
+        rows.append([Text(row.symbol, style="bold"), price(last_price), change,
+                     price(bar.open if bar else None), price(bar.high if bar else None),
+                     price(bar.low if bar else None), f"{bar.volume:.6g}" if bar else "—",
+                     _vwap(bar), imbalance_text(imbalance(bar)),
+                     str(bar.trade_count) if bar else "—", f"{row.ticks_per_s:.1f}"])
+    return PriorityTable(f"Building {view.timeframe} bars", SYMBOL_COLUMNS, rows)
 
 
-def _completed(view: ViewModel) -> Table:
-    table = Table(title=f"Last completed {view.timeframe} bars", title_justify="left",
-                  expand=True, header_style="bold cyan")
-    for name in ("Symbol", "Open time (UTC)", "Open", "High", "Low", "Close", "Volume",
-                 "Buy %", "Trades", "Flags"):
-        table.add_column(name, justify="left" if name in ("Symbol", "Flags") else "right",
-                         no_wrap=True)
+def _completed(view: ViewModel) -> PriorityTable:
+    rows: list[list[Text | str]] = []
     for row in view.symbols:
         for bar in reversed(row.completed):
             buy = f"{bar.buy_volume / bar.volume * 100:.0f}%" if bar.volume else "—"
-            flags = bar.flags.name if bar.flags else ""
-            table.add_row(row.symbol, f"{bar.open_datetime:%Y-%m-%d %H:%M:%S}", price(bar.open),
-                          price(bar.high), price(bar.low),
-                          Text(price(bar.close), style="green" if bar.close >= bar.open
-                               else "red"),
-                          f"{bar.volume:.6g}", buy, str(bar.trade_count),
-                          Text(flags or "", style="yellow"))
-    if not table.rows:
-        table.add_row("waiting for the first bar to complete…", *[""] * 9)
-    return table
+            rows.append([row.symbol, f"{bar.open_datetime:%Y-%m-%d %H:%M:%S}", price(bar.open),
+                         price(bar.high), price(bar.low),
+                         Text(price(bar.close), style="green" if bar.close >= bar.open
+                              else "red"),
+                         f"{bar.volume:.6g}", _vwap(bar), buy, str(bar.trade_count),
+                         Text((bar.flags.name or "") if bar.flags else "", style="yellow")])
+    return PriorityTable(f"Last completed {view.timeframe} bars", COMPLETED_COLUMNS, rows,
+                         empty="waiting for the first bar to complete…")
 
 
-def _connections(view: ViewModel) -> Table:
-    table = Table(title="Connections and latency", title_justify="left", expand=True,
-                  header_style="bold cyan")
-    table.add_column("Connection")
-    table.add_column("State")
-    table.add_column("Frames", justify="right")
-    table.add_column("Reconnects", justify="right")
-    table.add_column("Latency (ms)   p50 / p90 / p99 / max")
-    paths = list(view.latency.items())
-    names = list(view.connections)
-    for i in range(max(len(names), len(paths))):
-        conn = view.connections[names[i]] if i < len(names) else None
-        cells: list[Text | str] = ["", "", "", ""]
-        if conn is not None:
-            state = conn["state"]
-            cells = [names[i], Text(state, style=STATE_STYLES.get(state, "yellow")),
-                     f"{conn['frames']:,}", str(conn["reconnects"])]
-        latency = ""
-        if i < len(paths):
-            path, summary = paths[i]
-            figures = " / ".join("—" if summary.get(k) is None else f"{summary[k]:.2f}"
-                                 for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
-            latency = f"{path.replace('_to_', ' → ').replace('_', ' ')}: {figures}"
-        table.add_row(*cells, latency)
-    return table
+def _connections(view: ViewModel) -> PriorityTable:
+    rows: list[list[Text | str]] = [
+        [name, Text(conn["state"], style=STATE_STYLES.get(conn["state"], "yellow")),
+         f"{conn['frames']:,}", str(conn["reconnects"])]
+        for name, conn in view.connections.items()]
+    return PriorityTable("Connections", CONNECTION_COLUMNS, rows)
+
+
+def _latency(view: ViewModel) -> PriorityTable:
+    rows: list[list[Text | str]] = [
+        [path.replace("_to_", " → ").replace("_", " "),
+         *("—" if summary.get(k) is None else f"{summary[k]:.2f}" for k in LATENCY_KEYS)]
+        for path, summary in view.latency.items()]
+    return PriorityTable("Latency", LATENCY_COLUMNS, rows)

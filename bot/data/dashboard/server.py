@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.data.dashboard.feed import DashboardFeed
+from bot.data.dashboard.feed import Account, DashboardFeed, Engine
 from bot.data.status_server import StatusServer
 
 if TYPE_CHECKING:
@@ -88,16 +88,21 @@ class _Client:
 
 
 class DashboardServer(StatusServer):
-    """Serves the dashboard of ``manager`` (and ``/health``, ``/metrics``)."""
+    """Serves the dashboard of ``manager`` (and ``/health``, ``/metrics``).
+
+    ``engine`` (a ``StreamingTradingEngine``) and ``account`` (e.g. its
+    ``PaperExecutor``) add the engine's figures, positions and PnL to the page.
+    """
 
     def __init__(self, manager: StreamManager, host: str = "127.0.0.1", port: int = 0, *,
                  push_interval: float = 0.25, status_interval: float = 1.0,
-                 history: int | None = None, allowed_hosts: Iterable[str] = ()) -> None:
+                 history: int | None = None, allowed_hosts: Iterable[str] = (),
+                 engine: Engine | None = None, account: Account | None = None) -> None:
         if not push_interval > 0 or not status_interval > 0:
             raise ValueError(f"push_interval ({push_interval!r}) and status_interval "
                              f"({status_interval!r}) must be > 0 seconds")
         super().__init__(manager, host, port, allowed_hosts=allowed_hosts)
-        self.feed = DashboardFeed(manager, history)
+        self.feed = DashboardFeed(manager, history, engine=engine, account=account)
         self.push_interval = push_interval
         self.status_interval = status_interval
         self._clients: set[_Client] = set()
@@ -180,6 +185,8 @@ class DashboardServer(StatusServer):
                 next_status = now + self.status_interval
                 if self._clients:
                     self._broadcast(_encode(self.feed.status()).decode())
+                else:  # keep the trade-rate window current for the next page
+                    self.feed.trades.sample()
 
     def _broadcast(self, text: str) -> None:
         for client in list(self._clients):

@@ -16,8 +16,10 @@ from bot.data.engine.features import (
     DEFAULT_LOOKBACK,
     DEFAULT_MIN_HISTORY,
     FeatureFunction,
+    bars_needed,
     combine,
     default_features,
+    needs_bars,
 )
 from bot.data.engine.paper import Fill, PaperExecutor, Position
 from bot.data.engine.predictors import (
@@ -47,6 +49,8 @@ __all__ = [
     "StreamingTradingEngine",
     "ThresholdRule",
     "as_predictor",
+    "bars_needed",
     "combine",
     "default_features",
+    "needs_bars",
 ]

@@ -40,8 +40,10 @@ from bot.data.engine.features import (
     DEFAULT_LOOKBACK,
     DEFAULT_MIN_HISTORY,
     FeatureFunction,
+    bars_needed,
     combine,
     default_features,
+    feature_name,
 )
 from bot.data.engine.metrics import EngineMetrics
 from bot.data.engine.predictors import (
@@ -103,6 +105,11 @@ class StreamingTradingEngine:
     the default set, or a sequence of them merged in order, e.g.
     ``[default_features, my_features]`` to extend it.
 
+    ``min_history`` (bars a series needs before it is predicted on) must
+    cover what the features need: declared with
+    :func:`~bot.data.engine.features.needs_bars` (the default set needs 21) or
+    found by trying them; a shorter one raises ConfigError here, naming it.
+
     ``timeframe`` defaults to the manager's ``default_timeframe``; ``symbols``
     to every symbol. ``max_bar_age`` (seconds) defaults to the manager's
     ``stale_threshold_seconds``. ``clock`` gives the wall time in ns, the
@@ -151,6 +158,11 @@ class StreamingTradingEngine:
             self.features = features
         else:
             self.features = combine(features)
+        needed = bars_needed(self.features, lookback)
+        if needed is not None and min_history < needed:
+            raise ConfigError("min_history", min_history,
+                              f"must be >= {needed}: the features "
+                              f"({feature_name(self.features)}) need {needed} bars")
         self.metrics = EngineMetrics()
         self._executor_target = executor
         self._executor = (ExecutorDispatcher(executor, self.metrics)
@@ -198,6 +210,16 @@ class StreamingTradingEngine:
         if self._started_manager:
             self._started_manager = False
             await self.manager.stop()
+
+    async def idle(self) -> None:
+        """Wait until no async prediction is running or waiting.
+
+        A backtest awaits it after each bar close, so an async predictor sees
+        every bar, as it does live when bars are minutes apart, rather than only
+        the latest of a burst replayed in microseconds.
+        """
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters, refusals by reason and tick-to-signal latency; JSON-serialisable."""

@@ -23,6 +23,13 @@ volumes and ``[-1]`` the bar that just closed:
 ``bar_range``              ``(high - low) / close`` of the last bar
 =========================  ==============================================================
 
+How many bars a feature function needs: :func:`needs_bars` declares it
+(``default_features`` needs ``WINDOW + 1``), :func:`combine`'s function needs
+the most of its parts, and :func:`bars_needed` finds it for a function that declares
+nothing by calling it on a synthetic history, so the engine can refuse a
+``min_history`` too short for its features when it is built rather than fail on
+every bar.
+
 EMAs follow ``pandas.ewm(adjust=False)``: seeded with the first value of the
 array and updated bar by bar, so with the default look-back of
 :data:`DEFAULT_LOOKBACK` bars the seed's weight left in EMA26 is below 1e-6.
@@ -34,12 +41,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 
+from bot.data.history import BAR_DTYPE
+
 FeatureFunction = Callable[[np.ndarray], Mapping[str, float]]
 """``f(bars) -> {name: value}``; ``bars`` is a ``BAR_DTYPE`` array, oldest first."""
+
+_F = TypeVar("_F", bound=FeatureFunction)
+_NEEDS = "bars_needed"  # the attribute needs_bars sets on a feature function
+_PARTS = "feature_parts"  # the functions combine() merged
 
 RETURN_HORIZONS: Final = (1, 5, 15)
 WINDOW: Final = 20
@@ -59,6 +72,79 @@ DEFAULT_MIN_HISTORY: Final = 30
 DEFAULT_LOOKBACK: Final = 200
 
 
+def needs_bars(count: int) -> Callable[[_F], _F]:
+    """Declare that a feature function needs at least ``count`` bars (a decorator).
+
+    ``@needs_bars(50)`` on a function using a 50-bar window lets the engine
+    refuse ``min_history < 50`` at construction.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"needs_bars({count!r}): the count must be an integer >= 1")
+
+    def declare(function: _F) -> _F:
+        setattr(function, _NEEDS, count)
+        return function
+    return declare
+
+
+def bars_needed(function: FeatureFunction, most: int) -> int | None:
+    """The fewest bars ``function`` works on: declared with :func:`needs_bars`, else found.
+
+    Finding it calls ``function`` on a synthetic history (a random walk with
+    consistent OHLCV) of 1, 2, ... up to ``most`` bars and returns the first
+    length it does not raise IndexError on (an index past the start of the
+    window is what too short a history raises). None when it fails at every
+    length for another reason: that is not a history question.
+    """
+    declared = getattr(function, _NEEDS, None)
+    if isinstance(declared, int):
+        return declared
+    parts = getattr(function, _PARTS, None)
+    if parts is not None:
+        needs = [n for n in (bars_needed(part, most) for part in parts) if n is not None]
+        return max(needs) if needs else None
+    history = _synthetic_bars(most)
+    for count in range(1, most + 1):
+        try:
+            function(history[-count:])
+        except IndexError:
+            continue
+        except Exception:
+            return None
+        return count
+    return None
+
+
+def feature_name(function: FeatureFunction) -> str:
+    """How a feature function is named in messages; a combined one by its parts."""
+    parts = getattr(function, _PARTS, None)
+    if parts is not None:
+        return " + ".join(feature_name(part) for part in parts)
+    return str(getattr(function, "__name__", function))
+
+
+def _synthetic_bars(count: int) -> np.ndarray:
+    """``count`` plausible bars (fixed seed): prices around 100, every field consistent."""
+    rng = np.random.default_rng(0)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, count)))
+    bars = np.zeros(count, dtype=BAR_DTYPE)
+    minute = 60 * 10**9
+    bars["open_time"] = np.arange(count, dtype=np.int64) * minute
+    bars["close_time"] = bars["open_time"] + minute - 1
+    bars["close"] = close
+    bars["open"] = np.concatenate(([close[0]], close[:-1]))
+    bars["high"] = np.maximum(bars["open"], close) * 1.001
+    bars["low"] = np.minimum(bars["open"], close) * 0.999
+    bars["volume"] = rng.uniform(1.0, 10.0, count)
+    bars["buy_volume"] = bars["volume"] * rng.uniform(0.0, 1.0, count)
+    bars["sell_volume"] = bars["volume"] - bars["buy_volume"]
+    bars["quote_volume"] = bars["volume"] * close
+    bars["buy_quote_volume"] = bars["buy_volume"] * close
+    bars["trade_count"] = rng.integers(1, 100, count)
+    return bars
+
+
+@needs_bars(WINDOW + 1)
 def default_features(bars: np.ndarray) -> dict[str, float]:
     """The default feature set (see the module docstring); needs ``WINDOW + 1`` bars at least."""
     close = bars["close"].astype(np.float64)
@@ -100,6 +186,7 @@ def combine(functions: Sequence[FeatureFunction]) -> FeatureFunction:
             out.update(function(bars))
         return out
 
+    setattr(combined, _PARTS, functions)  # bars_needed takes the most of its parts
     return combined
 
 

@@ -12,3 +12,7 @@
 
 Needs the ``nats`` extra: ``pip install 'bot-stream[nats]'``.
 """
+
+from bot.data.extras import require
+
+require("nats", "NATS scale-out (bot.data.nats)")

@@ -281,7 +281,9 @@ class RemoteStreamManager(StreamManager):
                  durable: str | None = None, stream: str = "MD_TICKS", deliver: str = "all",
                  batch: int = 500, fetch_timeout: float = 1.0, ack_timeout: float = 2.0,
                  clock: Callable[[], int] = time.time_ns) -> None:
-        config = replace(config or StreamManagerConfig(), backfill=False, warm_up=False)
+        # The workers publishing to NATS checked the symbols against their venues.
+        config = replace(config or StreamManagerConfig(), backfill=False, warm_up=False,
+                         check_symbols=False)
         super().__init__(config, clock=clock, source=JetStreamSource(
             servers=servers, durable=durable, stream=stream, deliver=deliver, batch=batch,
             fetch_timeout=fetch_timeout, ack_timeout=ack_timeout,

@@ -39,6 +39,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
+import ssl
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -175,6 +178,7 @@ class RateLimiter:
         self._ban_status = 0
         self._window: deque[tuple[float, int]] = deque()  # (send time, weight) in the budget
         self._window_weight = 0
+        self.last_failure: str | None = None  # the last request's connection failure, if any
         self.requests: Counter[str] = Counter()  # by endpoint, every request sent
         self.weight: Counter[str] = Counter()
 
@@ -203,7 +207,7 @@ class RateLimiter:
                     "weight_per_minute": self.budget.weight_per_minute}}
 
     async def run(self, send: Callable[[], Awaitable[Reply]], *, weight: int = 1,
-                  venue: str = "", endpoint: str = "") -> Reply:
+                  venue: str = "", endpoint: str = "", host: str = "") -> Reply:
         """Send a request through the limits; the first answer that is not retried.
 
         That is a success, a 4xx other than 429/418, or the last answer once
@@ -211,6 +215,7 @@ class RateLimiter:
         the last attempt raises :class:`RestError` with status 0 (no answer);
         a ban longer than ``max_ban_wait`` raises :class:`RestBanned`, a spent
         budget :class:`RestBudgetExhausted`, both before anything is sent.
+        ``host`` (``"api.binance.com:443"``) names the server in connection failures.
         """
         attempt = 0
         while True:
@@ -221,17 +226,18 @@ class RateLimiter:
             try:
                 reply = await send()
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                failure = self.last_failure = unreachable(exc, host)
                 if attempt >= self.max_retries:
-                    raise RestError(venue, 0, None,
-                                    f"no answer: {type(exc).__name__}: {exc}") from exc
+                    raise RestError(venue, 0, None, failure) from exc
                 delay = self._backoff(attempt)
-                logger.warning("%s REST request failed (%s: %s); retry in %.1f s", venue,
-                               type(exc).__name__, exc, delay)
+                logger.warning("%s REST: %s; retrying with backoff (attempt %d of %d) in %.1f s",
+                               venue, failure, attempt + 2, self.max_retries + 1, delay)
                 await self._wait(delay)
                 attempt += 1
                 continue
             finally:
                 self._in_flight -= weight
+            self.last_failure = None
             self._observe(reply)
             told = _retry_after(reply) if reply.status in RATE_LIMIT_STATUSES else None
             if told is not None:
@@ -351,6 +357,39 @@ class RateLimiter:
         await self._sleep(seconds)
 
 
+def unreachable(exc: BaseException, host: str = "") -> str:
+    """A connection failure in one line: ``"cannot reach api.binance.com:443: connection
+    refused"``; ``host`` is used when the exception does not name one."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        host = f"{exc.host}:{exc.port}"
+        cause: BaseException = exc.os_error
+    else:
+        cause = exc
+    where = f"cannot reach {host}" if host else "cannot reach the server"
+    return f"{where}: {_failure_reason(cause)}"
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return "no answer in time"
+    if isinstance(exc, ssl.SSLError | aiohttp.ClientSSLError):
+        return f"TLS failed ({exc})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def host_of(url: str) -> str:
+    """``"https://api.binance.com/api/v3"`` -> ``"api.binance.com:443"``."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    return f"{parts.hostname}:{port}"
+
+
 def _minute(seconds: float) -> int:
     return math.floor(seconds / 60.0)
 
@@ -380,6 +419,7 @@ class HttpClient:
                  session: aiohttp.ClientSession | None, limiter: RateLimiter | None,
                  headers: Mapping[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self._host = host_of(self.base_url) if self.base_url else ""
         self.limiter = limiter if limiter is not None else RateLimiter(budget=self.budget)
         self._session = session
         self._owns_session = session is None
@@ -419,7 +459,7 @@ class HttpClient:
                 return Reply(response.status, response.headers, body)
 
         reply = await self.limiter.run(send, weight=weight, venue=self.venue,
-                                       endpoint=path.rsplit("/", 1)[-1])
+                                       endpoint=path.rsplit("/", 1)[-1], host=self._host)
         if not reply.ok:
             raise self._error(reply)
         return reply.body

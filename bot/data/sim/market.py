@@ -67,6 +67,8 @@ _CRYPTO = {
     "DOGE": ("0.15", "0.00001", "1", 1000),
     "ADA": ("0.45", "0.0001", "0.1", 2000),
 }
+#: The Binance pairs ``bot-stream --sim`` lists: every base above against USDT.
+CATALOGUE_PAIRS = tuple(f"{base}/USDT" for base in _CRYPTO)
 _STOCKS = {"AAPL": "190", "TSLA": "250", "GOOGL": "140", "MSFT": "420", "NVDA": "120",
            "AMZN": "180", "SPY": "520", "FAKEPACA": "100"}
 

@@ -37,6 +37,7 @@ import numpy.typing as npt
 import pandas as pd
 import polars as pl
 
+from bot.data.frames import bar_frame
 from bot.data.models import UPDATES_ALL, BarFlag
 from bot.data.store.layout import BAR_SCHEMA, exchange_order
 from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, base_length_ns
@@ -81,17 +82,18 @@ def aggregate_ticks(ticks: pl.DataFrame | pd.DataFrame, timeframes: Iterable[str
                     ) -> dict[str, pl.DataFrame] | dict[str, pd.DataFrame]:
     """Completed bars of one series for each timeframe, as DataFrames of Bar fields.
 
-    ``ticks`` needs columns ``timestamp`` (ns), ``trade_id``, ``price``,
-    ``volume`` and ``side`` (``"buy"``/``"sell"``, any other value is an
-    unknown side), as :meth:`TradeStore.ticks` returns them; ``venue`` and
-    ``symbol`` columns, when present, must hold one series. ``until`` (ns) is
-    where the clock stands: bars ending after it are still open and left out.
-    By default it is the end of the longest timeframe's bar holding the last
-    trade, so every trade is in a completed bar of every timeframe. The result
-    is polars for a polars input and pandas for a pandas one.
+    ``ticks`` needs columns ``timestamp`` (ns; in pandas also the UTC index
+    :meth:`TradeStore.ticks` gives), ``trade_id``, ``price``, ``volume`` and
+    ``side`` (``"buy"``/``"sell"``, any other value is an unknown side);
+    ``venue`` and ``symbol`` columns, when present, must hold one series.
+    ``until`` (ns) is where the clock stands: bars ending after it are still
+    open and left out. By default it is the end of the longest timeframe's bar
+    holding the last trade, so every trade is in a completed bar of every
+    timeframe. The result is polars (Bar fields) for a polars input and pandas
+    for a pandas one, shaped as :meth:`StreamManager.get_bar_dataframe`.
     """
     as_pandas = isinstance(ticks, pd.DataFrame)
-    frame = pl.from_pandas(ticks) if isinstance(ticks, pd.DataFrame) else ticks
+    frame = ticks_from_pandas(ticks) if isinstance(ticks, pd.DataFrame) else ticks
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"tick frame lacks column(s) {missing}; needs {list(REQUIRED_COLUMNS)}")
@@ -106,7 +108,7 @@ def aggregate_ticks(ticks: pl.DataFrame | pd.DataFrame, timeframes: Iterable[str
     out: dict[str, pl.DataFrame] = {}
     if len(ts) == 0:
         out = {tf: pl.from_arrow(BAR_SCHEMA.empty_table()) for tf in order}  # type: ignore[misc]
-        return {tf: f.to_pandas() for tf, f in out.items()} if as_pandas else out
+        return {tf: bar_frame(f.to_dict()) for tf, f in out.items()} if as_pandas else out
     base_bars = _from_ticks(ts, ids, price, qty, buy, sell, base)
     longest = TIMEFRAME_SECONDS[order[-1]] * NS_PER_SECOND
     if until is None:
@@ -116,7 +118,18 @@ def aggregate_ticks(ticks: pl.DataFrame | pd.DataFrame, timeframes: Iterable[str
         length = TIMEFRAME_SECONDS[tf] * NS_PER_SECOND
         bars = base_bars if length == base else _fold(base_bars, length)
         out[tf] = _to_frame(bars, venue, symbol, tf, length, emit_empty, coverage, until)
-    return {tf: f.to_pandas() for tf, f in out.items()} if as_pandas else out
+    return {tf: bar_frame(f.to_dict()) for tf, f in out.items()} if as_pandas else out
+
+
+def ticks_from_pandas(ticks: pd.DataFrame) -> pl.DataFrame:
+    """A pandas tick frame as polars, times back as ns: what :meth:`TradeStore.ticks`
+    returns (indexed by UTC ``timestamp``) or a frame with a ``timestamp`` column."""
+    if "timestamp" not in ticks.columns and ticks.index.name == "timestamp":
+        ticks = ticks.reset_index()
+    frame = pl.from_pandas(ticks)
+    times = [c for c in ("timestamp", "receive_timestamp")
+             if c in frame.columns and frame[c].dtype.is_temporal()]
+    return frame.with_columns(pl.col(c).dt.epoch("ns") for c in times)
 
 
 def _single_value(frame: pl.DataFrame, column: str, given: str | None) -> str:

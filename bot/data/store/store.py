@@ -28,7 +28,7 @@ example, hourly VWAP and trade count per symbol::
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Literal, overload
 from urllib.parse import unquote
@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from bot.data.frames import TimeBound, bar_frame, tick_frame, time_bound_ns
 from bot.data.models import Bar, Tick
 from bot.data.store.layout import (
     BAR_SCHEMA,
@@ -56,9 +57,6 @@ from bot.data.store.layout import (
     utc_date,
 )
 from bot.data.store.unreadable import UnreadableFiles
-
-TimeBound = int | datetime | None
-"""Nanoseconds since the epoch, or a datetime (naive ones are taken as UTC)."""
 
 
 class TradeStore:
@@ -94,12 +92,16 @@ class TradeStore:
               *, as_polars: bool = False) -> pd.DataFrame | pl.DataFrame:
         """Ticks of one series with ``start <= timestamp < end``, in exchange order.
 
-        Columns are :data:`~bot.data.store.layout.TICK_SCHEMA`'s (times in ns).
+        ``start`` and ``end`` are times as pandas reads them (:data:`TimeBound`:
+        ``"2025-01-01"``, a datetime, naive taken as UTC, nanoseconds as an int).
+        pandas: indexed by UTC exchange time with the columns of
+        :data:`~bot.data.frames.TICK_COLUMNS`; polars: the files' columns
+        (:data:`~bot.data.store.layout.TICK_SCHEMA`, times in ns).
         """
         frame = self._read(TICKS, venue, symbol, "timestamp", start, end, TICK_SCHEMA)
         frame = (frame.unique("trade_id", keep="first", maintain_order=True)
                  .sort(*exchange_order(venue), maintain_order=True))
-        return frame if as_polars else frame.to_pandas()
+        return frame if as_polars else tick_frame(_columns(frame))
 
     @overload
     def bars(self, venue: str, symbol: str, timeframe: str, start: TimeBound = ...,
@@ -109,12 +111,17 @@ class TradeStore:
              end: TimeBound = ..., *, as_polars: Literal[True]) -> pl.DataFrame: ...
     def bars(self, venue: str, symbol: str, timeframe: str, start: TimeBound = None,
              end: TimeBound = None, *, as_polars: bool = False) -> pd.DataFrame | pl.DataFrame:
-        """Recorded bars of one series and timeframe with ``start <= open_time < end``."""
+        """Recorded bars of one series and timeframe with ``start <= open_time < end``.
+
+        pandas: the shape of :meth:`StreamManager.get_bar_dataframe` (indexed by UTC
+        open time, :data:`~bot.data.frames.BAR_COLUMNS`); polars: the files' columns
+        (:data:`~bot.data.store.layout.BAR_SCHEMA`, times in ns).
+        """
         frame = self._read(BARS, venue, symbol, "open_time", start, end, BAR_SCHEMA)
         frame = (frame.filter(pl.col("timeframe") == timeframe)
                  .unique("open_time", keep="last", maintain_order=True)
                  .sort("open_time"))
-        return frame if as_polars else frame.to_pandas()
+        return frame if as_polars else bar_frame(_columns(frame))
 
     # -- records -------------------------------------------------------------------
     def tick_records(self, venue: str, symbol: str, start: TimeBound = None,
@@ -211,7 +218,7 @@ class TradeStore:
     # -- reading files ----------------------------------------------------------------
     def _read(self, kind: str, venue: str, symbol: str, time_column: str, start: TimeBound,
               end: TimeBound, schema: pa.Schema) -> pl.DataFrame:
-        lo, hi = _to_ns(start), _to_ns(end)
+        lo, hi = time_bound_ns(start, "start"), time_bound_ns(end, "end")
         first_day = utc_date(lo) if lo is not None else date.min
         last_day = utc_date(hi) if hi is not None else date.max
         files = [f for day, directory in date_partitions(series_dir(self.root, kind, venue,
@@ -285,11 +292,10 @@ def _scan(files: list[Path], schema: pa.Schema, condition: ds.Expression | None)
         filter=condition)
 
 
-def _to_ns(value: TimeBound) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    return int(pd.Timestamp(value).tz_localize("UTC").value if value.tzinfo is None
-               else pd.Timestamp(value).value)
+def _columns(frame: pl.DataFrame) -> dict[str, object]:
+    """A polars frame's columns as NumPy arrays (list columns as arrays of lists)."""
+    return {name: frame[name].to_numpy() if frame[name].dtype != pl.List
+            else frame[name].to_list() for name in frame.columns}
 
 
 def _sql_string(text: str) -> str:

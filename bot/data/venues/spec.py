@@ -19,6 +19,7 @@ from bot.data.config import StreamManagerConfig, SymbolForm
 from bot.data.gate import VenueRule
 
 if TYPE_CHECKING:
+    from bot.data.listing import Listing
     from bot.data.venues.history import RestClient, TradeHistory
     from bot.data.venues.protocol import VenueSession
 
@@ -97,6 +98,17 @@ class VenueSpec(abc.ABC):
     def market_open(self, now_ns: int) -> bool:
         """True while the venue's market trades (a symbol is expected to trade only then)."""
         return True
+
+    def listing_url(self, config: StreamManagerConfig) -> str | None:
+        """The base URL whose listing this venue's symbols are checked against before they
+        stream (with the venue's name, the listing cache's key), or None when the venue
+        offers no listing to check against."""
+        return None
+
+    async def listing(self, rest: Any) -> Listing:
+        """The venue's listing, asked over ``rest`` (one of :meth:`rest`'s clients); called
+        only when :meth:`listing_url` is not None."""
+        raise NotImplementedError(f"{self.name} offers no listing")
 
     @abc.abstractmethod
     def session(self, config: StreamManagerConfig, credentials: Any,

@@ -9,7 +9,9 @@ strings by the same parser.
 
 Endpoints and request weights (Binance spot API documentation):
 ``/api/v3/historicalTrades`` 25, ``/api/v3/aggTrades`` 4, ``/api/v3/klines`` 2,
-``/api/v3/time`` 1; at most 1000 rows per request. Requests go through a
+``/api/v3/time`` 1, ``/api/v3/exchangeInfo`` 20 (the whole list; the
+``symbols`` parameter costs the same and answers only ``-1121 Invalid symbol.``
+when one is unknown, which names none); at most 1000 rows per request. Requests go through a
 :class:`~bot.data.rest.limits.RateLimiter` that keeps the minute's weight under
 the limit and honours ``Retry-After``; a refused request raises
 :class:`~bot.data.rest.limits.RestError` with Binance's ``code`` and ``msg``.
@@ -25,6 +27,7 @@ import msgspec
 
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
+from bot.data.listing import Listing
 from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.rest.limits import HttpClient, RateLimiter, RequestBudget, decode
 from bot.data.timeframes import NS_PER_MS, timeframe_ns
@@ -33,7 +36,9 @@ from bot.data.venues.binance.session import to_raw_symbol
 MAX_LIMIT = 1000
 # Half of Binance spot's 6000 weight per minute (and far under its raw-request limit).
 BINANCE_BUDGET = RequestBudget(requests_per_minute=1200, weight_per_minute=3000)
-WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1}
+WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1, "exchangeInfo": 20}
+# exchangeInfo's status of a symbol that trades now (others: BREAK, HALT, END_OF_DAY...).
+TRADING = "TRADING"
 
 
 class _Trade(msgspec.Struct, gc=False):
@@ -78,11 +83,27 @@ class _ServerTime(msgspec.Struct):
     serverTime: int  # Binance's field name
 
 
+class _SymbolInfo(msgspec.Struct, gc=False):
+    """The fields of an exchangeInfo ``symbols`` entry the listing needs (others ignored)."""
+
+    symbol: str
+    status: str
+    baseAsset: str  # Binance's field names
+    quoteAsset: str
+    contractType: str = ""  # futures only: PERPETUAL, CURRENT_QUARTER...
+
+
+class _ExchangeInfo(msgspec.Struct):
+    serverTime: int
+    symbols: list[_SymbolInfo]
+
+
 # strict=False: decimal strings decode into floats, exactly as the stream codec reads them.
 _TRADES = msgspec.json.Decoder(list[_Trade], strict=False)
 _AGG_TRADES = msgspec.json.Decoder(list[_AggTrade], strict=False)
 _KLINES = msgspec.json.Decoder(list[_Kline], strict=False)
 _SERVER_TIME = msgspec.json.Decoder(_ServerTime)
+_EXCHANGE_INFO = msgspec.json.Decoder(_ExchangeInfo)
 
 
 def _require_limit(limit: object) -> int:
@@ -124,6 +145,11 @@ class BinanceRest(HttpClient):
         """The venue's name of a unified symbol (a ConfigError if it is not one)."""
         return to_raw_symbol(symbol)
 
+    def unified_symbol(self, base: str, quote: str, contract_type: str) -> str | None:
+        """The unified symbol of an ``exchangeInfo`` entry (None: one this venue's streams
+        do not carry)."""
+        return f"{base}/{quote}".upper()
+
     def klines_weight(self, limit: int) -> int:
         """The weight of one klines request of ``limit`` rows."""
         return self.WEIGHTS["klines"]
@@ -135,6 +161,20 @@ class BinanceRest(HttpClient):
     def used_weight(self) -> int:
         """The last ``X-MBX-USED-WEIGHT-1M`` Binance reported (reset when a new minute starts)."""
         return self.limiter.used_weight
+
+    # -- symbols -----------------------------------------------------------------------
+    async def listing(self) -> Listing:
+        """Every symbol the venue lists (``"BTC/USDT"``, from its base and quote assets)
+        with its status, and the venue's clock: one ``exchangeInfo`` request."""
+        body = await self._get(f"{self.API}/exchangeInfo", {},
+                               weight=self.WEIGHTS["exchangeInfo"])
+        received_ns = time.time_ns()
+        info = decode(_EXCHANGE_INFO, body, "exchangeInfo")
+        listed = ((self.unified_symbol(s.baseAsset, s.quoteAsset, s.contractType), s.status)
+                  for s in info.symbols)
+        return Listing(self.venue, {symbol: status for symbol, status in listed
+                                    if symbol is not None}, TRADING,
+                       venue_time_ns=info.serverTime * NS_PER_MS, local_time_ns=received_ns)
 
     # -- trades ------------------------------------------------------------------------
     async def historical_trades(self, symbol: str, from_id: int,

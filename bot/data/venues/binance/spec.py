@@ -16,6 +16,7 @@ from bot.data.venues.binance.session import (
 from bot.data.venues.spec import VenueFacts, VenueSpec
 
 if TYPE_CHECKING:
+    from bot.data.listing import Listing
     from bot.data.venues.binance.rest import BinanceRest
 
 BINANCE_FACTS = VenueFacts(
@@ -42,6 +43,13 @@ class BinanceProtocol(VenueSpec):
         from bot.data.venues.binance.rest import BinanceRest
 
         return BinanceRest
+
+    def listing_url(self, config: StreamManagerConfig) -> str | None:
+        return self.rest_class().endpoint(config)[1]
+
+    async def listing(self, rest: BinanceRest) -> Listing:
+        """``exchangeInfo``: every symbol the venue lists, with its status and clock."""
+        return await rest.listing()
 
     def aggregate_trades(self, config: StreamManagerConfig) -> bool:
         """Whether the stream (and so the history) is of aggregate trades."""

@@ -39,5 +39,12 @@ class BinanceUsdmRest(BinanceRest):
     def raw_symbol(self, symbol: str) -> str:
         return to_raw_symbol(symbol)
 
+    def unified_symbol(self, base: str, quote: str, contract_type: str) -> str | None:
+        """Perpetuals only (``"BTC/USDT:USDT"``, settled in the quote); delivery contracts
+        are not streamed."""
+        if contract_type != "PERPETUAL":
+            return None
+        return f"{base}/{quote}:{quote}".upper()
+
     def klines_weight(self, limit: int) -> int:
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
