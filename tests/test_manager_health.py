@@ -111,7 +111,8 @@ async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipelin
 
 
 async def test_a_health_contributor_adds_its_reason_to_get_health_and_the_health_event() -> None:
-    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False, health_check_interval=0.05))
+    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False, check_symbols=False,
+                                        health_check_interval=0.05))
     manager.add_crypto_symbols(["BTC/USDT"])
 
     def judge_feed(report: HealthReport) -> None:
