@@ -219,3 +219,59 @@ def test_the_gate_refuses_what_usdm_klines_do_not_count_by_its_own_reason() -> N
     assert BINANCE_USDM.gate_rule is not None
     assert BINANCE_USDM.gate_rule(market) is None
     assert BINANCE_USDM.gate_rule(insurance) == "not_market"
+
+
+# -- the listing symbols are checked against ----------------------------------------------
+# /fapi/v1/exchangeInfo as USDⓈ-M documents it (fields the listing does not read left out):
+# a perpetual, a quarterly delivery contract of the same pair, and a perpetual being settled.
+USDM_EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 1_700_000_000_123, "symbols": [
+    {"symbol": "BTCUSDT", "pair": "BTCUSDT", "contractType": "PERPETUAL", "status": "TRADING",
+     "baseAsset": "BTC", "quoteAsset": "USDT", "marginAsset": "USDT"},
+    {"symbol": "BTCUSDT_250627", "pair": "BTCUSDT", "contractType": "CURRENT_QUARTER",
+     "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT", "marginAsset": "USDT"},
+    {"symbol": "ETHUSDC", "pair": "ETHUSDC", "contractType": "PERPETUAL", "status": "SETTLING",
+     "baseAsset": "ETH", "quoteAsset": "USDC", "marginAsset": "USDC"},
+]}
+
+
+async def test_usdm_symbols_are_checked_against_its_own_exchange_info_at_its_weight(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiohttp import web
+
+    paths: list[str] = []
+
+    async def exchange_info(request: web.Request) -> web.Response:
+        paths.append(request.path)
+        return web.json_response(USDM_EXCHANGE_INFO)
+
+    app = web.Application()
+    app.router.add_get("/fapi/v1/exchangeInfo", exchange_info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    monkeypatch.setenv("BINANCE_FUTURES_REST_URL", f"http://127.0.0.1:{port}")
+    config = StreamManagerConfig()
+    rest = BINANCE_USDM.rest(config, None, lambda: 0)
+    weights: list[int] = []
+    run = rest.limiter.run
+
+    async def counting(*args: object, weight: int = 1, **kwargs: object) -> object:
+        weights.append(weight)
+        return await run(*args, weight=weight, **kwargs)
+
+    monkeypatch.setattr(rest.limiter, "run", counting)
+    try:
+        assert BINANCE_USDM.listing_url(config) == f"http://127.0.0.1:{port}"
+        listing = await BINANCE_USDM.listing(rest)
+    finally:
+        await rest.close()
+        await runner.cleanup()
+    assert paths == ["/fapi/v1/exchangeInfo"] and weights == [1]
+    assert listing.venue == "binanceusdm"
+    assert listing.venue_time_ns == 1_700_000_000_123 * NS_PER_MS
+    assert listing.problems(["BTC/USDT:USDT"]) == {}
+    assert listing.problems(["ETH/USDC:USDC"]) == {
+        "ETH/USDC:USDC": "binanceusdm lists it with status SETTLING, not TRADING"}
+    assert "does not list it" in listing.problems(["BTC/USDT"])["BTC/USDT"]  # spot's form

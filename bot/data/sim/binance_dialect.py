@@ -23,13 +23,15 @@ SPOT_WEIGHTS = {"exchangeInfo": 20, "klines": 2, "trades": 25, "historicalTrades
 class BinanceDialect:
     """``venue``: the market feed's venue of the symbols; ``stream_prefix``: the path before
     ``/stream`` and ``/ws``; ``rest_api``: the REST path prefix; ``weights``: request weight
-    by endpoint; ``trade_event``: a ``@trade`` payload of a trade."""
+    by endpoint; ``trade_event``: a ``@trade`` payload of a trade; ``contract_type``: the
+    ``exchangeInfo`` contract type of every symbol (futures; None on spot)."""
 
     venue: str
     stream_prefix: str
     rest_api: str
     weights: Mapping[str, int]
     trade_event: Callable[[SimTrade, int], dict[str, Any]]
+    contract_type: str | None = None
 
 
 SPOT = BinanceDialect("binance", "", "/api/v3", SPOT_WEIGHTS, trade_event)

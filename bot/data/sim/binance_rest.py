@@ -157,6 +157,11 @@ class SimBinanceRest:
                                       "{0,}){0,1}\\]$'.") from None
         if any(s not in self.instruments for s in wanted):
             raise ApiError(-1121, "Invalid symbol.")
+        symbols = [_symbol_info(self.instruments[s]) for s in wanted]
+        if self.dialect.contract_type is not None:  # futures settled in their quote asset
+            for info in symbols:
+                info.update(contractType=self.dialect.contract_type,
+                            marginAsset=info["quoteAsset"])
         return {
             "timezone": "UTC",
             "serverTime": self.clock.now() // unit,
@@ -171,7 +176,7 @@ class SimBinanceRest:
                  "limit": 61000},
             ],
             "exchangeFilters": [],
-            "symbols": [_symbol_info(self.instruments[s]) for s in wanted],
+            "symbols": symbols,
             "sors": [],
         }
 

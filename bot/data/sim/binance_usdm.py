@@ -28,7 +28,8 @@ def usdm_trade_event(t: SimTrade, unit: int) -> dict[str, Any]:
             "X": "MARKET" if t.is_market else "NA", "m": t.buyer_is_maker}
 
 
-USDM = BinanceDialect(VENUE_USDM, "/market", "/fapi/v1", USDM_WEIGHTS, usdm_trade_event)
+USDM = BinanceDialect(VENUE_USDM, "/market", "/fapi/v1", USDM_WEIGHTS, usdm_trade_event,
+                     contract_type="PERPETUAL")
 
 
 def usdm_stream_settings(spot: BinanceStreamSettings) -> BinanceStreamSettings:
