@@ -394,14 +394,20 @@ def _minute(seconds: float) -> int:
     return math.floor(seconds / 60.0)
 
 
+MAX_RETRY_AFTER_S = 3 * 86_400.0
+"""Binance's longest IP ban (bans scale "from 2 minutes to 3 days"); a longer Retry-After is
+taken as this, so a ban stays a date the clock, the metrics and the error text can hold."""
+
+
 def _retry_after(reply: Reply) -> float | None:
-    """``Retry-After`` in seconds (the form Binance and Alpaca send), None if absent or odd."""
+    """``Retry-After`` in seconds (the form Binance and Alpaca send), at most
+    :data:`MAX_RETRY_AFTER_S`; None if absent or odd."""
     text = reply.headers.get("Retry-After", "").strip()
     try:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) and value >= 0 else None
+    return min(value, MAX_RETRY_AFTER_S) if math.isfinite(value) and value >= 0 else None
 
 
 class HttpClient:
