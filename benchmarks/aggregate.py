@@ -23,7 +23,7 @@ from bot.data.config import StreamManagerConfig
 from bot.data.models import Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, Position
-from bot.data.venues.binance import BinanceCodec
+from bot.data.venues.binance.session import BinanceCodec
 
 
 def make_frames(n: int, n_symbols: int, seed: int = 7) -> tuple[list[str], list[bytes]]:

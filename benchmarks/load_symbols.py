@@ -30,8 +30,8 @@ from typing import Any
 
 from bot.data import StreamManager, StreamManagerConfig
 from bot.data.models import Bar
-from bot.data.rest.binance import MAX_LIMIT
 from bot.data.timeframes import NS_PER_SECOND
+from bot.data.venues.binance.rest import MAX_LIMIT
 
 
 def rest_bound(symbols: int, config: StreamManagerConfig, fills: int, trades_filled: int,

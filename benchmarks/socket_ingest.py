@@ -37,7 +37,7 @@ from bot.data.sim.binance_frames import MILLISECONDS, trade_event
 from bot.data.sim.market import TradeGenerator, crypto_instrument
 from bot.data.sim.trades import SimTrade
 from bot.data.transport import Backoff, Connection
-from bot.data.venues.binance import BinanceSession
+from bot.data.venues.binance.session import BinanceSession
 
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT")
 START_NS = 1_735_689_600_000_000_000  # 2025-01-01 00:00 UTC

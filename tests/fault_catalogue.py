@@ -23,7 +23,7 @@ own trade log:
   :meth:`Run.rest_bounds` (warm-up pages per symbol and timeframe, plus for
   each stream interruption ``ceil(missed / 1000) + 1`` trade pages, plus one
   retry per faulted answer), and all of them together within the library's
-  :func:`~bot.data.history_sources.binance_request_bound`;
+  :func:`~bot.data.venues.binance.history.binance_request_bound`;
 * **memory**: tick buffers, bar histories, aggregator state and recovery
   buffers stay within their sizes, sampled every 100 ms;
 * **tasks**: no task of the manager ends with an exception nobody retrieved,
@@ -45,12 +45,12 @@ import pandas as pd
 
 from bot.data.config import StreamManagerConfig
 from bot.data.events import StreamEvent
-from bot.data.history_sources import binance_request_bound
 from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.sim.trades import SimTrade
 from bot.data.stream_manager import StreamManager
 from bot.data.timeframes import TIMEFRAME_SECONDS
+from bot.data.venues.binance.history import binance_request_bound
 from tests.reference import reference_bars
 
 NS = 1_000_000_000

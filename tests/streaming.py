@@ -12,7 +12,7 @@ from bot.data.config import StreamManagerConfig
 from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.sim.trades import SimTrade
-from bot.data.venues.alpaca import split_stock_trade_id
+from bot.data.venues.alpaca.session import split_stock_trade_id
 
 
 def point_at(sim: ExchangeSimulator, monkeypatch: pytest.MonkeyPatch) -> None:

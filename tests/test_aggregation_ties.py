@@ -4,13 +4,16 @@ Binance ids are one sequence per symbol, so they order trades of one
 millisecond. Alpaca ids are per exchange (the tick's id carries the exchange
 code in its top byte), so for stocks only the feed's order says which trade was
 first: Alpaca's own bars open with the first and close with the last to arrive.
+The aggregator takes each symbol's policy from its venue's facts, as the
+pipeline gives it.
 """
 
 from __future__ import annotations
 
 from bot.data.aggregation import BarAggregator
 from bot.data.models import Side, Tick
-from bot.data.venues.alpaca import stock_trade_id
+from bot.data.venues.alpaca.session import stock_trade_id
+from bot.data.venues.registry import facts_of
 
 T0 = 1_700_000_040_000_000_000  # a minute boundary
 NEXT_MINUTE = T0 + 60 * 10**9
@@ -21,8 +24,17 @@ def _tick(venue: str, price: float, trade_id: int, ts: int = T0 + 5 * 10**9) -> 
                 trade_id, ts, ts)
 
 
-def _bar(ticks: list[Tick]) -> tuple[float, float]:
+def _aggregator(venue: str) -> BarAggregator:
+    """An aggregator with the symbol's policy from its venue's facts (as the pipeline does)."""
     agg = BarAggregator(["1m"])
+    facts = facts_of(venue)
+    agg.configure_symbol(venue, _tick(venue, 1.0, 1).symbol, emit_empty=facts.empty_bars,
+                         sequenced=facts.sequenced)
+    return agg
+
+
+def _bar(ticks: list[Tick]) -> tuple[float, float]:
+    agg = _aggregator(ticks[0].venue)
     for tick in ticks:
         agg.add(tick)
     bar = agg.advance(NEXT_MINUTE + 10 * 10**9)[0]
@@ -43,7 +55,7 @@ def test_binance_trades_at_one_instant_open_and_close_in_id_order() -> None:
 
 
 def test_stock_bars_skip_intervals_without_trades() -> None:
-    agg = BarAggregator(["1m"])
+    agg = _aggregator("alpaca")
     bars = list(agg.add(_tick("alpaca", 10.0, stock_trade_id("K", 1))) or ())
     bars += agg.add(_tick("alpaca", 11.0, stock_trade_id("K", 2), ts=T0 + 3 * 60 * 10**9)) or ()
     bars += agg.advance(T0 + 10 * 60 * 10**9)

@@ -25,7 +25,7 @@ from bot.data.errors import ConfigError
 from bot.data.models import Side, Tick
 from bot.data.stream_manager import StreamManager
 from bot.data.transport import Backoff
-from bot.data.venues.binance import BinanceSession
+from bot.data.venues.binance.session import BinanceSession
 
 INF, NAN = math.inf, math.nan
 HUGE = 10**30

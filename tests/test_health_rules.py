@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bot.data.health import (
     DEGRADED,
     HEALTHY,
     ConnectionFacts,
     Expectations,
+    HealthReport,
     LoopFacts,
     SymbolFacts,
     assess,
@@ -25,14 +28,10 @@ STALE_AFTER_S = 30.0
 UP = ConnectionFacts("binance-0", "binance", "connected", T0, T0, 0, 1, None)
 
 
-def _always_open(_now: int) -> bool:
-    return True
-
-
 def _judge(now: int, last_tick: int | None, expected_since: int | None,
            loop: LoopFacts | None = None) -> dict[str, object]:
-    symbol = SymbolFacts("ETH/USDT", "binance", "crypto", last_tick, 0, expected_since)
-    return assess(now, [UP], [symbol], STALE_AFTER_S, _always_open, loop).to_dict()
+    symbol = SymbolFacts("ETH/USDT", "binance", True, last_tick, 0, expected_since)
+    return assess(now, [UP], [symbol], STALE_AFTER_S, loop).to_dict()
 
 
 def test_a_symbol_without_a_trade_is_not_stale_five_seconds_after_it_became_expected() -> None:
@@ -139,3 +138,31 @@ def test_a_trade_after_a_resubscription_makes_the_next_silence_start_afresh() ->
     policy.due(["X"], T0 + 30 * S, {})
     assert policy.due(["X"], T0 + 40 * S, {"X": T0 + 35 * S}) == ["X"]
     assert policy.due(["X"], T0 + 50 * S, {"X": T0 + 35 * S}) == []
+
+
+# -- one report: every contributor adds reasons, the status only worsens ---------------
+def test_a_report_keeps_the_worst_status_any_contributor_found() -> None:
+    report = HealthReport(T0)
+    report.fail("connection binance-0 failed: refused")
+    report.degrade("store: disk full")
+    report.worsen(HEALTHY, "all good here")
+    assert report.status == "unhealthy"
+    assert report.reasons == ["connection binance-0 failed: refused", "store: disk full",
+                              "all good here"]
+
+
+def test_a_report_status_cannot_be_set_by_a_contributor() -> None:
+    report = HealthReport(T0)
+    report.degrade("a stale symbol")
+    with pytest.raises(AttributeError):
+        report.status = "healthy"  # type: ignore[misc]
+    assert report.to_dict()["status"] == "degraded"
+
+
+def test_contributed_sections_and_reasons_reach_the_report_dict() -> None:
+    report = assess(T0, [UP], [], STALE_AFTER_S)
+    report.sections["publisher"] = {"ok": False}
+    report.degrade("publisher: records dropped")
+    out = report.to_dict()
+    assert out["status"] == "degraded" and out["publisher"] == {"ok": False}
+    assert out["reasons"] == ["publisher: records dropped"]

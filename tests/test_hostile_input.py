@@ -24,9 +24,9 @@ from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
 from bot.data.nats.remote import RemoteStreamManager
 from bot.data.nats.subjects import RECORD_HEADER, WATERMARK
 from bot.data.pipeline import TickPipeline
-from bot.data.rest.alpaca import AlpacaRest
 from bot.data.timeframes import NS_PER_SECOND
-from bot.data.venues.alpaca import AlpacaCredentials
+from bot.data.venues.alpaca.rest import AlpacaRest
+from bot.data.venues.alpaca.session import AlpacaCredentials
 from tests.streaming import wait_for
 from tests.support.fakex import FakeBinance, trade_frame
 

@@ -51,6 +51,19 @@ async def test_binance_trades_arrive_as_the_exchange_executed_them(
     assert stream.symbols == ["BTC/USDT", "ETH/USDT"]
 
 
+async def test_usdm_perpetual_trades_arrive_as_the_exchange_executed_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ExchangeSimulator([], futures_symbols=["BTC/USDT:USDT"], seed=45,
+                                 speed=10.0) as sim:
+        point_at(sim, monkeypatch)
+        ticks: list[Tick] = []
+        async with WebSocketStream("binanceusdm", ["btc/usdt:usdt"], on_trade=ticks.append,
+                                   config=fast_config()):
+            await wait_for(lambda: len(ticks) >= 50)
+        assert_trades_match(ticks, sim.trades("binanceusdm", "BTC/USDT:USDT"))
+    assert {(t.venue, t.symbol) for t in ticks} == {("binanceusdm", "BTC/USDT:USDT")}
+
+
 async def test_alpaca_stock_trades_arrive_as_the_exchange_executed_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator([], ["AAPL"], seed=42, speed=10.0) as sim:

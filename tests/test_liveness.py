@@ -30,7 +30,7 @@ from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.recovery import GapReport
 from bot.data.sim import ExchangeSimulator
 from bot.data.transport import Connection, ConnectionState
-from bot.data.venues.binance import BinanceSession
+from bot.data.venues.binance.session import BinanceSession
 from bot.data.venues.protocol import SubscriptionResult
 from tests.reference import reference_bars
 from tests.streaming import point_at, wait_for
@@ -194,12 +194,12 @@ async def test_receive_times_come_from_the_managers_clock(market: ExchangeSimula
 def test_an_unproven_connection_makes_health_degraded_and_is_named() -> None:
     facts = ConnectionFacts("binance-0", "binance", "connected", 0, 1, 0, 2, None,
                             unproven_s=1.5)
-    report = assess(10 * NS, [facts], [], 30.0, lambda _: True)
+    report = assess(10 * NS, [facts], [], 30.0)
     assert report.status == "degraded"
     assert any("binance-0" in r and "unproven" in r for r in report.reasons)
     assert report.connections[0]["unproven_s"] == 1.5
     facts.unproven_s = 0.2  # one round trip: normal at a boundary
-    assert assess(10 * NS, [facts], [], 30.0, lambda _: True).status == "healthy"
+    assert assess(10 * NS, [facts], [], 30.0).status == "healthy"
 
 
 async def test_health_events_carry_what_get_health_returns_and_recent_gaps_degrade_it(

@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 
+from bot.data.config import StreamManagerConfig
+from bot.data.health import HealthReport
 from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
+from bot.data.tick_source import VenueConnections
 from bot.data.timeframes import NS_PER_SECOND
+from bot.data.venue_group import VenueGroup
 from tests.streaming import fast_config, point_at, wait_for
 
 STALE_AFTER_S = 1.0
@@ -72,15 +76,20 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
     assert not _symbol(healthy_again, "ETH/USDT")["stale"]
 
 
-class _PipelineFed(StreamManager):
-    """A manager whose trades reach the pipeline without a venue connection (as over NATS)."""
+class _Silent(VenueConnections):
+    """A tick source that opens no venue connection: trades reach the pipeline otherwise."""
 
-    async def _assign_crypto(self, symbols: list[str]) -> None:
+    async def subscribe(self, group: VenueGroup, symbols: list[str]) -> None:
         return None
 
 
+def _pipeline_fed(config: StreamManagerConfig) -> StreamManager:
+    """A manager whose trades reach the pipeline without a venue connection (as over NATS)."""
+    return StreamManager(config, source=_Silent())
+
+
 async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipeline() -> None:
-    manager = _PipelineFed(fast_config(warm_up=False, backfill=False, check_symbols=False,
+    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False, check_symbols=False,
                                        stale_threshold_seconds=STALE_AFTER_S))
     manager.add_crypto_symbols(["BTC/USDT"])
     await manager.start()
@@ -101,6 +110,28 @@ async def test_a_manager_fed_without_connections_judges_staleness_by_its_pipelin
     assert silent["stale_symbols"] == ["BTC/USDT"]
 
 
+async def test_a_health_contributor_adds_its_reason_to_get_health_and_the_health_event() -> None:
+    manager = _pipeline_fed(fast_config(warm_up=False, backfill=False, check_symbols=False,
+                                        health_check_interval=0.05))
+    manager.add_crypto_symbols(["BTC/USDT"])
+
+    def judge_feed(report: HealthReport) -> None:
+        report.sections["feed"] = {"connected": False}
+        report.fail("feed is unreachable")
+
+    manager.add_health_contributor(judge_feed)
+    events: list[dict[str, object]] = []
+    manager.on_health(lambda e: events.append(e.data))
+    await manager.start()
+    try:
+        await wait_for(lambda: bool(events), timeout=5)
+        health = manager.get_health()
+    finally:
+        await manager.stop()
+    for report in (health, events[0]):
+        assert report["status"] == "unhealthy"
+        assert "feed is unreachable" in report["reasons"]
+        assert report["feed"] == {"connected": False}
 async def test_a_symbol_added_late_is_stale_only_a_threshold_after_it_became_expected(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A silent symbol added 100 s after start is not stale 5 s later (the threshold counts

@@ -15,7 +15,7 @@ from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from bot.data.transport import Connection
-from bot.data.venues.alpaca import split_stock_trade_id
+from bot.data.venues.alpaca.session import split_stock_trade_id
 from tests.streaming import (
     assert_stock_trades_match,
     assert_trades_match,

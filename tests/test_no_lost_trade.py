@@ -196,8 +196,8 @@ async def test_warm_up_serves_500_bars_at_start_and_a_whole_first_streamed_bar(
 async def test_an_alpaca_reconnect_refills_the_window_so_stock_bars_are_uninterrupted(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.data.aggregation import BarAggregator
-    from bot.data.rest.alpaca import AlpacaRest
-    from bot.data.venues.alpaca import AlpacaCredentials
+    from bot.data.venues.alpaca.rest import AlpacaRest
+    from bot.data.venues.alpaca.session import AlpacaCredentials
     from tests.rest.conftest import alpaca_stream_ticks
 
     async with ExchangeSimulator([], ["AAPL"], seed=9, speed=20.0, history_seconds=600) as sim:
@@ -222,6 +222,7 @@ async def test_an_alpaca_reconnect_refills_the_window_so_stock_bars_are_uninterr
 
     assert manager.get_metrics()["counters"]["gaps_unfilled"] == 0
     uninterrupted = BarAggregator(["1m"])
+    uninterrupted.configure_symbol("alpaca", "AAPL", emit_empty=False, sequenced=False)
     truth: dict[int, Bar] = {}
     for tick in alpaca_stream_ticks(log, "AAPL"):
         for bar in uninterrupted.add(tick) or ():

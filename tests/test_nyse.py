@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from bot.data.nyse import early_closes, holidays, nyse_open
+from bot.data.venues.alpaca.calendar import early_closes, holidays, nyse_open
 
 xcals = pytest.importorskip("exchange_calendars")
 pytestmark = pytest.mark.filterwarnings("ignore:Series.values returning")

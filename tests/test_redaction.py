@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bot.data.redaction import MASK, SecretRegistry, redact, redact_json, register_secret
-from bot.data.venues.alpaca import AlpacaCredentials
+from bot.data.venues.alpaca.session import AlpacaCredentials
 
 SECRET = "SkRedactionCanary0042xyzQ"
 

@@ -99,7 +99,8 @@ async def test_canary_credentials_appear_in_no_log_report_http_answer_or_store(
                     outputs[f"http {base}{path}"] = await asyncio.to_thread(_get, base + path)
             outputs["get_health"] = json.dumps(manager.get_health(), default=str)
             outputs["get_metrics"] = json.dumps(manager.get_metrics(), default=str)
-            outputs["reprs"] = repr(manager._credentials) + repr(manager._sources) + repr(
+            outputs["reprs"] = repr([g.credentials() for g in manager._groups.values()]) + repr(
+                manager._sources) + repr(
                 [c.__dict__ for c in manager._connections])
         finally:
             await dashboard.stop()

@@ -124,7 +124,7 @@ async def test_the_listing_is_asked_once_per_venue_and_counted_in_the_rest_budge
         async with first, second:
             assert first.get_ticks("BTC/USDT") is not None
         assert _exchange_info_requests(sim) == 1
-        assert first._listing_rest is None, "its client is closed at stop"
+        assert not first._listing_rests, "its client is closed at stop"
 
 
 async def test_the_listing_request_weighs_20_in_the_history_clients_budget(

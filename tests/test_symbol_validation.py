@@ -22,8 +22,8 @@ from bot.data.errors import ConfigError
 from bot.data.models import Tick
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager, create_default_trading_stream
-from bot.data.venues import alpaca
-from bot.data.venues.binance import BinanceSession, to_raw_symbol
+from bot.data.venues.alpaca import session as alpaca
+from bot.data.venues.binance.session import BinanceSession, to_raw_symbol
 from tests.streaming import fast_config, point_at, wait_for
 
 # Binance's own legal range for a symbol (its error -1100), and stream names as its

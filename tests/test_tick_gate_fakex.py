@@ -18,8 +18,8 @@ from aiohttp import web
 
 from bot.data import StreamManager, StreamManagerConfig
 from bot.data.gate import Refusal
-from bot.data.history_sources import binance_request_bound
 from bot.data.rest.limits import RestBanned
+from bot.data.venues.binance.history import binance_request_bound
 from tests.streaming import wait_for
 from tests.support.fakex import FakeBinance, trade_frame
 

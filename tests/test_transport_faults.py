@@ -26,7 +26,8 @@ from bot.data import StreamManager, StreamManagerConfig
 from bot.data.config import StreamManagerConfig as Config
 from bot.data.models import Tick
 from bot.data.transport import Connection, ConnectionState
-from bot.data.venues.alpaca import AlpacaCredentials, AlpacaSession
+from bot.data.venues.alpaca.session import AlpacaCredentials, AlpacaSession
+from bot.data.venues.alpaca.spec import ALPACA
 from tests.streaming import wait_for
 from tests.support.fakex import FakeBinance, trade_frame
 
@@ -169,10 +170,10 @@ async def test_an_on_tick_bug_is_logged_with_traceback_counted_and_streaming_goe
 
 async def test_a_session_loop_that_raises_is_restarted_counted_and_named_in_health(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.data.stream_manager as sm
+    from bot.data.venues.binance.spec import BinanceSpot
 
     made = [0]
-    real_session = sm.BinanceSession
+    real_session = BinanceSpot.session
 
     def flaky_session(*args: Any, **kwargs: Any) -> Any:
         made[0] += 1
@@ -180,7 +181,7 @@ async def test_a_session_loop_that_raises_is_restarted_counted_and_named_in_heal
             raise RuntimeError("injected session fault")
         return real_session(*args, **kwargs)
 
-    monkeypatch.setattr(sm, "BinanceSession", flaky_session)
+    monkeypatch.setattr(BinanceSpot, "session", flaky_session)
     async with _fake_binance(monkeypatch, lambda now: []):
         manager = _manager()
         starting = asyncio.ensure_future(manager.start())
@@ -310,7 +311,7 @@ async def test_alpaca_nested_frames_in_handshake_and_stream_are_parse_errors() -
         creds = AlpacaCredentials("PKFAKEALPACA01", "fake-alpaca-secret-01")
         conn = Connection.for_venue(
             "alpaca-iex", lambda syms: AlpacaSession(config, creds, syms), ["AAPL"], config,
-            binance=False, on_tick=ticks.append, on_event=lambda c, e: None,
+            ALPACA.facts, on_tick=ticks.append, on_event=lambda c, e: None,
             on_state=lambda c: None)
         conn.start()
         try:

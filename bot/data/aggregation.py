@@ -55,9 +55,6 @@ from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, align, base_le
 
 _NO_BARS: tuple[Bar, ...] = ()
 MAX_EMPTY_RUN = 10_000  # empty base intervals emitted at most in one run (a week of 1m bars)
-# Venues whose trade ids are not one sequence per symbol (Alpaca: per exchange) and whose
-# bars skip intervals without trades: equal times are ordered by arrival, not by id.
-UNSEQUENCED_VENUES = frozenset({"alpaca"})
 assert UPDATES_ALL == 7  # literal in the hot path
 _BUY = Side.BUY
 _SELL = Side.SELL
@@ -245,6 +242,7 @@ class _SymbolState:
         "max_id",
         "max_ts",
         "open_bars",
+        "sequenced",
         "symbol",
         "venue",
     )
@@ -252,6 +250,7 @@ class _SymbolState:
     def __init__(self, venue: str, symbol: str, emit_empty: bool) -> None:
         self.venue = venue
         self.symbol = symbol
+        self.sequenced = True  # equal times ordered by trade id (else by arrival)
         self.open_bars: list[_Builder] = []  # base bars not yet complete, by open time
         self.cur: _Builder | None = None  # the only open bar, when there is exactly one
         self.higher: dict[str, _Builder] = {}
@@ -297,17 +296,23 @@ class BarAggregator:
 
     # -- configuration -------------------------------------------------------------
     def configure_symbol(self, venue: str, symbol: str, *, emit_empty: bool | None = None,
+                         sequenced: bool | None = None,
                          complete_from: int | None = None) -> None:
-        """Set a symbol's policy before its first tick.
+        """Set a symbol's policy before its first tick (its venue's facts).
 
         ``emit_empty``: whether intervals without trades give empty bars (Binance
-        klines do, Alpaca bars do not). ``complete_from``: the exchange time from
+        klines do, Alpaca bars do not); it is off whatever is given here when the
+        aggregator's own ``emit_empty`` is. ``sequenced``: trade ids are one
+        sequence per symbol, so trades of one instant are ordered by id (else by
+        arrival, as for Alpaca's per-exchange ids). ``complete_from``: the exchange time from
         which this symbol's trades are known to be complete (after a warm-up
         backfill); bars opening before it are flagged PARTIAL.
         """
         st = self._state(venue, symbol)
         if emit_empty is not None:
-            st.emit_empty = emit_empty
+            st.emit_empty = self.emit_empty and emit_empty
+        if sequenced is not None:
+            st.sequenced = sequenced
         if complete_from is not None:
             st.coverage_start = complete_from
 
@@ -436,7 +441,7 @@ class BarAggregator:
         bar = next((b for b in st.open_bars if b.open_time == base_open), None)
         if bar is None:
             bar = _Builder(base_open, base_open + self.base_ns, st.last_close)
-            bar.by_id = st.venue not in UNSEQUENCED_VENUES
+            bar.by_id = st.sequenced
             st.open_bars.append(bar)
             st.open_bars.sort(key=lambda b: b.open_time)
         bar.add_tick(tick)
@@ -602,8 +607,7 @@ class BarAggregator:
     def _state(self, venue: str, symbol: str) -> _SymbolState:
         st = self._symbols.get(symbol)
         if st is None:
-            emit_empty = self.emit_empty and venue not in UNSEQUENCED_VENUES
-            st = self._symbols[symbol] = _SymbolState(venue, symbol, emit_empty)
+            st = self._symbols[symbol] = _SymbolState(venue, symbol, self.emit_empty)
         return st
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from bot.data.errors import ConfigError
 from bot.data.timeframes import ALLOWED_TIMEFRAMES, TIMEFRAME_SECONDS
 
+DEFAULT_BINANCE_VENUE = "binance"
 BINANCE_VENUES = {
     "binance": ("wss://stream.binance.com:9443", "https://api.binance.com"),
     "binanceus": ("wss://stream.binance.us:9443", "https://api.binance.us"),
@@ -76,7 +77,7 @@ class StreamManagerConfig:
     async_handler_backlog: int = 10000
 
     # Venues
-    binance_venue: str = "binance"
+    binance_venue: str = DEFAULT_BINANCE_VENUE
     binance_trade_channel: str = "trade"
     binance_ticker_channel: str | None = None
     binance_ws_url: str | None = None

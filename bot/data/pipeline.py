@@ -22,6 +22,7 @@ from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, TickGate
 from bot.data.history import BarHistory
 from bot.data.models import Bar, Tick
 from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS
+from bot.data.venues.registry import facts_of, gate_rules
 
 PAST_WINDOW_MARGIN_NS = 3600 * NS_PER_SECOND
 
@@ -50,7 +51,8 @@ class TickPipeline:
         self._clock = clock
         self.bus = bus if bus is not None else EventBus(config.async_handler_backlog)
         self.gate = gate if gate is not None else TickGate(
-            past_window_ns=past_window_ns(config), future_window_ns=DEFAULT_FUTURE_WINDOW_NS)
+            past_window_ns=past_window_ns(config), future_window_ns=DEFAULT_FUTURE_WINDOW_NS,
+            venue_rules=gate_rules())
         self.aggregator = BarAggregator(
             config.supported_timeframes,
             grace_ns=config.bar_close_grace_ms * NS_PER_MS,
@@ -81,18 +83,25 @@ class TickPipeline:
     def build(self, tick: Tick) -> bool:
         """Aggregate a tick the gate admitted; False if the aggregator refused it
         (a duplicate, or late for bars already completed)."""
+        buf = self.ticks.get(tick.symbol)
+        if buf is None:  # the symbol's first tick: its venue's policy first
+            self.configure(tick.venue, tick.symbol)
+            buf = self.ticks[tick.symbol] = deque(maxlen=self.config.tick_buffer_size)
         bars = self.aggregator.add(tick)
         if bars is None:
             return False
-        buf = self.ticks.get(tick.symbol)
-        if buf is None:
-            buf = self.ticks[tick.symbol] = deque(maxlen=self.config.tick_buffer_size)
         buf.append(tick)
         self.ticks_accepted += 1
         self.bus.emit_tick(tick, tick.venue, tick.receive_timestamp)
         if bars:
             self.publish_bars(bars, tick.receive_timestamp)
         return True
+
+    def configure(self, venue: str, symbol: str) -> None:
+        """Give the aggregator ``symbol``'s policy from its venue's facts (before its ticks)."""
+        facts = facts_of(venue)
+        self.aggregator.configure_symbol(venue, symbol, emit_empty=facts.empty_bars,
+                                         sequenced=facts.sequenced)
 
     def advance(self, now_ns: int, proven: Mapping[str, int] | None = None) -> list[Bar]:
         """Complete the bars whose time is up by the clock; returns them after publishing.

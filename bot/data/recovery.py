@@ -45,52 +45,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from bot.data.gate import valid_trade_id
-from bot.data.models import BarFlag, Side, Tick
+from bot.data.models import BarFlag, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.throttle import LogThrottle
+from bot.data.venues.history import TradeFetcher, TradePosition
 from bot.data.venues.tickrule import TickRule
 
 logger = logging.getLogger(__name__)
 _log_throttle = LogThrottle(logger)
 
 MAX_BUFFERED = 100_000  # live ticks one symbol may buffer while its gap is filled
-
-
-@dataclass
-class Position:
-    """Where a symbol's known trades end: what a fetch continues from.
-
-    ``last_id`` / ``last_ts`` / ``last_price`` / ``last_side`` describe the last trade passed on
-    (``last_id`` < 0 and ``last_ts`` < 0 when there is none yet); ``since_ns``
-    is where to start when there is no last trade (the warm-up's interval open).
-    """
-
-    last_id: int = -1
-    last_ts: int = -1
-    last_price: float | None = None
-    since_ns: int | None = None
-    last_side: Side = Side.UNKNOWN
-
-
-class TradeFetcher(Protocol):
-    """A venue's REST history of trades, seen from recovery."""
-
-    sequenced: bool  # trade ids are consecutive per symbol (gap = id jump)
-    tick_rule: bool  # sides are inferred by the tick rule (stocks), so order matters
-
-    async def fetch(self, symbol: str, after: Position, until: Tick | None,
-                    now_ns: int) -> list[Tick]:
-        """Trades after ``after`` up to ``until`` (exclusive) or, without it, up to now.
-
-        For a warm-up (``after.since_ns`` and no last trade) trades before
-        ``since_ns`` may come too: they only give the tick rule its start.
-        """
-        ...
 
 
 @dataclass
@@ -127,7 +96,7 @@ class _Cursor:
         self.venue = venue
         self.symbol = symbol
         self.fetcher = fetcher
-        self.position = Position()
+        self.position = TradePosition()
         self.filling = False
         self.connected = True
         self.refill = False  # reconnected while a fill ran: the new window needs one too
@@ -175,7 +144,7 @@ class GapRecovery:
         if cur is None:
             cur = self._cursors[symbol] = _Cursor(venue, symbol, self.fetchers.get(venue))
         if after is not None:
-            cur.position = Position(after.trade_id, after.timestamp, after.price,
+            cur.position = TradePosition(after.trade_id, after.timestamp, after.price,
                                     last_side=after.side)
         if since_ns is not None and cur.fetcher is not None:
             cur.position.since_ns = since_ns
@@ -360,7 +329,7 @@ class GapRecovery:
         self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
         self._drain(cur)
 
-    def _apply(self, cur: _Cursor, before: Position, until: Tick | None,
+    def _apply(self, cur: _Cursor, before: TradePosition, until: Tick | None,
                trades: list[Tick], error: str | None) -> None:
         """Pass the fetched trades on, flag what they built, and report what is missing."""
         agg = self.pipeline.aggregator
@@ -421,7 +390,7 @@ class GapRecovery:
             cur.tick_rule.seed(last.symbol, last.price, last.side)
         return [t for t in trades if t.timestamp >= since_ns] if context else trades
 
-    def _hole(self, cur: _Cursor, before: Position, until: Tick | None,
+    def _hole(self, cur: _Cursor, before: TradePosition, until: Tick | None,
               trades: list[Tick], error: str | None) -> GapReport | None:
         """The span still missing after the fetch, or None when it was filled."""
         fetcher = cur.fetcher

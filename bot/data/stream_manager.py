@@ -2,9 +2,10 @@
 
 It composes, and owns nothing it could delegate:
 
-* venue connections (:mod:`bot.data.transport`), Binance symbols sharded so no
-  connection carries more than ``binance_max_streams_per_connection`` streams,
-  all Alpaca stock symbols on one connection (Alpaca allows one per feed);
+* one :class:`~bot.data.venue_group.VenueGroup` per venue: its connections
+  (:mod:`bot.data.transport`), symbols sharded by the venue's limits (its
+  :class:`~bot.data.venues.spec.VenueSpec`, looked up in
+  :mod:`bot.data.venues.registry`; the manager names no venue);
 * the :class:`~bot.data.pipeline.TickPipeline` (aggregator, buffers, history, bus);
 * :class:`~bot.data.recovery.GapRecovery` in front of it, which fills gaps
   (trade-id jumps, reconnects) from REST before their bars complete, and the
@@ -35,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,6 @@ from bot.data.health import (
     LoopFacts,
     SymbolFacts,
     assess,
-    nyse_open,
 )
 from bot.data.history import BarHistory
 from bot.data.listing import LISTINGS, Listing, UnlistedSymbolError
@@ -62,18 +62,20 @@ from bot.data.recovery import GapRecovery, GapReport, TradeFetcher
 from bot.data.redaction import redact_json
 from bot.data.resubscribe import ResubscribePolicy
 from bot.data.supervision import Supervisor
+from bot.data.tick_source import TickSource, VenueConnections
 from bot.data.timeframes import NS_PER_SECOND, align
-from bot.data.transport import Connection, ConnectionState
-from bot.data.venues.alpaca import STOCK_TICKER, AlpacaCredentials, AlpacaSession
-from bot.data.venues.binance import BINANCE_PAIR, BinanceSession
+from bot.data.transport import Connection, ConnectionState, SessionFactory
+from bot.data.venue_group import VenueGroup
 from bot.data.venues.protocol import TickerUpdate
+from bot.data.venues.registry import route
+from bot.data.venues.spec import AssetClass, VenueSpec
 from bot.data.warmup import BarSource, warm_up, warmup_start
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bot.data.rest.binance import BinanceRest
     from bot.data.store import Recorder, TradeStore
+    from bot.data.venues.history import RestClient
 
 logger = logging.getLogger(__name__)
 
@@ -86,28 +88,30 @@ class StreamManager:
     """Streams trades, builds bars, keeps history, and emits events.
 
     ``clock`` (ns since the epoch) can be injected to drive bar completion and
-    health in tests or replays; it defaults to the system clock.
+    health in tests or replays; it defaults to the system clock. ``source`` is
+    where trades come from (:mod:`bot.data.tick_source`): by default the venues'
+    own connections.
     """
 
     def __init__(self, config: StreamManagerConfig | None = None, *,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns,
+                 source: TickSource | None = None) -> None:
         self.config = config if config is not None else StreamManagerConfig()
         self.pipeline = TickPipeline(self.config, clock=clock)
         self.bus = self.pipeline.bus
         self.supervisor = Supervisor()
         self.bus.supervisor = self.supervisor  # async handlers' workers report here too
         self._clock = clock
-        self._crypto: dict[str, Connection | None] = {}
-        self._stocks: set[str] = set()
-        self._connections: list[Connection] = []
-        self._alpaca: Connection | None = None
+        self._groups: dict[str, VenueGroup] = {}  # venue name -> its symbols and connections
+        self.source: TickSource = source if source is not None else VenueConnections()
+        self.source.attach(self.pipeline, self._groups, self.supervisor)
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
         self._started_ns: int | None = None
         self._rates = RateTracker()
         self._last_health: HealthReport | None = None
+        self._health_contributors: list[Callable[[HealthReport], None]] = [self.source.judge]
         self._reconnects = 0
-        self._credentials: AlpacaCredentials | None = None
         self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
                                      fetch_timeout=self.config.backfill_timeout_seconds)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
@@ -131,7 +135,8 @@ class StreamManager:
         self._liveness = LivenessGuard(self.pipeline.aggregator.base_ns,
                                        self.pipeline.aggregator.grace_ns)
         self._proof = asyncio.Event()  # a liveness probe was answered: advance the clock now
-        self._listing_rest: BinanceRest | None = None  # asks for the listing without REST history
+        # per venue: asks for the listing while no REST history is open
+        self._listing_rests: dict[str, RestClient] = {}
         self._refused: dict[str, str] = {}  # symbol -> why a runtime add was not subscribed
         self.recorder: Recorder | None = None
         self._store: TradeStore | None = None  # what the recorder wrote, for resuming
@@ -147,23 +152,50 @@ class StreamManager:
 
     # -- symbols ---------------------------------------------------------------------
     def add_crypto_symbols(self, symbols: Iterable[str]) -> None:
-        """Subscribe Binance symbols (``"BTC/USDT"``); at runtime too, without touching others."""
-        new = [s for s in symbol_list(symbols, "crypto_symbols", BINANCE_PAIR)
-               if s not in self._crypto]
-        self._check_cached_listing(new, "crypto_symbols")
-        for symbol in new:
+        """Subscribe crypto symbols; at runtime too, without touching others.
+
+        Each goes to the venue whose form it has: ``"BTC/USDT"`` Binance spot,
+        ``"BTC/USDT:USDT"`` Binance USDⓈ-M (:func:`bot.data.venues.registry.route`).
+        """
+        self._add("crypto", symbols, "crypto_symbols")
+
+    def add_stock_symbols(self, symbols: Iterable[str]) -> None:
+        """Subscribe stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
+        self._add("stock", symbols, "stock_symbols")
+
+    def _add(self, asset_class: AssetClass, symbols: Iterable[str], field: str) -> None:
+        """Route each symbol to the venue whose form it has; the whole list or none of it."""
+        venues: dict[str, VenueSpec] = {}
+
+        def check(symbol: object, field: str) -> str:
+            spec, name = route(asset_class, symbol, self.config, field)
+            venues[name] = spec
+            return name
+
+        listed = symbol_list(symbols, field, check)
+        self._check_cached_listing({s: venues[s] for s in listed if self._group_of(s) is None},
+                                   field)
+        new = []
+        for symbol in listed:
             self._refused.pop(symbol, None)
-        self._crypto.update(dict.fromkeys(new))
+            if self._group_of(symbol) is None:
+                new += self._group(venues[symbol]).want([symbol])
         if new and self._running:
             self._spawn(self._sync_symbols())
 
-    def add_stock_symbols(self, symbols: Iterable[str]) -> None:
-        """Subscribe Alpaca stock symbols (``"TSLA"``); needs ALPACA_API_KEY / ALPACA_SECRET_KEY."""
-        new = [s for s in symbol_list(symbols, "stock_symbols", STOCK_TICKER)
-               if s not in self._stocks]
-        self._stocks.update(new)
-        if new and self._running:
-            self._spawn(self._sync_symbols())
+    def _group(self, spec: VenueSpec) -> VenueGroup:
+        group = self._groups.get(spec.name)
+        if group is None:
+            group = self._groups[spec.name] = VenueGroup(spec, self.config,
+                                                         self._open_connection)
+        return group
+
+    def _group_of(self, symbol: str) -> VenueGroup | None:
+        """The venue group that wants ``symbol`` (None when it is not subscribed)."""
+        return next((g for g in self._groups.values() if g.wants(symbol)), None)
+
+    def _wanted(self, symbol: str) -> bool:
+        return self._group_of(symbol) is not None
 
     def remove_symbols(self, symbols: Iterable[str]) -> None:
         """Unsubscribe symbols and drop their state; other symbols' streams are untouched.
@@ -175,18 +207,17 @@ class StreamManager:
         for symbol in symbol_list(symbols, "symbols"):
             symbol = symbol.upper()
             self._refused.pop(symbol, None)  # no longer wanted: no longer reported
-            if symbol in self._crypto:
-                del self._crypto[symbol]
-            elif symbol in self._stocks:
-                self._stocks.discard(symbol)
-            else:
+            group = self._group_of(symbol)
+            if group is None:
                 continue
+            group.unwant(symbol)
             self._drop_symbol_state(symbol)
             removed = True
         if removed and self._running:
             self._spawn(self._sync_symbols())
 
     def _drop_symbol_state(self, symbol: str) -> None:
+        self.source.forget(symbol)
         self._active.discard(symbol)
         self._recovery.forget(symbol)
         self.pipeline.forget(symbol)
@@ -205,27 +236,22 @@ class StreamManager:
         async with self._symbols_lock:
             if not self._running:
                 return
-            for conn in list(self._connections):
-                wanted = self._stocks if conn is self._alpaca else self._crypto.keys()
-                gone = [s for s in conn.symbols if s not in wanted]
-                if gone:
-                    with contextlib.suppress(StreamError, OSError):
-                        await conn.remove(gone)
-                if conn is not self._alpaca:
-                    for symbol in conn.symbols:  # removed and added again: stays where it is
-                        if symbol in self._crypto and self._crypto[symbol] is None:
-                            self._crypto[symbol] = conn
-            crypto = [s for s in self._crypto if s not in self._active]
-            stocks = [s for s in self._stocks if s not in self._active]
-            await self._subscribe_new(crypto, stocks=False)
-            await self._subscribe_new(stocks, stocks=True)
-            for symbol in [*crypto, *stocks]:  # removed while it was being set up
-                if symbol not in self._crypto and symbol not in self._stocks:
-                    self._drop_symbol_state(symbol)
+            await self.source.sync()
+            for group in list(self._groups.values()):
+                new = [s for s in group.symbols if s not in self._active]
+                await self._subscribe_new(group, new)
+                for symbol in new:  # removed while it was being set up
+                    if not self._wanted(symbol):
+                        self._drop_symbol_state(symbol)
 
     @property
     def symbols(self) -> list[str]:
-        return sorted([*self._crypto, *self._stocks])
+        return sorted(s for g in self._groups.values() for s in g.symbols)
+
+    @property
+    def _connections(self) -> list[Connection]:
+        """Every venue connection, venue by venue."""
+        return [c for g in self._groups.values() for c in g.connections]
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -254,11 +280,13 @@ class StreamManager:
                 deadline = asyncio.timeout(timeout)
                 try:
                     async with deadline:
+                        await self.source.open(wait_connected)
                         await self._start(wait_connected)
                 except TimeoutError:
                     if not deadline.expired():
                         raise
                     raise StartTimeout(timeout or 0.0, self._start_obstacles()) from None
+                self.source.started()
         except BaseException:
             await self.stop()
             raise
@@ -267,9 +295,8 @@ class StreamManager:
         """What kept start-up from finishing: REST and connection failures, in one line each."""
         out = [f"{venue} REST: {source.rest.limiter.last_failure}"
                for venue, source in self._sources.items() if source.rest.limiter.last_failure]
-        if self._listing_rest is not None and self._listing_rest.limiter.last_failure:
-            out.append(f"{self.config.binance_venue} REST: "
-                       f"{self._listing_rest.limiter.last_failure}")
+        out.extend(f"{venue} REST: {rest.limiter.last_failure}"
+                   for venue, rest in self._listing_rests.items() if rest.limiter.last_failure)
         out.extend(f"{c.name}: {c.state.value}" + (f" ({c.error})" if c.error else "")
                    for c in self._connections if c.state is not ConnectionState.CONNECTED)
         return out
@@ -287,10 +314,9 @@ class StreamManager:
             self.config.connect_timeout + self.config.max_reconnect_delay)
         try:
             async with self._symbols_lock:
-                await self._subscribe_new([s for s in self._crypto if s not in self._active],
-                                          stocks=False, wait=timeout)
-                await self._subscribe_new([s for s in self._stocks if s not in self._active],
-                                          stocks=True, wait=timeout)
+                for group in list(self._groups.values()):
+                    await self._subscribe_new(
+                        group, [s for s in group.symbols if s not in self._active], wait=timeout)
         finally:
             self._starting = False
 
@@ -307,15 +333,14 @@ class StreamManager:
             await self._stop()
 
     async def _stop(self) -> None:
+        await self.source.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self._recovery.stop()
-        await asyncio.gather(*(c.stop() for c in self._connections), return_exceptions=True)
-        self._connections.clear()
-        self._alpaca = None
-        self._crypto = dict.fromkeys(self._crypto)
+        await asyncio.gather(*(c.stop() for g in self._groups.values() for c in g.detach()),
+                             return_exceptions=True)
         self._active.clear()
         self._resubscribing.clear()
         self._expectations.clear()
@@ -326,9 +351,8 @@ class StreamManager:
         await asyncio.gather(*(s.rest.close() for s in self._sources.values()),
                              return_exceptions=True)
         self._rest_closed = True
-        if self._listing_rest is not None:
-            await self._listing_rest.close()
-            self._listing_rest = None
+        rests, self._listing_rests = self._listing_rests, {}
+        await asyncio.gather(*(rest.close() for rest in rests.values()), return_exceptions=True)
         self._recovery.fetchers = {}
         await self.bus.stop()
         if self.recorder is not None:
@@ -348,19 +372,24 @@ class StreamManager:
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
     # -- symbols checked against the venue's listing ------------------------------------
-    def _check_cached_listing(self, symbols: list[str], field: str) -> None:
-        """Raise :class:`UnlistedSymbolError` at once when the venue's listing, fetched
-        recently, refuses one of ``symbols`` (Binance pairs); nothing else is asked here."""
-        cfg = self.config
-        if not symbols or not cfg.check_symbols:
+    def _check_cached_listing(self, specs: Mapping[str, VenueSpec], field: str) -> None:
+        """Raise :class:`UnlistedSymbolError` at once when a venue's listing, fetched
+        recently, refuses one of the symbols (``specs``: symbol -> its venue); nothing is
+        asked here."""
+        if not specs or not self.config.check_symbols:
             return
-        listing = LISTINGS.get(cfg.binance_venue, cfg.binance_rest_url or "")
-        problems = listing.problems(symbols) if listing is not None else {}
+        problems: dict[str, str] = {}
+        for symbol, spec in specs.items():
+            url = spec.listing_url(self.config)
+            listing = LISTINGS.get(spec.name, url) if url is not None else None
+            if listing is not None:
+                problems.update(listing.problems([symbol]))
         if problems:
             raise UnlistedSymbolError(field, problems)
 
-    async def _listed(self, symbols: list[str], *, stocks: bool) -> list[str]:
-        """The ones of ``symbols`` the venue lists as trading.
+    async def _listed(self, group: VenueGroup, symbols: list[str]) -> list[str]:
+        """The ones of ``symbols`` the venue lists as trading (all, for a venue without
+        a listing: :meth:`VenueSpec.listing_url`).
 
         During :meth:`start` an unlisted symbol, or a listing that cannot be
         had (venue unreachable, an answer that is no listing), fails the start,
@@ -369,53 +398,49 @@ class StreamManager:
         a listing that cannot be had leaves the symbols unchecked, with a
         warning, as does a ban or a spent REST budget at any time.
         """
-        if stocks or not self.config.check_symbols:
+        if not self.config.check_symbols or group.spec.listing_url(self.config) is None:
             return symbols
         from bot.data.rest.limits import RestBanned, RestBudgetExhausted
 
         try:
-            listing = await self._listing()
+            listing = await self._listing(group)
         except (RestBanned, RestBudgetExhausted) as exc:
             # The venue (or our budget) forbids asking now; holding start for it would
             # hold it for the ban.
             logger.warning("cannot check %s against %s now (%s); subscribing them unchecked",
-                           ", ".join(symbols), self.config.binance_venue, exc)
+                           ", ".join(symbols), group.name, exc)
             return symbols
         except StreamError as exc:
             if self._starting:
-                raise StreamError(f"cannot check symbols against "
-                                  f"{self.config.binance_venue}: {exc} (check_symbols=False "
-                                  "streams them unchecked)") from None
+                raise StreamError(f"cannot check symbols against {group.name}: {exc} "
+                                  "(check_symbols=False streams them unchecked)") from None
             logger.warning("cannot check %s against %s (%s); subscribing them unchecked",
-                           ", ".join(symbols), self.config.binance_venue, exc)
+                           ", ".join(symbols), group.name, exc)
             return symbols
         problems = listing.problems(symbols)
         if not problems:
             return symbols
-        error = UnlistedSymbolError("crypto_symbols", problems)
+        error = UnlistedSymbolError(f"{group.spec.asset_class}_symbols", problems)
         if self._starting:
             raise error
         self._refuse(error)
         return [s for s in symbols if s not in problems]
 
-    async def _listing(self) -> Listing:
+    async def _listing(self, group: VenueGroup) -> Listing:
         """The venue's listing (cached per process); its clock anchors the venue clock."""
-        cfg = self.config
-        url = cfg.binance_rest_url or ""
-        listing = LISTINGS.get(cfg.binance_venue, url)
+        spec = group.spec
+        url = spec.listing_url(self.config) or ""
+        listing = LISTINGS.get(spec.name, url)
         if listing is None:
-            source = self._sources.get(cfg.binance_venue)
+            source = self._sources.get(group.name)
             if source is not None:  # the REST history's client: one budget per venue
                 rest = source.rest
             else:
-                if self._listing_rest is None:
-                    from bot.data.rest.binance import BinanceRest
-                    from bot.data.rest.limits import RateLimiter
-
-                    self._listing_rest = BinanceRest(cfg, limiter=RateLimiter.following(
-                        self._clock, BinanceRest.budget))
-                rest = self._listing_rest
-            listing = await rest.listing()
+                rest = self._listing_rests.get(group.name)
+                if rest is None:
+                    rest = self._listing_rests[group.name] = spec.rest(
+                        self.config, group.credentials(), self._clock)
+            listing = await spec.listing(rest)
             LISTINGS.put(url, listing)
         if listing.venue_time_ns is not None and listing.local_time_ns is not None:
             self.pipeline.gate.observe_venue_clock(listing.venue, listing.venue_time_ns,
@@ -425,7 +450,9 @@ class StreamManager:
     def _refuse(self, error: UnlistedSymbolError) -> None:
         """Drop symbols added at runtime that the venue does not list; say so."""
         for symbol in error.symbols:
-            self._crypto.pop(symbol, None)
+            group = self._group_of(symbol)
+            if group is not None:
+                group.unwant(symbol)
             self._drop_symbol_state(symbol)
             self._refused[symbol] = error.reasons[symbol]
         logger.error("not subscribed: %s", error)
@@ -433,7 +460,9 @@ class StreamManager:
 
     # -- recovery and warm-up ---------------------------------------------------------
     def _venue_of(self, symbol: str) -> str:
-        return "alpaca" if symbol in self._stocks else self.config.binance_venue
+        group = self._group_of(symbol)
+        assert group is not None, f"{symbol} is not subscribed"
+        return group.name
 
     def _open_history_sources(self) -> None:
         """REST history per subscribed venue, for gap fills and warm-up (when either is on).
@@ -443,60 +472,45 @@ class StreamManager:
         cfg = self.config
         if not (cfg.backfill or cfg.warm_up):
             return
-        from bot.data.history_sources import AlpacaTradeHistory, BinanceTradeHistory
-        from bot.data.rest.alpaca import AlpacaRest
-        from bot.data.rest.binance import BinanceRest
-        from bot.data.rest.limits import RateLimiter
-
         if self._rest_closed:  # after stop(): the same sources and limiters (bans, budget
             self._rest_closed = False  # used) with new clients
             for venue, source in self._sources.items():
-                limiter = source.rest.limiter
-                source.rest = (AlpacaRest(cfg, self._credentials or AlpacaCredentials.from_env(),
-                                          limiter=limiter, clock=self._clock)
-                               if venue == "alpaca" else
-                               BinanceRest(cfg, limiter=limiter, clock=self._clock))
-        if self._crypto and cfg.binance_venue not in self._sources:
-            self._sources[cfg.binance_venue] = BinanceTradeHistory(
-                BinanceRest(cfg, limiter=RateLimiter.following(self._clock, BinanceRest.budget),
-                            clock=self._clock),
-                aggregate=cfg.binance_trade_channel == "aggTrade")
-        if self._stocks and "alpaca" not in self._sources:
-            creds = self._credentials or AlpacaCredentials.from_env()
-            self._sources["alpaca"] = AlpacaTradeHistory(AlpacaRest(
-                cfg, creds, limiter=RateLimiter.following(self._clock, AlpacaRest.budget),
-                clock=self._clock))
+                group = self._groups[venue]
+                source.rest = group.spec.rest(cfg, group.credentials(), self._clock,
+                                              limiter=source.rest.limiter)
+        for venue, group in self._groups.items():
+            if group.symbols and venue not in self._sources:
+                rest = group.spec.rest(cfg, group.credentials(), self._clock)
+                self._sources[venue] = group.spec.history(cfg, rest)
         fetchers: dict[str, TradeFetcher] = dict(self._sources) if cfg.backfill else {}
         self._recovery.fetchers = fetchers
 
-    async def _subscribe_new(self, symbols: list[str], *, stocks: bool,
+    async def _subscribe_new(self, group: VenueGroup, symbols: list[str], *,
                              wait: float | None = None) -> None:
         """Track, connect and warm up new symbols; live ticks wait until the warm-up fill ends."""
         if not symbols:
             return
         self._open_history_sources()
-        symbols = await self._listed(symbols, stocks=stocks)
+        symbols = await self._listed(group, symbols)
         if not symbols:
             return
         now = self._clock()
         fill_start = warmup_start(self.pipeline, now)
         stored = await self._stored_last_trades(symbols, now)
-        symbols = [s for s in symbols if s in self._crypto or s in self._stocks]  # still wanted
+        symbols = [s for s in symbols if group.wants(s)]  # still wanted
         self._active.update(symbols)
         starts: dict[str, int] = {}
         for symbol in symbols:
             last = stored.get(symbol)
             starts[symbol] = fill_start if last is None else min(
                 fill_start, warmup_start(self.pipeline, last.timestamp))
-            self._recovery.track(self._venue_of(symbol), symbol, after=last,
+            self.pipeline.configure(group.name, symbol)
+            self._recovery.track(group.name, symbol, after=last,
                                  since_ns=starts[symbol] if self.config.warm_up else None)
             if last is not None and self.recorder is not None:
                 self.recorder.resume_after(last)
         before = set(self._connections)
-        if stocks:
-            await self._assign_stocks(symbols)
-        else:
-            await self._assign_crypto(symbols)
+        await self.source.subscribe(group, symbols)
         waits = [c.wait_ready(wait) for c in self._connections if c not in before] \
             if wait is not None else []
         warmups = [self._warm_up(symbol, starts[symbol], symbol in stored) for symbol in symbols] \
@@ -546,69 +560,21 @@ class StreamManager:
     def _announce_gaps(self) -> None:
         gaps, self._gaps_unannounced = self._gaps_unannounced, []
         self._gap_health_at = time.monotonic()
-        report = self.get_health()  # degraded: the gaps were just reported
+        report = self._judge()
         for gap in gaps[:10]:
-            report["reasons"].append(
-                f"trades of {gap.symbol} missing from {gap.start_ns} to {gap.end_ns} ns "
-                f"({gap.cause}); those bars carry the GAP flag")
+            report.degrade(f"trades of {gap.symbol} missing from {gap.start_ns} to "
+                           f"{gap.end_ns} ns ({gap.cause}); those bars carry the GAP flag")
         if len(gaps) > 10:
-            report["reasons"].append(f"and {len(gaps) - 10} more gaps (see gaps)")
-        self.bus.emit(EventType.HEALTH, report, gaps[0].venue)
+            report.degrade(f"and {len(gaps) - 10} more gaps (see gaps)")
+        self.bus.emit(EventType.HEALTH, redact_json(report.to_dict()), gaps[0].venue)
 
     # -- connections -----------------------------------------------------------------
-    async def _assign_crypto(self, symbols: list[str]) -> None:
-        """Put new Binance symbols on connections with room, opening shards as needed.
-
-        With :meth:`_assign_stocks`, the point where symbols meet a source: the
-        NATS ``RemoteStreamManager`` overrides both to read from JetStream instead.
-        """
-        limit = self.config.binance_max_streams_per_connection
-        streams_per_symbol = 2 if self.config.binance_ticker_channel else 1
-        per_conn = max(1, limit // streams_per_symbol)
-        pending = [s for s in symbols if self._crypto.get(s) is None and s in self._crypto]
-        for conn in self._connections:
-            if conn is self._alpaca or not pending:
-                continue
-            room = per_conn - len(conn.symbols)
-            if room > 0:
-                batch, pending = pending[:room], pending[room:]
-                await conn.add(batch)
-                for s in batch:
-                    self._crypto[s] = conn
-        while pending:
-            batch, pending = pending[:per_conn], pending[per_conn:]
-            conn = self._new_binance_connection(batch)
-            for s in batch:
-                self._crypto[s] = conn
-
-    def _new_binance_connection(self, symbols: list[str]) -> Connection:
-        cfg = self.config
-        name = f"{cfg.binance_venue}-{sum(c is not self._alpaca for c in self._connections)}"
-        conn = self._connection(
-            name, lambda syms: BinanceSession(cfg, syms), symbols,
-            binance=True)
-        return conn
-
-    async def _assign_stocks(self, symbols: list[str]) -> None:
-        if not symbols:
-            return
-        if self._alpaca is None:
-            creds = self._credentials or AlpacaCredentials.from_env()
-            self._credentials = creds
-            cfg = self.config
-            self._alpaca = self._connection(
-                f"alpaca-{cfg.alpaca_feed}",
-                lambda syms: AlpacaSession(cfg, creds, syms), symbols)
-        else:
-            await self._alpaca.add(symbols)
-
-    def _connection(self, name: str, factory: Any, symbols: list[str], *,
-                    binance: bool = False) -> Connection:
+    def _open_connection(self, name: str, factory: SessionFactory, symbols: list[str],
+                         spec: VenueSpec) -> Connection:
         conn = Connection.for_venue(
-            name, factory, symbols, self.config, binance=binance, on_tick=self._on_tick,
+            name, factory, symbols, self.config, spec.facts, on_tick=self._on_tick,
             on_event=self._on_venue_event, on_state=self._on_state, supervisor=self.supervisor,
             clock=self._clock)
-        self._connections.append(conn)
         conn.start()
         return conn
 
@@ -625,9 +591,8 @@ class StreamManager:
     def _symbols_on(self, conn: Connection) -> list[str]:
         """The symbols assigned to ``conn``, including any a resubscription took off its
         set for a moment."""
-        if conn is self._alpaca:
-            return sorted(self._stocks)
-        return [symbol for symbol, c in self._crypto.items() if c is conn]
+        return [symbol for g in self._groups.values()
+                for symbol, carrier in g.carriers.items() if carrier is conn]
 
     def _on_state(self, conn: Connection) -> None:
         if conn.state is ConnectionState.RECONNECTING:
@@ -673,8 +638,8 @@ class StreamManager:
         unproven, to_probe = self._liveness.check(now_ns, self._connections)
         for conn in to_probe:
             self._spawn(self._probe(conn))
-        proven = {symbol: unproven[conn] for symbol, conn in self._crypto.items()
-                  if conn in unproven} if unproven else None
+        proven = {symbol: unproven[conn] for g in self._groups.values()
+                  for symbol, conn in g.carriers.items() if conn in unproven} if unproven else None
         self.pipeline.advance(now_ns, proven)
 
     async def _probe(self, conn: Connection) -> None:
@@ -688,17 +653,18 @@ class StreamManager:
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.health_check_interval)
-            health = self.get_health()  # what get_health() returns, a subclass's parts too
-            if self._last_health is not None:  # the report get_health() just judged
-                self._resubscribe_stale(self._last_health)
-            self.bus.emit(EventType.HEALTH, health, "health")
+            report = self._judge()
+            self._resubscribe_stale(report)
+            self.bus.emit(EventType.HEALTH, redact_json(report.to_dict()), "health")
 
     def _assess(self) -> HealthReport:
         now = self._clock()
         minute_ago = now - 60 * NS_PER_SECOND
         held = set(self._recovery.filling_symbols())
         was_stale = set(self._last_health.stale_symbols) if self._last_health else set()
-        stocks_trade = bool(self._stocks) and nyse_open(now)  # stocks trade from the open on
+        # A symbol is expected to trade only while its venue's market is open.
+        trading = {g.name: g.spec.market_open(now) for g in self._groups.values() if g.symbols}
+        venue_of = {s: g.name for g in self._groups.values() for s in g.symbols}
         symbols = []
         for symbol in self.symbols:
             ticks = self.pipeline.ticks.get(symbol)
@@ -712,38 +678,70 @@ class StreamManager:
             if ticks and not self._connections and (
                     heard is None or ticks[-1].receive_timestamp > heard):
                 heard = ticks[-1].receive_timestamp
-            trading = stocks_trade if symbol in self._stocks else True
+            venue = venue_of[symbol]
             expected = self._expectations.observe(
-                symbol, now, connected=self._feed_up(symbol) and trading, held=symbol in held,
-                stale=symbol in was_stale)
-            symbols.append(SymbolFacts(symbol, "alpaca" if symbol in self._stocks else
-                                       self.config.binance_venue,
-                                       "stock" if symbol in self._stocks else "crypto",
-                                       heard, recent, expected))
-        conns = [ConnectionFacts(c.name, c.name.split("-")[0], c.state.value, c.state_since_ns,
+                symbol, now, connected=self._feed_up(symbol) and trading[venue],
+                held=symbol in held, stale=symbol in was_stale)
+            symbols.append(SymbolFacts(symbol, venue, trading[venue], heard, recent, expected))
+        conns = [ConnectionFacts(c.name, g.name, c.state.value, c.state_since_ns,
                                  c.last_message_ns, c.stats.reconnects, len(c.symbols),
                                  None if c.error is None else str(c.error),
                                  self._liveness.unproven_for(c))
-                 for c in self._connections]
+                 for g in self._groups.values() for c in g.connections]
         handler, handler_ms = slowest(self.bus.handler_times())
         loop = LoopFacts(self._loop_monitor.max_lag_s(), STALL_THRESHOLD_S, handler, handler_ms) \
             if self._running else None
-        report = assess(now, conns, symbols, self.config.stale_threshold_seconds,
-                        nyse_open, loop)
-        task_failures = self.supervisor.reasons()
-        if task_failures and report.status == "healthy":
-            report.status = "degraded"
-        report.reasons.extend(task_failures)
+        report = assess(now, conns, symbols, self.config.stale_threshold_seconds, loop)
+        for failure in self.supervisor.reasons():
+            report.degrade(failure)
         self._last_health = report
         return report
+
+    def _judge(self) -> HealthReport:
+        """The whole report: connections, symbols, loop and tasks, then gaps, the store and
+        every contributor added with :meth:`add_health_contributor`."""
+        report = self._assess()
+        now = report.timestamp_ns
+        window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
+        report.sections["backfilling"] = self._recovery.filling_symbols()
+        report.sections["gaps"] = [gap for _, gap in self._gaps]
+        report.sections["refused_symbols"] = dict(self._refused)
+        for symbol, why in self._refused.items():  # degraded while a runtime add was refused
+            report.degrade(f"{symbol} not subscribed: {why}")
+        recent = [gap for at, gap in self._gaps if now - at <= window_ns]
+        if recent:  # degraded while a gap reported within the threshold stays unfilled
+            report.degrade(
+                f"{len(recent)} gap(s) reported in the last "
+                f"{self.config.stale_threshold_seconds:g}s are unfilled (their bars carry GAP): "
+                + ", ".join(sorted({gap["symbol"] for gap in recent})))
+        if self.recorder is not None:
+            store = report.sections["store"] = self.recorder.health()
+            for problem in store["problems"]:
+                report.degrade(f"store: {problem}")
+            left_out = store["unwritable_ticks"] + store["unwritable_bars"]
+            if left_out > self._store_unwritable[0]:
+                self._store_unwritable = (left_out, now)
+            if left_out and now - self._store_unwritable[1] <= window_ns:
+                report.degrade(f"store: {left_out} unwritable row(s) left out, the last "
+                               f"{(now - self._store_unwritable[1]) / NS_PER_SECOND:.0f}s ago "
+                               "(see store.last_unwritable)")
+        for contribute in self._health_contributors:
+            contribute(report)
+        return report
+
+    def add_health_contributor(self, contribute: Callable[[HealthReport], None]) -> None:
+        """Have ``contribute`` judge its part of every health report (a NATS source or
+        publisher): it adds its section and its reasons, and can only worsen the status."""
+        self._health_contributors.append(contribute)
 
     def _feed_up(self, symbol: str) -> bool:
         """True while the connection carrying ``symbol`` streams.
 
-        A manager fed by no venue connection (the NATS ``RemoteStreamManager``)
-        counts as up while it runs; its own health says when its feed is not.
+        A manager fed by no venue connection (another tick source, such as NATS)
+        counts as up while it runs; its source's health says when its feed is not.
         """
-        conn = self._crypto.get(symbol) if symbol in self._crypto else self._alpaca
+        group = self._group_of(symbol)
+        conn = group.connection_of(symbol) if group is not None else None
         if conn is None:
             return self._running and not self._connections
         return conn.state is ConnectionState.CONNECTED
@@ -761,7 +759,8 @@ class StreamManager:
         now = self._clock()
         by_conn: dict[Connection, list[str]] = {}
         for symbol in report.stale_symbols:
-            conn = self._crypto.get(symbol) if symbol in self._crypto else self._alpaca
+            group = self._group_of(symbol)
+            conn = group.connection_of(symbol) if group is not None else None
             if (conn is not None and conn.state is ConnectionState.CONNECTED
                     and conn not in self._resubscribing):
                 by_conn.setdefault(conn, []).append(symbol)
@@ -775,23 +774,23 @@ class StreamManager:
     async def _resubscribe_batch(self, conn: Connection, symbols: list[str]) -> None:
         """Subscribe ``symbols`` afresh on ``conn``.
 
-        A venue without trade sequence (Alpaca) has the trades between the two
-        requests filled from REST; on a sequenced one (Binance) the next trade's
-        id reveals any gap, which recovery fills by itself.
+        A venue without trade sequence (its facts say so) has the trades between
+        the two requests filled from REST; on a sequenced one the next trade's id
+        reveals any gap, which recovery fills by itself.
         """
-        source = self._sources.get(self._venue_of(symbols[0]))
-        window_fill = source is not None and not source.sequenced
+        group = self._group_of(symbols[0])
+        window_fill = (group is not None and not group.spec.facts.sequenced
+                       and group.name in self._sources)
         if window_fill:
             self._recovery.disconnected(symbols)
         try:
             with contextlib.suppress(StreamError, OSError):
                 await conn.remove(symbols)
-                await conn.add([s for s in symbols if s in self._crypto or s in self._stocks])
+                await conn.add([s for s in symbols if self._wanted(s)])
         finally:
             self._resubscribing.discard(conn)
             if window_fill:
-                self._recovery.reconnected(
-                    [s for s in symbols if s in self._crypto or s in self._stocks])
+                self._recovery.reconnected([s for s in symbols if self._wanted(s)])
 
     # -- data access (the seed's API) --------------------------------------------------
     def get_bar_dataframe(self, symbol: str, timeframe: str = "1m",
@@ -807,8 +806,7 @@ class StreamManager:
         """The bar history of a subscribed series; raises naming what is subscribed."""
         symbol = symbol.upper()
         self.pipeline.check_series(symbol, timeframe, self.symbols)
-        venue = "alpaca" if symbol in self._stocks else self.config.binance_venue
-        return self.pipeline.history(venue, symbol, timeframe)
+        return self.pipeline.history(self._venue_of(symbol), symbol, timeframe)
 
     def get_current_bar(self, symbol: str, timeframe: str = "1m") -> Bar | None:
         """The bar being built now, or None before the symbol's first trade."""
@@ -824,47 +822,14 @@ class StreamManager:
 
     def get_health(self) -> dict[str, Any]:
         """Current health (JSON-serialisable), also what every HEALTH event carries; see the
-        README's Health section.
-
-        Beyond :meth:`_assess`: ``degraded`` while a gap reported within the last
-        ``stale_threshold_seconds`` stays unfilled (its bars carry GAP), while the
-        store is failing, while it left rows out within that time, and while a
-        symbol added at runtime was refused by the venue's listing.
-        """
-        report = self._assess()
-        health = report.to_dict()
-        now = report.timestamp_ns
-        window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
-        health["backfilling"] = self._recovery.filling_symbols()
-        health["gaps"] = [gap for _, gap in self._gaps]
-        health["refused_symbols"] = dict(self._refused)
-        problems = [f"{symbol} not subscribed: {why}" for symbol, why in self._refused.items()]
-        recent = [gap for at, gap in self._gaps if now - at <= window_ns]
-        if recent:
-            problems.append(
-                f"{len(recent)} gap(s) reported in the last "
-                f"{self.config.stale_threshold_seconds:g}s are unfilled (their bars carry GAP): "
-                + ", ".join(sorted({gap["symbol"] for gap in recent})))
-        if self.recorder is not None:
-            store = health["store"] = self.recorder.health()
-            problems.extend(f"store: {problem}" for problem in store["problems"])
-            left_out = store["unwritable_ticks"] + store["unwritable_bars"]
-            if left_out > self._store_unwritable[0]:
-                self._store_unwritable = (left_out, now)
-            if left_out and now - self._store_unwritable[1] <= window_ns:
-                problems.append(f"store: {left_out} unwritable row(s) left out, the last "
-                                f"{(now - self._store_unwritable[1]) / NS_PER_SECOND:.0f}s ago "
-                                "(see store.last_unwritable)")
-        if problems and health["status"] == "healthy":
-            health["status"] = "degraded"
-        health["reasons"].extend(problems)
-        return redact_json(health)
+        README's Health section."""
+        return redact_json(self._judge().to_dict())
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters, rates and latency percentiles (JSON-serialisable); see the README."""
         now = self._clock()
         counters = self._counters()
-        return redact_json({
+        metrics = {
             "uptime_s": round((now - self._started_ns) / 1e9, 3) if self._started_ns else 0.0,
             "counters": counters,
             "rates_10s": self._rates.rates(10),
@@ -884,7 +849,9 @@ class StreamManager:
             "rejected_by_reason": dict(self.pipeline.gate.refused),
             "rest": {venue: source.rest.limiter.usage() for venue, source in self._sources.items()},
             "tasks": self.supervisor.tasks(),
-        })
+        }
+        self.source.add_metrics(metrics)
+        return redact_json(metrics)
 
     def _counters(self) -> dict[str, int]:
         agg = self.pipeline.aggregator.counters
@@ -937,7 +904,7 @@ class StreamManager:
 def create_default_trading_stream(crypto_symbols: Iterable[str] | None = None,
                                   stock_symbols: Iterable[str] | None = None,
                                   config: StreamManagerConfig | None = None) -> StreamManager:
-    """A StreamManager subscribed to the given crypto (Binance) and stock (Alpaca) symbols."""
+    """A StreamManager subscribed to the given crypto and stock symbols (see add_*_symbols)."""
     manager = StreamManager(config)
     if crypto_symbols:
         manager.add_crypto_symbols(crypto_symbols)

@@ -15,14 +15,14 @@ Reliability rules it enforces:
 * a connection that stays open but sends nothing for ``silence_timeout`` is recycled;
   so is one whose liveness probe (:meth:`Connection.probe`, for venues that answer
   a request in order on the stream) goes unanswered for ``probe_timeout``;
-* a connection with a maximum lifetime (Binance: 24 h) is replaced before it
+* a connection with a maximum lifetime (the venue's facts; Binance: 24 h) is replaced before it
   expires, and on a ``serverShutdown`` notice: the new socket is opened and
   streaming before the old one is closed; the overlap is deduplicated by trade
   id downstream, so the rollover neither loses nor doubles a trade. A retired
   socket is closed in the background (a supervised job), so a close handshake
   the server is slow to finish never delays the new socket's stream;
-* control messages (liveness probes included) are paced (Binance accepts at most
-  5 per second);
+* control messages (liveness probes included) are paced at the venue's rate (Binance
+  accepts at most 5 per second);
 * receive times, ``last_message_ns`` and ``state_since_ns`` are read from the
   injected ``clock`` (the manager's), so staleness and bar completion compare
   times of one clock;
@@ -62,7 +62,6 @@ from bot.data.errors import ExchangeError, MalformedFrame
 from bot.data.models import Tick
 from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
-from bot.data.venues import binance as binance_limits
 from bot.data.venues.protocol import (
     ProbingSession,
     Ready,
@@ -71,6 +70,7 @@ from bot.data.venues.protocol import (
     SubscriptionResult,
     VenueSession,
 )
+from bot.data.venues.spec import VenueFacts
 
 logger = logging.getLogger(__name__)
 
@@ -169,15 +169,15 @@ class Connection:
 
     @classmethod
     def for_venue(cls, name: str, session_factory: SessionFactory, symbols: Iterable[str],
-                  config: StreamManagerConfig, *, binance: bool,
+                  config: StreamManagerConfig, facts: VenueFacts, *,
                   on_tick: Callable[[Tick], Any], on_event: Callable[[Connection, object], None],
                   on_state: Callable[[Connection], None],
                   supervisor: Supervisor | None = None,
                   clock: Callable[[], int] = time.time_ns) -> Connection:
         """A connection with the config's reconnect, timeout, silence and probe settings.
 
-        Binance connections also roll over before the venue's 24-hour limit and
-        pace control messages to its 5 per second.
+        It rolls over before the venue's connection lifetime and paces control
+        messages to the venue's rate, as its ``facts`` say.
         """
         return cls(
             name, session_factory, symbols, on_tick=on_tick, on_event=on_event,
@@ -186,8 +186,8 @@ class Connection:
             max_attempts=config.reconnect_attempts, connect_timeout=config.connect_timeout,
             silence_timeout=config.silence_timeout_seconds,
             stable_after=config.stable_connection_seconds,
-            max_lifetime=binance_limits.LIFETIME_S if binance else None,
-            control_interval=binance_limits.CONTROL_INTERVAL_S if binance else 0.0,
+            max_lifetime=facts.connection_lifetime_s,
+            control_interval=facts.control_interval_s,
             probe_timeout=config.liveness_probe_timeout_seconds,
             supervisor=supervisor, clock=clock)
 

@@ -23,18 +23,15 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from bot.data.config import BINANCE_VENUES, StreamManagerConfig, symbol_list
+from bot.data.config import StreamManagerConfig, symbol_list
 from bot.data.errors import ConfigError, ExchangeError
 from bot.data.events import EventBus, EventType
 from bot.data.models import Tick
 from bot.data.transport import Connection, ConnectionState, ConnectionStats
-from bot.data.venues.alpaca import VENUE_ALPACA, AlpacaCredentials, AlpacaSession
-from bot.data.venues.binance import BinanceSession
 from bot.data.venues.protocol import VenueSession
+from bot.data.venues.registry import VENUES
 
 logger = logging.getLogger(__name__)
-
-VENUES = (*BINANCE_VENUES, VENUE_ALPACA)
 
 ErrorHandler = Callable[[BaseException], Any]
 
@@ -42,8 +39,10 @@ ErrorHandler = Callable[[BaseException], Any]
 class WebSocketStream:
     """Trades of ``symbols`` from one venue connection, each passed to ``on_trade``.
 
-    ``venue`` is ``"binance"`` or ``"binanceus"`` (pairs such as ``"BTC/USDT"``)
-    or ``"alpaca"`` (stock tickers such as ``"TSLA"``, credentials from
+    ``venue`` is a registered venue (:mod:`bot.data.venues.registry`):
+    ``"binance"`` or ``"binanceus"`` (pairs such as ``"BTC/USDT"``),
+    ``"binanceusdm"`` (perpetuals such as ``"BTC/USDT:USDT"``) or ``"alpaca"``
+    (stock tickers such as ``"TSLA"``, credentials from
     ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY``). ``on_trade`` receives each
     :class:`~bot.data.models.Tick`; it may be a function or a coroutine
     function. ``on_error`` receives every error the connection meets: a lost
@@ -66,12 +65,11 @@ class WebSocketStream:
             raise ConfigError("venue", venue, f"allowed: {', '.join(map(repr, VENUES))}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"on_error must be callable or None, got {on_error!r}")
+        self.spec = VENUES[venue]
         if config is None:
-            config = StreamManagerConfig(
-                binance_venue=venue if venue in BINANCE_VENUES else "binance")
-        elif venue in BINANCE_VENUES and config.binance_venue != venue:
-            raise ConfigError("venue", venue, f"config.binance_venue is "
-                              f"{config.binance_venue!r}; give a config for the same venue")
+            config = self.spec.select(StreamManagerConfig())
+        elif (other := self.spec.unselected_because(config)) is not None:
+            raise ConfigError("venue", venue, f"{other}; give a config for the same venue")
         symbols = symbol_list(symbols, "symbols")
         if not symbols:
             raise ConfigError("symbols", symbols, "at least one symbol is needed")
@@ -86,11 +84,9 @@ class WebSocketStream:
         self._running = False
 
     def _session_factory(self) -> Callable[[frozenset[str]], VenueSession]:
-        cfg = self.config
-        if self.venue == VENUE_ALPACA:
-            credentials = AlpacaCredentials.from_env()
-            return lambda symbols: AlpacaSession(cfg, credentials, symbols)
-        return lambda symbols: BinanceSession(cfg, symbols)
+        cfg, spec = self.config, self.spec
+        credentials = spec.credentials()
+        return lambda symbols: spec.session(cfg, credentials, symbols)
 
     # -- state -----------------------------------------------------------------------
     @property
@@ -127,10 +123,9 @@ class WebSocketStream:
             return
         self._running = True
         cfg = self.config
-        binance = self.venue in BINANCE_VENUES
         self._bus.start()
         self._connection = Connection.for_venue(
-            self.venue, self._factory, self._symbols, cfg, binance=binance,
+            self.venue, self._factory, self._symbols, cfg, self.spec.facts,
             on_tick=self._on_tick, on_event=self._on_event, on_state=self._on_state)
         self._connection.start()
         timeout = wait_connected if wait_connected is not None else (

@@ -20,6 +20,8 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[ExchangeSimulator]:
-    """A busy BTC/USDT and ETH/USDT market at 60x real time: a 1m bar every second."""
-    async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], seed=5, speed=60.0) as simulator:
+    """Busy BTC/USDT and ETH/USDT markets and the USDⓈ-M perpetual BTC/USDT:USDT at 60x real
+    time: a 1m bar every second."""
+    async with ExchangeSimulator(["BTC/USDT", "ETH/USDT"], futures_symbols=["BTC/USDT:USDT"],
+                                 seed=5, speed=60.0) as simulator:
         yield simulator

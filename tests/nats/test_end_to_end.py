@@ -39,7 +39,7 @@ def _complete(bars: list[Bar], symbol: str) -> dict[int, Bar]:
 
 async def test_remote_bars_equal_a_local_managers_and_the_exchanges_klines(
         nats_server: NatsServer, sim: ExchangeSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    symbols = ["BTC/USDT", "ETH/USDT"]
+    symbols = ["BTC/USDT", "ETH/USDT", "BTC/USDT:USDT"]  # spot and a USDⓈ-M perpetual
     for key, value in sim.env().items():
         monkeypatch.setenv(key, value)
     worker = await start_worker(nats_server.url, sim, "w-e2e", symbols, "--status-port", "0")

@@ -55,7 +55,7 @@ async def test_backlog_far_behind_the_clock_builds_every_bar_whole(
         publisher.publish(tick)
     assert await publisher.flush(30)
     manager = remote(nats_server.url, "backlog")
-    manager.batch = 100  # many fetches: the clock ticks many times during the catch-up
+    manager.source.batch = 100  # many fetches: the clock ticks many times during the catch-up
     completed: list[Bar] = []
     manager.on_bar_complete(completed.append)
     await manager.start()
@@ -82,7 +82,7 @@ async def test_backlog_far_behind_the_clock_builds_every_bar_whole(
 async def test_a_delivery_taken_by_another_reader_is_fetched_again_in_order(
         nats_server: NatsServer, publisher: Publisher) -> None:
     manager = remote(nats_server.url, "astray")
-    manager.batch = 50
+    manager.source.batch = 50
     seen: list[int] = []
     manager.on_tick(lambda e: seen.append(e.data.trade_id))
     feed = asyncio.create_task(_feed(publisher, "BTC/USDT", 4000, time.time_ns()))

@@ -23,14 +23,14 @@ T0 = 1_735_689_600_000_000_000
 
 @pytest.mark.parametrize(("symbol", "token"), [
     ("BTC/USDT", "BTC_USDT"), ("btc/usdt", "BTC_USDT"), ("BRK.B", "BRK-B"), ("TSLA", "TSLA"),
-    ("BTC/USD", "BTC_USD")])
+    ("BTC/USD", "BTC_USD"), ("BTC/USDT:USDT", "BTC_USDT~USDT")])
 def test_symbols_become_subject_tokens_and_back(symbol: str, token: str) -> None:
     assert symbol_token(symbol) == token
     assert token_symbol(token) == symbol.upper()
 
 
 @pytest.mark.parametrize("symbol", ["BTC USDT", "BTC/*", "BTC>", "BTC_USDT", "BTC-USDT", "",
-                                    "BTC//USDT", "/USDT"])
+                                    "BTC//USDT", "/USDT", "BTC/USDT:"])
 def test_symbols_that_cannot_be_tokens_are_refused_with_the_allowed_form(symbol: str) -> None:
     with pytest.raises(ValueError, match="letters and digits"):
         symbol_token(symbol)

@@ -14,7 +14,7 @@ import pytest
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.pipeline import TickPipeline
-from bot.data.recovery import GapRecovery, GapReport, Position
+from bot.data.recovery import GapRecovery, GapReport, TradePosition
 from tests.helpers import xrpeth_trades
 from tests.reference import reference_bars
 
@@ -34,12 +34,12 @@ class FakeHistory:
         self.tick_rule = False
         self.oldest_id = oldest_id
         self.fail = fail
-        self.calls: list[tuple[Position, Tick | None]] = []
+        self.calls: list[tuple[TradePosition, Tick | None]] = []
         self.gate: asyncio.Event | None = None
 
-    async def fetch(self, symbol: str, after: Position, until: Tick | None,
+    async def fetch(self, symbol: str, after: TradePosition, until: Tick | None,
                     now_ns: int) -> list[Tick]:
-        self.calls.append((Position(after.last_id, after.last_ts, after.last_price,
+        self.calls.append((TradePosition(after.last_id, after.last_ts, after.last_price,
                                     after.since_ns), until))
         if self.gate is not None:
             await self.gate.wait()

@@ -13,7 +13,7 @@ import msgspec
 
 from bot.data.gate import Refusal
 from bot.data.models import BarFlag, Tick
-from bot.data.recovery import GapRecovery, GapReport, Position
+from bot.data.recovery import GapRecovery, GapReport, TradePosition
 from tests.helpers import xrpeth_trades
 from tests.recovery.test_gap_recovery import (
     FAR_FUTURE,
@@ -105,7 +105,7 @@ async def test_a_fill_that_brings_nothing_is_reported_once_and_never_repeated() 
     live = trades[:1000] + trades[1500:]
 
     class Empty(FakeHistory):
-        async def fetch(self, symbol: str, after: Position, until: Tick | None,
+        async def fetch(self, symbol: str, after: TradePosition, until: Tick | None,
                         now_ns: int) -> list[Tick]:
             self.calls.append((after, until))
             return []

@@ -23,8 +23,8 @@ from bot.data.sim import ExchangeSimulator
 from bot.data.sim.alpaca_frames import stream_trade
 from bot.data.sim.binance_frames import MILLISECONDS, agg_trade_event, trade_event
 from bot.data.sim.trades import AggTrade, SimTrade
-from bot.data.venues.alpaca import AlpacaCredentials, AlpacaSession
-from bot.data.venues.binance import BinanceCodec
+from bot.data.venues.alpaca.session import AlpacaCredentials, AlpacaSession
+from bot.data.venues.binance.session import BinanceCodec
 
 # 2025-01-06 14:00:17.123456789 UTC: market "now", in the middle of a minute and a second.
 NOW_NS = 1_736_172_017_123_456_789

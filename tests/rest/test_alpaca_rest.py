@@ -19,11 +19,11 @@ from bot.data.models import (
     Side,
 )
 from bot.data.rest import AlpacaRest, RestError
-from bot.data.rest import alpaca as alpaca_module
 from bot.data.sim import ExchangeSimulator
 from bot.data.sim.trades import E8, SimTrade
-from bot.data.venues.alpaca import AlpacaCredentials, stock_trade_id
-from bot.data.venues.conditions import updates_for
+from bot.data.venues.alpaca import rest as alpaca_module
+from bot.data.venues.alpaca.conditions import updates_for
+from bot.data.venues.alpaca.session import AlpacaCredentials, stock_trade_id
 from tests.rest.conftest import (
     CREDENTIALS,
     NOW_NS,

@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from bot.data.rest.limits import (
-    BINANCE_BUDGET,
     RateLimiter,
     Reply,
     RequestBudget,
     RestBanned,
     RestBudgetExhausted,
 )
+from bot.data.venues.binance.rest import BINANCE_BUDGET
 from tests.rest.conftest import ManualClock
 
 
@@ -125,8 +125,8 @@ async def test_usage_counts_requests_and_weight_by_endpoint(clock: ManualClock) 
 
 
 def test_the_budgets_stay_well_under_the_venues_limits() -> None:
-    from bot.data.rest.alpaca import AlpacaRest
-    from bot.data.rest.binance import BinanceRest
+    from bot.data.venues.alpaca.rest import AlpacaRest
+    from bot.data.venues.binance.rest import BinanceRest
 
     assert BinanceRest.budget is not None and BinanceRest.budget.weight_per_minute <= 6000 // 2
     assert AlpacaRest.budget is not None and AlpacaRest.budget.requests_per_minute < 200

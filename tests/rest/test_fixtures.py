@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.data.config import StreamManagerConfig
 from bot.data.models import BarFlag, Side
 from bot.data.rest import AlpacaRest, BinanceRest
-from bot.data.venues.alpaca import AlpacaSession, stock_trade_id
+from bot.data.venues.alpaca.session import AlpacaSession, stock_trade_id
 from tests.helpers import DATA
 from tests.rest.conftest import CREDENTIALS, local_server, without_receive_time
 

@@ -15,6 +15,7 @@ from bot.data.models import Bar, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store import Recorder
 from bot.data.store.layout import rows_to_bars
+from bot.data.venues.registry import facts_of
 
 TIMEFRAMES = ["1m", "5m", "15m"]
 SUM_FIELDS = ("volume", "quote_volume", "buy_volume", "sell_volume", "buy_quote_volume")
@@ -54,8 +55,9 @@ def stream_bars(ticks: Sequence[Tick], timeframes: Sequence[str] = TIMEFRAMES, *
     BarAggregator."""
     gate = TickGate()
     agg = BarAggregator(timeframes, emit_empty=emit_empty)
-    if complete_from is not None:
-        agg.configure_symbol(ticks[0].venue, ticks[0].symbol, complete_from=complete_from)
+    facts = facts_of(ticks[0].venue)  # the policy the pipeline gives the symbol
+    agg.configure_symbol(ticks[0].venue, ticks[0].symbol, emit_empty=facts.empty_bars,
+                         sequenced=facts.sequenced, complete_from=complete_from)
     out: list[Bar] = []
     for tick in ticks:
         for admitted in gate.passing(tick):

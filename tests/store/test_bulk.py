@@ -140,7 +140,7 @@ def test_bulk_equals_the_stream_for_gaps_duplicates_and_quiet_periods(
 
 
 def test_stock_trades_of_one_instant_keep_arrival_order_as_the_stream_does() -> None:
-    from bot.data.venues.alpaca import stock_trade_id
+    from bot.data.venues.alpaca.session import stock_trade_id
 
     rng = random.Random(4)
     ticks = []

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import itertools
 import time
 from pathlib import Path
 
 import msgspec
 
 from bot.data.config import StreamManagerConfig
-from bot.data.models import Bar
+from bot.data.models import Bar, Side, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store import TradeStore, replay
-from tests.helpers import btc_minute_trades, xrpeth_trades
+from tests.helpers import DATA, btc_minute_trades, xrpeth_trades
 from tests.store.support import TIMEFRAMES, record_live, until_for
 
 
@@ -64,3 +67,26 @@ async def test_paced_replay_runs_at_the_requested_multiple_of_real_time() -> Non
     elapsed = time.monotonic() - started
     assert result.ticks == 400
     assert 0.19 <= elapsed < 1.0
+
+
+def _usdm_ticks(count: int) -> list[Tick]:
+    """The first ``count`` trades of a real USDⓈ-M day, as the stream gives them."""
+    path = DATA / "binance" / "usdm_BTCUSDT_2020-02-22" / "tardis_trades_full-day.repaired.csv.gz"
+    with gzip.open(path, "rt") as fh:
+        rows = itertools.islice(csv.DictReader(fh), count)
+        return [Tick("binanceusdm", "BTC/USDT:USDT", float(r["price"]), float(r["amount"]),
+                     Side.BUY if r["side"] == "buy" else Side.SELL, int(r["id"]),
+                     int(r["timestamp"]) * 1000, int(r["local_timestamp"]) * 1000)
+                for r in rows]
+
+
+async def test_a_usdm_perpetual_recorded_live_replays_to_the_same_bars(tmp_path: Path) -> None:
+    await record_live(_usdm_ticks(3000), tmp_path)
+    store = TradeStore(tmp_path)
+    assert ("binanceusdm", "BTC/USDT:USDT") in store.series()
+    pipeline, replayed = _pipeline()
+    result = await replay(store, pipeline, progress=False)
+    assert result.ticks == 3000 and result.refused == 0
+    for tf in TIMEFRAMES:
+        recorded = store.bar_records("binanceusdm", "BTC/USDT:USDT", tf)
+        assert recorded and [b for b in replayed if b.timeframe == tf] == recorded

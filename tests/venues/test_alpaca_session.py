@@ -12,14 +12,14 @@ import pytest
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError, ExchangeError, MalformedFrame, MissingCredentialsError
 from bot.data.models import UPDATES_ALL, UPDATES_VOLUME, Side, Tick
-from bot.data.venues.alpaca import (
+from bot.data.venues.alpaca.conditions import updates_for
+from bot.data.venues.alpaca.session import (
     ERROR_CODES,
     AlpacaCredentials,
     AlpacaSession,
     split_stock_trade_id,
     stock_trade_id,
 )
-from bot.data.venues.conditions import updates_for
 from bot.data.venues.protocol import Ready, Received, SubscriptionResult, VenueSession
 from tests.helpers import DATA
 

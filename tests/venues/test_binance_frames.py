@@ -13,7 +13,7 @@ import pytest
 
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Side, Tick
-from bot.data.venues.binance import BinanceSession
+from bot.data.venues.binance.session import BinanceSession
 from bot.data.venues.protocol import Received, TickerUpdate
 from tests.venues.captures import CAPTURES, NAUTILUS, all_frames, capture_frames, capture_url
 

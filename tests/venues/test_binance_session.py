@@ -10,7 +10,7 @@ import pytest
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError, ExchangeError, MalformedFrame
 from bot.data.models import Side, Tick
-from bot.data.venues.binance import (
+from bot.data.venues.binance.session import (
     MAX_CONTROL_MESSAGES_PER_SECOND,
     MAX_STREAMS_PER_CONNECTION,
     MAX_STREAMS_PER_REQUEST,

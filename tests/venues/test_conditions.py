@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.data.models import UPDATES_ALL, UPDATES_HIGH_LOW, UPDATES_OPEN_CLOSE, UPDATES_VOLUME
-from bot.data.venues.conditions import updates_for
+from bot.data.venues.alpaca.conditions import updates_for
 
 # Alpaca staff's official list of conditions that exclude a trade from a bar's prices.
 OFFICIAL = ["B", "W", "4", "7", "9", "C", "G", "H", "I", "M", "N", "P", "Q", "R", "T"]

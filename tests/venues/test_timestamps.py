@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.data.venues.timestamps import parse_rfc3339_ns
+from bot.data.venues.alpaca.timestamps import parse_rfc3339_ns
 from tests.helpers import DATA
 
 GO_TRADES = DATA / "alpaca" / "samples" / "alpaca-trade-api-go_marketdata_testdata_trades.json.gz"

@@ -21,7 +21,7 @@ from bot.data.cli import backtest, dashboard, health, live, record, replay
 from bot.data.cli.delegate import DELEGATED
 from bot.data.errors import ConfigError, MissingCredentialsError, StreamError
 from bot.data.extras import MissingExtra
-from bot.data.venues.alpaca import AlpacaCredentials
+from bot.data.venues.alpaca.session import AlpacaCredentials
 
 PROG = "bot-stream"
 DESCRIPTION = """\

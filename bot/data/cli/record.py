@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from bot.data.store import Recorder  # here: the store's libraries load only when used
 
     config = config_from_args(args)
-    symbols_from_args(args)  # a bad symbol is refused before the store directory is touched
+    symbols_from_args(args, config)  # a bad symbol is refused before the store directory is touched
     recorder = Recorder(args.out, flush_interval=args.flush_interval,
                         retention_days=args.retention_days)
     return asyncio.run(_record(args, config, recorder))

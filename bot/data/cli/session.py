@@ -22,10 +22,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from bot.data.cli.config import load_config, parse_assignments
-from bot.data.config import StreamManagerConfig, symbol_list
+from bot.data.config import StreamManagerConfig
 from bot.data.timeframes import ALLOWED_TIMEFRAMES
-from bot.data.venues.alpaca import STOCK_TICKER
-from bot.data.venues.binance import BINANCE_PAIR
+from bot.data.venues.registry import checked_symbols
 
 if TYPE_CHECKING:
     from bot.data.stream_manager import StreamManager
@@ -124,11 +123,12 @@ def config_from_args(args: argparse.Namespace) -> StreamManagerConfig:
     return load_config(args.config, flags=flags)
 
 
-def symbols_from_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+def symbols_from_args(args: argparse.Namespace,
+                      config: StreamManagerConfig) -> tuple[list[str], list[str]]:
     """(crypto, stocks), each checked against its venue's symbol form before anything starts;
     the default pairs when neither is given."""
-    crypto = symbol_list(args.symbols, "symbols", BINANCE_PAIR)
-    stocks = symbol_list(args.stocks, "--stocks", STOCK_TICKER)
+    crypto = checked_symbols("crypto", args.symbols, config, "symbols")
+    stocks = checked_symbols("stock", args.stocks, config, "--stocks")
     if not crypto and not stocks:
         crypto = list(DEFAULT_SYMBOLS)
     return crypto, stocks
@@ -140,7 +140,7 @@ async def running_stream(args: argparse.Namespace,
     """A started manager for the flags; the simulator and status server around it if asked."""
     from bot.data.stream_manager import create_default_trading_stream
 
-    crypto, stocks = symbols_from_args(args)
+    crypto, stocks = symbols_from_args(args, config)
     async with contextlib.AsyncExitStack() as stack:
         if args.sim:
             from bot.data.sim import ExchangeSimulator
@@ -151,9 +151,9 @@ async def running_stream(args: argparse.Namespace,
             sim = await stack.enter_async_context(ExchangeSimulator(
                 CATALOGUE_PAIRS, stocks, seed=args.sim_seed, speed=args.sim_speed,
                 history_seconds=args.sim_history))
-            # Alpaca credentials are read from the environment: the simulator's, while it runs.
-            stack.enter_context(_environment({k: v for k, v in sim.env().items()
-                                              if k in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY")}))
+            # Credentials, and the endpoints of venues configured by their own package, are read
+            # from the environment: the simulator's, while it runs.
+            stack.enter_context(_environment(sim.env()))
             config = dataclasses.replace(
                 config, binance_ws_url=sim.binance_ws_url, binance_rest_url=sim.binance_rest_url,
                 alpaca_ws_url=sim.alpaca_ws_url, alpaca_rest_url=sim.alpaca_rest_url)

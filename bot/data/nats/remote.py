@@ -1,10 +1,12 @@
-"""``RemoteStreamManager``: a StreamManager fed from JetStream instead of the exchanges.
+"""``RemoteStreamManager``: a StreamManager whose tick source is JetStream, not the exchanges.
 
 Ingest workers (:mod:`bot.data.nats.worker`) publish ticks; any number of
-processes elsewhere read them through a durable consumer and run them through
-their own :class:`~bot.data.pipeline.TickPipeline` (``pipeline.process``, the
-path every tick takes), so bars, events, history, the trading engine and the
-whole StreamManager API behave as with a direct connection::
+processes elsewhere read them through a durable consumer
+(:class:`JetStreamSource`, the manager's :class:`~bot.data.tick_source.TickSource`)
+and run them through their own :class:`~bot.data.pipeline.TickPipeline`
+(``pipeline.process``, the path every tick takes), so bars, events, history,
+the trading engine and the whole StreamManager API behave as with a direct
+connection::
 
     manager = RemoteStreamManager(config, servers="nats://10.0.0.1:4222", durable="strategy-a")
     manager.add_crypto_symbols(["BTC/USDT"])
@@ -42,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -52,19 +54,22 @@ from nats.aio.msg import Msg
 
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
-from bot.data.health import DEGRADED, HEALTHY, UNHEALTHY
+from bot.data.health import HealthReport
 from bot.data.nats.client import connect, connected_url
 from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
 from bot.data.nats.reader import DELIVER_POLICIES, NATS_ERRORS, StreamReader
 from bot.data.nats.subjects import RECORD_HEADER, WATERMARK, check_token, tick_subject
+from bot.data.pipeline import TickPipeline
 from bot.data.stream_manager import StreamManager
+from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
+from bot.data.venue_group import VenueGroup
 
 logger = logging.getLogger(__name__)
 
 
-class RemoteStreamManager(StreamManager):
-    """A :class:`StreamManager` whose ticks come from JetStream.
+class JetStreamSource:
+    """Ticks of the wanted symbols from a JetStream consumer, into the manager's pipeline.
 
     ``servers``: NATS URLs (list or comma-separated). ``durable``: the consumer
     name a restarted process resumes from (one process per name); None makes
@@ -73,14 +78,10 @@ class RemoteStreamManager(StreamManager):
     ``stream``: the ticks' stream. ``batch``: messages per fetch.
     """
 
-    def __init__(self, config: StreamManagerConfig | None = None, *,
-                 servers: str | Sequence[str] = "nats://127.0.0.1:4222",
+    def __init__(self, *, servers: str | Sequence[str] = "nats://127.0.0.1:4222",
                  durable: str | None = None, stream: str = "MD_TICKS", deliver: str = "all",
                  batch: int = 500, fetch_timeout: float = 1.0, ack_timeout: float = 2.0,
-                 clock: Callable[[], int] = time.time_ns) -> None:
-        # The workers publishing to NATS checked the symbols against their venues.
-        super().__init__(replace(config or StreamManagerConfig(), backfill=False,
-                                 warm_up=False, check_symbols=False), clock=clock)
+                 connect_timeout: float = 10.0) -> None:
         if durable is not None:
             check_token("durable", durable)
         if deliver not in DELIVER_POLICIES:
@@ -97,59 +98,72 @@ class RemoteStreamManager(StreamManager):
         self.batch = batch
         self.fetch_timeout = fetch_timeout
         self.ack_timeout = ack_timeout
+        self.connect_timeout = connect_timeout
         self.decode_errors = 0
+        self.watermarks = 0
         self._codec = tick_codec()
         self._watermark_codec = watermark_codec()
-        self.watermarks = 0
+        self._pipeline: TickPipeline | None = None
+        self._groups: Mapping[str, VenueGroup] = {}
+        self._supervisor = Supervisor()
         self._nc: Client | None = None
         self._reader: StreamReader | None = None
         self._accepted: frozenset[str] = frozenset()
         self._consume_task: asyncio.Task[None] | None = None
+        self._open = False
         self._stopping = False
         self._behind = True
         self._held: set[str] = set()
         self._subjects_lock = asyncio.Lock()
         self._throttle = LogThrottle(logger)
 
-    # -- lifecycle -------------------------------------------------------------------
-    async def start(self, wait_connected: float | None = None, *,
-                    timeout: float | None = None) -> None:
-        """Connect to NATS, open the consumer, then start like a StreamManager.
+    # -- TickSource ------------------------------------------------------------------
+    def attach(self, pipeline: TickPipeline, groups: Mapping[str, VenueGroup],
+               supervisor: Supervisor) -> None:
+        self._pipeline = pipeline
+        self._groups = groups
+        self._supervisor = supervisor
 
-        ``wait_connected`` bounds the first NATS connection (default
-        ``connect_timeout``); a missing stream fails here, naming it. ``timeout``
-        bounds the StreamManager's own start-up that follows.
+    async def open(self, timeout: float | None) -> None:
+        """Connect to NATS and open the consumer on the wanted symbols' subjects.
+
+        ``timeout`` bounds the first NATS connection (default ``connect_timeout``);
+        a missing stream fails here, naming it.
         """
-        if self.is_running:
-            return
-        timeout = wait_connected if wait_connected is not None else self.config.connect_timeout
         self._nc = await connect(self.servers, f"remote-{self.durable or 'ephemeral'}",
-                                 on_disconnected=self._on_disconnected, start_timeout=timeout)
+                                 on_disconnected=self._on_disconnected,
+                                 start_timeout=timeout if timeout is not None
+                                 else self.connect_timeout)
         self._reader = StreamReader(self._nc.jetstream(), self.stream, self.durable,
                                     deliver=self.deliver, batch=self.batch,
                                     fetch_timeout=self.fetch_timeout,
                                     ack_timeout=self.ack_timeout)
+        self._open = True
         self._stopping = False
         self._behind = True
-        try:
-            await self._sync_subjects()
-            await super().start(wait_connected, timeout=timeout)
-        except BaseException:
-            await self._close_nats()
-            raise
-        self._consume_task = self.supervisor.loop("remote-consume", self._consume)
+        await self._sync_subjects()
+
+    def started(self) -> None:
+        self._consume_task = self._supervisor.loop("remote-consume", self._consume)
+
+    async def subscribe(self, group: VenueGroup, symbols: list[str]) -> None:
+        await self._sync_subjects()
+
+    async def sync(self) -> None:
+        await self._sync_subjects()
+
+    def forget(self, symbol: str) -> None:
+        self._held.discard(symbol)
+        self._accepted = self._accepted - {symbol}
 
     async def stop(self) -> None:
-        """Finish the batch in hand (processed and acknowledged), then stop; idempotent."""
+        """Finish the batch in hand (processed and acknowledged), then close NATS."""
         task, self._consume_task = self._consume_task, None
         if task is not None:
             self._stopping = True
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await super().stop()
-        await self._close_nats()
-
-    async def _close_nats(self) -> None:
+        self._open = False
         if self._reader is not None:  # kept: its counters and position stay readable
             await self._reader.close()
         nc, self._nc = self._nc, None
@@ -157,29 +171,29 @@ class RemoteStreamManager(StreamManager):
             with contextlib.suppress(*NATS_ERRORS):
                 await nc.close()
 
-    # -- symbols: no exchange connection, only the consumer's filter ------------------
-    async def _assign_crypto(self, symbols: list[str]) -> None:
-        await self._sync_subjects()
+    def add_metrics(self, metrics: dict[str, Any]) -> None:
+        """The source's state, and its counters as ``nats_<name>``."""
+        source = metrics["source"] = self.state()
+        metrics["counters"].update({f"nats_{k}": v for k, v in source.items()
+                                    if isinstance(v, int) and not isinstance(v, bool)
+                                    and k not in ("pending", "position")})
 
-    async def _assign_stocks(self, symbols: list[str]) -> None:
-        await self._sync_subjects()
+    def judge(self, report: HealthReport) -> None:
+        """Unhealthy while NATS is away; degraded while catching up."""
+        source = report.sections["source"] = self.state()
+        if self._open and not source["connected"]:
+            report.fail("NATS is unreachable")
+        elif self._open and not source["caught_up"]:
+            report.degrade(f"catching up: {source['pending']} ticks pending")
 
-    def remove_symbols(self, symbols: Iterable[str]) -> None:
-        symbols = list(symbols)
-        super().remove_symbols(symbols)
-        self._held.difference_update(s.upper() for s in symbols)
-        self._accepted = frozenset(self.symbols)
-        if self.is_running:
-            self._spawn(self._sync_subjects())
-
+    # -- subjects ----------------------------------------------------------------------
     async def _sync_subjects(self) -> None:
-        """Open the consumer on the subscribed symbols' subjects, or update its filter."""
+        """Open the consumer on the wanted symbols' subjects, or update its filter."""
         async with self._subjects_lock:
             reader = self._reader
-            # A crypto pair always holds '/', a stock ticker never does (both validated on add).
-            subjects = sorted(tick_subject(self.config.binance_venue if "/" in s else "alpaca", s)
-                              for s in self.symbols)
-            self._accepted = frozenset(self.symbols)
+            wanted = [(g.name, s) for g in self._groups.values() for s in g.symbols]
+            subjects = sorted(tick_subject(venue, s) for venue, s in wanted)
+            self._accepted = frozenset(s for _, s in wanted)
             if reader is None or not subjects:
                 return
             if reader.subjects:
@@ -201,15 +215,16 @@ class RemoteStreamManager(StreamManager):
                                    exc_info=exc)
                 pending = None
             if pending is None:
-                self._mark_behind()
+                self._behind = True
                 await asyncio.sleep(min(self.fetch_timeout, 0.5))
             elif pending > 0:
-                if not self._behind:
-                    self._mark_behind()
-            elif self._behind:
-                self._mark_caught_up()
+                self._behind = True
+            else:
+                self._behind = False
 
     def _on_message(self, msg: Msg) -> None:
+        pipeline = self._pipeline
+        assert pipeline is not None, "attach() binds the source to a pipeline first"
         headers = msg.headers
         watermark = bool(headers) and headers.get(RECORD_HEADER) == WATERMARK  # type: ignore[union-attr]
         try:
@@ -223,25 +238,18 @@ class RemoteStreamManager(StreamManager):
             return
         if isinstance(record, Watermark):
             self.watermarks += 1
-            self.pipeline.complete_through(record.symbol, record.through_ns)
+            pipeline.complete_through(record.symbol, record.through_ns)
             return
-        self.pipeline.process(record)
+        pipeline.process(record)
         if record.symbol not in self._held:  # from its first trade on, only watermarks and
-            self.pipeline.aggregator.hold(record.symbol)  # trades complete its bars
+            pipeline.aggregator.hold(record.symbol)  # trades complete its bars
             self._held.add(record.symbol)
 
-    # -- catching up (reported in health; completion never depends on it) --------------
-    def _mark_behind(self) -> None:
-        self._behind = True
-
-    def _mark_caught_up(self) -> None:
-        self._behind = False
-
     async def _on_disconnected(self) -> None:
-        self._mark_behind()
+        self._behind = True  # caught up again after the next read that finds nothing pending
 
     # -- state -----------------------------------------------------------------------
-    def _source_state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         nc, reader = self._nc, self._reader
         return {
             "connected": bool(nc and nc.is_connected),
@@ -257,25 +265,26 @@ class RemoteStreamManager(StreamManager):
             **(asdict(reader.counters) if reader is not None else {}),
         }
 
-    def get_health(self) -> dict[str, Any]:
-        """The StreamManager's health plus the NATS source; unhealthy while NATS is away."""
-        health = super().get_health()
-        source = self._source_state()
-        health["source"] = source
-        if self.is_running and not source["connected"]:
-            health["status"] = UNHEALTHY
-            health["reasons"].append("NATS is unreachable")
-        elif self.is_running and not source["caught_up"] and health["status"] == HEALTHY:
-            health["status"] = DEGRADED
-            health["reasons"].append(f"catching up: {source['pending']} ticks pending")
-        return health
 
-    def get_metrics(self) -> dict[str, Any]:
-        """The StreamManager's metrics plus the source's; its counters as ``nats_<name>`` too."""
-        metrics = super().get_metrics()
-        source = self._source_state()
-        metrics["source"] = source
-        metrics["counters"].update({f"nats_{k}": v for k, v in source.items()
-                                    if isinstance(v, int) and not isinstance(v, bool)
-                                    and k not in ("pending", "position")})
-        return metrics
+class RemoteStreamManager(StreamManager):
+    """A :class:`StreamManager` whose tick source is a :class:`JetStreamSource`.
+
+    It adds nothing but the source: ``servers``, ``durable``, ``stream``,
+    ``deliver``, ``batch`` and the timeouts are the source's (``manager.source``).
+    REST gap recovery and warm-up are off: the ingest workers do them.
+    """
+
+    source: JetStreamSource
+
+    def __init__(self, config: StreamManagerConfig | None = None, *,
+                 servers: str | Sequence[str] = "nats://127.0.0.1:4222",
+                 durable: str | None = None, stream: str = "MD_TICKS", deliver: str = "all",
+                 batch: int = 500, fetch_timeout: float = 1.0, ack_timeout: float = 2.0,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        # The workers publishing to NATS checked the symbols against their venues.
+        config = replace(config or StreamManagerConfig(), backfill=False, warm_up=False,
+                         check_symbols=False)
+        super().__init__(config, clock=clock, source=JetStreamSource(
+            servers=servers, durable=durable, stream=stream, deliver=deliver, batch=batch,
+            fetch_timeout=fetch_timeout, ack_timeout=ack_timeout,
+            connect_timeout=config.connect_timeout))

@@ -8,10 +8,11 @@ Subjects::
     md.health.<worker>                       a worker's health and metrics (JSON)
 
 A NATS subject token may not hold ``.`` (the separator), ``*``, ``>`` or
-whitespace, so a unified symbol is spelled token-safe: ``/`` becomes ``_`` and
-``.`` becomes ``-`` (``"BTC/USDT"`` -> ``BTC_USDT``, ``"BRK.B"`` -> ``BRK-B``).
-The mapping is reversible (:func:`token_symbol`) because unified symbols never
-hold ``_`` or ``-``; the payload carries the unified symbol as well.
+whitespace, so a unified symbol is spelled token-safe: ``/`` becomes ``_``,
+``.`` becomes ``-`` and ``:`` becomes ``~`` (``"BTC/USDT"`` -> ``BTC_USDT``,
+``"BRK.B"`` -> ``BRK-B``, ``"BTC/USDT:USDT"`` -> ``BTC_USDT~USDT``). The mapping
+is reversible (:func:`token_symbol`) because unified symbols never hold ``_``,
+``-`` or ``~``; the payload carries the unified symbol as well.
 
 Message ids (the ``Nats-Msg-Id`` header) make JetStream drop a message it
 already stored within the stream's duplicate window, which is what lets two
@@ -36,22 +37,23 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 RECORD_HEADER = "Md-Record"  # set on what a tick subject carries besides ticks
 WATERMARK = "watermark"
 
-_SYMBOL = re.compile(r"[A-Za-z0-9]+(?:[/.][A-Za-z0-9]+)*")
+_SYMBOL = re.compile(r"[A-Za-z0-9]+(?:[/.:][A-Za-z0-9]+)*")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _INCOMPLETE = BarFlag.PARTIAL | BarFlag.GAP
 
 
 def symbol_token(symbol: str) -> str:
-    """``"BTC/USDT"`` -> ``"BTC_USDT"``, ``"BRK.B"`` -> ``"BRK-B"`` (upper case)."""
+    """``"BTC/USDT"`` -> ``"BTC_USDT"``, ``"BRK.B"`` -> ``"BRK-B"``,
+    ``"BTC/USDT:USDT"`` -> ``"BTC_USDT~USDT"`` (upper case)."""
     if not _SYMBOL.fullmatch(symbol):
         raise ValueError(f"symbol {symbol!r} cannot be a subject token: use letters and digits "
-                         "joined by '/' or '.', e.g. 'BTC/USDT' or 'BRK.B'")
-    return symbol.upper().replace("/", "_").replace(".", "-")
+                         "joined by '/', '.' or ':', e.g. 'BTC/USDT', 'BRK.B' or 'BTC/USDT:USDT'")
+    return symbol.upper().replace("/", "_").replace(".", "-").replace(":", "~")
 
 
 def token_symbol(token: str) -> str:
     """The unified symbol of a subject token (inverse of :func:`symbol_token`)."""
-    return token.replace("_", "/").replace("-", ".")
+    return token.replace("_", "/").replace("-", ".").replace("~", ":")
 
 
 def check_token(name: str, value: str) -> str:

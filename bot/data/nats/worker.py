@@ -35,9 +35,14 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from bot.data.config import StreamManagerConfig
+from bot.data.config import (
+    BINANCE_VENUES,
+    DEFAULT_BINANCE_VENUE,
+    MAX_STREAMS_PER_BINANCE_CONNECTION,
+    StreamManagerConfig,
+)
 from bot.data.errors import ConfigError, StreamError
-from bot.data.health import DEGRADED, HEALTHY, UNHEALTHY
+from bot.data.health import HealthReport
 from bot.data.nats.client import connect, connected_url
 from bot.data.nats.publisher import Publisher
 from bot.data.nats.sharding import Shard
@@ -46,7 +51,7 @@ from bot.data.nats.subjects import check_token, health_subject, symbol_token
 from bot.data.redaction import redact_json
 from bot.data.status_server import StatusServer
 from bot.data.stream_manager import StreamManager
-from bot.data.venues.binance import to_raw_symbol
+from bot.data.venues.registry import checked_symbols
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +81,8 @@ class WorkerSettings:
     health_interval_s: float = 5.0
     status_host: str = "127.0.0.1"
     status_port: int | None = None
-    binance_venue: str = "binance"
-    max_streams_per_connection: int = 1024
+    binance_venue: str = DEFAULT_BINANCE_VENUE
+    max_streams_per_connection: int = MAX_STREAMS_PER_BINANCE_CONNECTION
     log_level: str = "INFO"
     connect_timeout_s: float = 30.0
 
@@ -86,11 +91,11 @@ class WorkerSettings:
         check_token("worker_id", self.worker_id)
         if self.health_interval_s <= 0:
             raise ConfigError("health_interval", self.health_interval_s, "must be > 0 seconds")
-        for symbol in self.universe:
-            to_raw_symbol(symbol)
+        config = self.manager_config()
+        checked_symbols("crypto", self.universe, config, "universe")
+        checked_symbols("stock", self.stocks, config, "stocks")
         for symbol in [*self.universe, *self.stocks]:
             symbol_token(symbol)
-        self.manager_config()
 
     def crypto_symbols(self) -> list[str]:
         return self.shard.select(self.universe)
@@ -122,6 +127,7 @@ class IngestWorker:
         self._detach: Any = None
         self._health_task: asyncio.Task[None] | None = None
         self._started_ns: int | None = None
+        self.manager.add_health_contributor(self._judge_publisher)
 
     async def start(self) -> None:
         """Connect NATS, check the streams, start publishing, then start streaming."""
@@ -205,19 +211,19 @@ class IngestWorker:
 
     def get_health(self) -> dict[str, Any]:
         """The manager's health plus the publisher's; unhealthy while NATS is unreachable."""
-        health = self.manager.get_health()
-        health["worker"] = self.identity()
-        pub = self.publisher.health() if self.publisher is not None else None
-        health["publisher"] = pub
+        return self.manager.get_health()
+
+    def _judge_publisher(self, report: HealthReport) -> None:
+        """The worker's part of health: who it is, and its publisher (unhealthy while NATS
+        is unreachable)."""
+        report.sections["worker"] = self.identity()
+        pub = report.sections["publisher"] = (
+            self.publisher.health() if self.publisher is not None else None)
         if pub is not None and not pub["connected"]:
-            health["status"] = UNHEALTHY
-            health["reasons"].append("NATS is unreachable: ticks wait in the publisher queue")
-        elif pub is not None and not pub["ok"] and health["status"] == HEALTHY:
-            health["status"] = DEGRADED
-            health["reasons"].append(
-                f"publisher: {pub['last_error'] or 'records dropped'} "
-                f"(dropped {pub['dropped_overflow']}, queued {pub['queue_depth']})")
-        return redact_json(health)
+            report.fail("NATS is unreachable: ticks wait in the publisher queue")
+        elif pub is not None and not pub["ok"]:
+            report.degrade(f"publisher: {pub['last_error'] or 'records dropped'} "
+                           f"(dropped {pub['dropped_overflow']}, queued {pub['queue_depth']})")
 
     def get_metrics(self) -> dict[str, Any]:
         """The manager's metrics; publisher counters added as ``publish_<name>``."""
@@ -329,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(0 picks a free port; default: off)")
     ops.add_argument("--status-host", default="127.0.0.1", metavar="HOST",
                      help="address of the status server (default %(default)s)")
-    ops.add_argument("--venue", default="binance", choices=("binance", "binanceus"),
+    ops.add_argument("--venue", default=DEFAULT_BINANCE_VENUE, choices=tuple(BINANCE_VENUES),
                      help="Binance venue (default %(default)s)")
     ops.add_argument("--max-streams-per-connection", type=int, default=1024, metavar="N",
                      help="symbols per exchange connection (default %(default)s)")

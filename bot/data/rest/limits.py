@@ -124,12 +124,6 @@ class RequestBudget:
     weight_per_minute: int
 
 
-# Half of Binance spot's 6000 weight per minute (and far under its raw-request limit);
-# three quarters of Alpaca's 200 requests per minute.
-BINANCE_BUDGET = RequestBudget(requests_per_minute=1200, weight_per_minute=3000)
-ALPACA_BUDGET = RequestBudget(requests_per_minute=150, weight_per_minute=150)
-
-
 @dataclass(frozen=True)
 class Reply:
     """One HTTP answer, read whole."""

@@ -83,7 +83,7 @@ def build_bar(open_ns: int, trades: list[SimTrade]) -> dict[str, Any] | None:
     }
 
 
-class AlpacaRest:
+class SimAlpacaRest:
     """The stock history routes over the simulator's trade logs."""
 
     def __init__(self, feed: MarketFeed, clock: MarketClock, keys: dict[str, str]) -> None:

@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from bot.data.sim.alpaca_frames import stream_trade
-from bot.data.sim.connection import Connection, Counters, service_unavailable
+from bot.data.sim.connection import Counters, SimConnection, service_unavailable
 from bot.data.sim.faults import Faults
 from bot.data.sim.feed import MarketFeed
 from bot.data.sim.trades import AggTrade, SimTrade
@@ -64,10 +64,11 @@ class AlpacaStreamSettings:
     connections_per_key: int = 1
 
 
-class AlpacaSession:
+class SimAlpacaSession:
     """One client connection: authentication state and subscriptions."""
 
-    def __init__(self, hub: AlpacaStreams, conn: Connection, endpoint: str, crypto: bool) -> None:
+    def __init__(self, hub: AlpacaStreams, conn: SimConnection, endpoint: str,
+                 crypto: bool) -> None:
         self.hub = hub
         self.conn = conn
         self.endpoint = endpoint
@@ -163,7 +164,7 @@ class AlpacaStreams:
         self.faults = faults
         self.counters = counters
         self.settings = settings
-        self.sessions: set[AlpacaSession] = set()
+        self.sessions: set[SimAlpacaSession] = set()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/v2/{feed}", self.handle_stocks),
@@ -189,9 +190,9 @@ class AlpacaStreams:
         await ws.prepare(request)
         self.counters.connections_accepted += 1
         self.counters.connections_open += 1
-        conn = Connection(request, ws, self.faults, self.counters, _encode_frame,
+        conn = SimConnection(request, ws, self.faults, self.counters, _encode_frame,
                           max_batch=MAX_POINTS_PER_FRAME)
-        session = AlpacaSession(self, conn, endpoint, crypto)
+        session = SimAlpacaSession(self, conn, endpoint, crypto)
         self.sessions.add(session)
         self.feed.subscribe(VENUE, session.on_trades)
         session.control({"T": "success", "msg": "connected"})
@@ -209,7 +210,7 @@ class AlpacaStreams:
             self.counters.connections_open -= 1
         return ws
 
-    async def _read(self, session: AlpacaSession, ws: web.WebSocketResponse) -> None:
+    async def _read(self, session: SimAlpacaSession, ws: web.WebSocketResponse) -> None:
         deadline = asyncio.get_running_loop().time() + self.settings.auth_timeout
         while not session.conn.closed.is_set():
             timeout = None

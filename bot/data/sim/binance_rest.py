@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.data.sim.binance_dialect import SPOT, BinanceDialect
 from bot.data.sim.binance_frames import (
     MICROSECONDS,
     MILLISECONDS,
@@ -31,9 +32,6 @@ from bot.data.sim.market import Instrument
 from bot.data.sim.trades import TradeLog
 from bot.data.timeframes import TIMEFRAME_SECONDS
 
-VENUE = "binance"
-WEIGHTS = {"exchangeInfo": 20, "klines": 2, "trades": 25, "historicalTrades": 25,
-           "aggTrades": 4, "ping": 1, "time": 1}
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
 NS_PER_MINUTE = 60_000_000_000
@@ -89,11 +87,13 @@ def _limit(request: web.Request) -> int:
     return limit
 
 
-class BinanceRest:
-    """The ``/api/v3`` market-data routes over the simulator's trade logs."""
+class SimBinanceRest:
+    """The market-data routes (``/api/v3``, or the dialect's) over the simulator's trade logs."""
 
     def __init__(self, feed: MarketFeed, clock: MarketClock,
-                 instruments: dict[str, Instrument], weight_limit: int) -> None:
+                 instruments: dict[str, Instrument], weight_limit: int,
+                 dialect: BinanceDialect = SPOT) -> None:
+        self.dialect = dialect
         self.feed = feed
         self.clock = clock
         self.instruments = instruments
@@ -105,13 +105,13 @@ class BinanceRest:
             "historicalTrades": self.historical_trades, "aggTrades": self.agg_trades,
             "ping": lambda _r, _u: {}, "time": lambda _r, u: {"serverTime": self.clock.now() // u},
         }
-        return [web.get(f"/api/v3/{name}", self._endpoint(name, handler))
+        return [web.get(f"{self.dialect.rest_api}/{name}", self._endpoint(name, handler))
                 for name, handler in handlers.items()]
 
     def _endpoint(self, name: str, handler: Callable[[web.Request, int], Any]
                   ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def endpoint(request: web.Request) -> web.Response:
-            wait = self.weights.spend(WEIGHTS[name])
+            wait = self.weights.spend(self.dialect.weights[name])
             headers = {"X-MBX-USED-WEIGHT-1M": str(self.weights.used)}
             if wait is not None:
                 headers["Retry-After"] = str(wait)
@@ -139,7 +139,7 @@ class BinanceRest:
         if not symbol:
             raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
                                   "or malformed.")
-        log = self.feed.log(VENUE, symbol)
+        log = self.feed.log(self.dialect.venue, symbol)
         if log is None:
             raise ApiError(-1121, "Invalid symbol.")
         return symbol, log
@@ -157,6 +157,11 @@ class BinanceRest:
                                       "{0,}){0,1}\\]$'.") from None
         if any(s not in self.instruments for s in wanted):
             raise ApiError(-1121, "Invalid symbol.")
+        symbols = [_symbol_info(self.instruments[s]) for s in wanted]
+        if self.dialect.contract_type is not None:  # futures settled in their quote asset
+            for info in symbols:
+                info.update(contractType=self.dialect.contract_type,
+                            marginAsset=info["quoteAsset"])
         return {
             "timezone": "UTC",
             "serverTime": self.clock.now() // unit,
@@ -171,7 +176,7 @@ class BinanceRest:
                  "limit": 61000},
             ],
             "exchangeFilters": [],
-            "symbols": [_symbol_info(self.instruments[s]) for s in wanted],
+            "symbols": symbols,
             "sors": [],
         }
 

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+from bot.data.sim.binance_dialect import SPOT, BinanceDialect
 from bot.data.sim.binance_frames import (
     MICROSECONDS,
     MILLISECONDS,
@@ -30,15 +31,13 @@ from bot.data.sim.binance_frames import (
     book_ticker_event,
     server_shutdown_event,
     ticker_event,
-    trade_event,
 )
 from bot.data.sim.clock import MarketClock
-from bot.data.sim.connection import Connection, Counters, service_unavailable
+from bot.data.sim.connection import Counters, SimConnection, service_unavailable
 from bot.data.sim.faults import Fate, Faults
 from bot.data.sim.feed import MarketFeed
 from bot.data.sim.trades import AggTrade, SimTrade
 
-VENUE = "binance"
 CHANNELS = ("trade", "aggTrade", "bookTicker", "ticker")
 _STREAM = re.compile(r"^([a-z0-9]+)@(trade|aggTrade|bookTicker|ticker)$")
 _ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
@@ -74,10 +73,10 @@ def _encode_frames(messages: list[Any]) -> str:
     return msgspec.json.encode(messages[0]).decode()
 
 
-class BinanceSession:
+class SimBinanceSession:
     """One client connection: its streams, options, keepalive and incoming-rate limit."""
 
-    def __init__(self, hub: BinanceStreams, conn: Connection, streams: list[str],
+    def __init__(self, hub: BinanceStreams, conn: SimConnection, streams: list[str],
                  combined: bool, unit: int) -> None:
         self.hub = hub
         self.conn = conn
@@ -95,7 +94,7 @@ class BinanceSession:
         self.conn.send({"stream": stream, "data": payload} if self.combined else payload)
 
     def on_trades(self, symbol: str, batch: list[SimTrade], aggs: list[AggTrade]) -> None:
-        if self.hub.faults.is_quiet(VENUE, symbol):
+        if self.hub.faults.is_quiet(self.hub.dialect.venue, symbol):
             return
         lower = symbol.lower()
         if (stream := f"{lower}@trade") in self.streams:
@@ -111,8 +110,8 @@ class BinanceSession:
 
     def _emit_trade(self, stream: str, symbol: str, trade: SimTrade) -> None:
         """One ``@trade`` frame, as the trade's fate says: lost, doubled, late, or plain."""
-        fate = self.hub.faults.fate(VENUE, symbol, trade.trade_id)
-        payload = trade_event(trade, self.unit)
+        fate = self.hub.faults.fate(self.hub.dialect.venue, symbol, trade.trade_id)
+        payload = self.hub.dialect.trade_event(trade, self.unit)
         if fate is Fate.LOSE:
             return
         if fate is Fate.DELAY:
@@ -140,9 +139,9 @@ class BinanceSession:
         now = self.hub.clock.now()
         for stream in self.streams:
             symbol, _, channel = stream.partition("@")
-            log = self.hub.feed.log(VENUE, symbol.upper())
+            log = self.hub.feed.log(self.hub.dialect.venue, symbol.upper())
             if (channel != "ticker" or log is None
-                    or self.hub.faults.is_quiet(VENUE, symbol.upper())):
+                    or self.hub.faults.is_quiet(self.hub.dialect.venue, symbol.upper())):
                 continue
             payload = ticker_event(log, symbol.upper(), now, self.hub.tick_e8(symbol.upper()),
                                    self.unit)
@@ -230,11 +229,12 @@ class BinanceSession:
 
 
 class BinanceStreams:
-    """The ``/stream`` and ``/ws`` routes and the sessions open on them."""
+    """The ``/stream`` and ``/ws`` routes (under the dialect's prefix) and their sessions."""
 
     def __init__(self, feed: MarketFeed, clock: MarketClock, faults: Faults,
                  counters: Counters, settings: BinanceStreamSettings,
-                 ticks: dict[str, int]) -> None:
+                 ticks: dict[str, int], dialect: BinanceDialect = SPOT) -> None:
+        self.dialect = dialect
         self.feed = feed
         self.clock = clock
         self.faults = faults
@@ -242,7 +242,7 @@ class BinanceStreams:
         self.settings = settings
         self._ticks = ticks
         self._book_ids: dict[str, int] = collections.defaultdict(lambda: 1_000_000)
-        self.sessions: set[BinanceSession] = set()
+        self.sessions: set[SimBinanceSession] = set()
 
     def tick_e8(self, symbol: str) -> int:
         return self._ticks.get(symbol, 1_000_000)
@@ -252,8 +252,10 @@ class BinanceStreams:
         return self._book_ids[symbol]
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/stream", self.handle_combined), web.get("/ws", self.handle_raw),
-                web.get("/ws/{streams:.*}", self.handle_raw)]
+        prefix = self.dialect.stream_prefix
+        return [web.get(f"{prefix}/stream", self.handle_combined),
+                web.get(f"{prefix}/ws", self.handle_raw),
+                web.get(prefix + "/ws/{streams:.*}", self.handle_raw)]
 
     async def handle_combined(self, request: web.Request) -> web.StreamResponse:
         names = [s for s in request.query.get("streams", "").split("/") if s]
@@ -285,16 +287,16 @@ class BinanceStreams:
         await ws.prepare(request)
         self.counters.connections_accepted += 1
         self.counters.connections_open += 1
-        conn = Connection(request, ws, self.faults, self.counters, _encode_frames)
+        conn = SimConnection(request, ws, self.faults, self.counters, _encode_frames)
         unit = MICROSECONDS if unit_name == "MICROSECOND" else MILLISECONDS
-        session = BinanceSession(self, conn, names, combined, unit)
+        session = SimBinanceSession(self, conn, names, combined, unit)
         self.sessions.add(session)
-        self.feed.subscribe(VENUE, session.on_trades)
+        self.feed.subscribe(self.dialect.venue, session.on_trades)
         keepalive = asyncio.create_task(self._keepalive(session), name="sim-binance-keepalive")
         try:
             await self._read(session, ws)
         finally:
-            self.feed.unsubscribe(VENUE, session.on_trades)
+            self.feed.unsubscribe(self.dialect.venue, session.on_trades)
             self.sessions.discard(session)
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -303,7 +305,7 @@ class BinanceStreams:
             self.counters.connections_open -= 1
         return ws
 
-    async def _read(self, session: BinanceSession, ws: web.WebSocketResponse) -> None:
+    async def _read(self, session: SimBinanceSession, ws: web.WebSocketResponse) -> None:
         async for msg in ws:
             if session.conn.closed.is_set():
                 break
@@ -321,7 +323,7 @@ class BinanceStreams:
             elif msg.type == WSMsgType.TEXT:
                 session.conn.send(session.answer(msg.data))
 
-    async def _keepalive(self, session: BinanceSession) -> None:
+    async def _keepalive(self, session: SimBinanceSession) -> None:
         """Pings, the pong deadline, the connection lifetime and the ticker cadence."""
         settings = self.settings
         last_ping = time.monotonic()

@@ -78,7 +78,7 @@ class RawFrame(str):
     """A frame sent exactly as given, not encoded (e.g. a hostile, deeply nested one)."""
 
 
-class Connection:
+class SimConnection:
     """Outgoing side of one WebSocket: a backlog of messages and the task that sends them.
 
     ``encode`` turns a run of batchable messages into one frame (Alpaca packs

@@ -24,9 +24,10 @@ from types import TracebackType
 
 from aiohttp import web
 
-from bot.data.sim.alpaca_rest import AlpacaRest
+from bot.data.sim.alpaca_rest import SimAlpacaRest
 from bot.data.sim.alpaca_ws import AlpacaStreams, AlpacaStreamSettings
-from bot.data.sim.binance_rest import BinanceRest
+from bot.data.sim.binance_rest import SimBinanceRest
+from bot.data.sim.binance_usdm import USDM, VENUE_USDM, usdm_stream_settings
 from bot.data.sim.binance_ws import BinanceStreams, BinanceStreamSettings
 from bot.data.sim.clock import Clock, MarketClock
 from bot.data.sim.connection import Counters, RawFrame
@@ -49,8 +50,8 @@ REST_LOG_SIZE = 10_000
 
 
 def binance_symbol(symbol: str) -> str:
-    """``"BTC/USDT"`` or ``"btcusdt"`` -> ``"BTCUSDT"``."""
-    return symbol.replace("/", "").replace("-", "").upper()
+    """``"BTC/USDT"``, ``"btcusdt"`` or the perpetual ``"BTC/USDT:USDT"`` -> ``"BTCUSDT"``."""
+    return symbol.partition(":")[0].replace("/", "").replace("-", "").upper()
 
 
 class ExchangeSimulator:
@@ -59,7 +60,9 @@ class ExchangeSimulator:
     ``symbols`` are Binance pairs (``"BTC/USDT"``), ``stock_symbols`` Alpaca
     stocks, ``alpaca_crypto_symbols`` Alpaca crypto pairs (``"BTC/USD"``); the
     stock ``FAKEPACA`` always trades for the ``/v2/test`` feed. ``replay`` maps a
-    Binance pair to a trade file that feeds it instead of the generator.
+    Binance pair (or a USDⓈ-M perpetual) to a trade file that feeds it instead of the
+    generator. ``futures_symbols`` are Binance USDⓈ-M perpetuals (``"BTC/USDT:USDT"``,
+    :mod:`bot.data.sim.binance_usdm`); a perpetual given among ``symbols`` is one too.
     ``clock`` (ns) and ``speed`` set market time; ``start_time_ns`` is the
     market time at start (default: now, or the first replayed trade), and
     ``history_seconds`` of generated trades exist before it.
@@ -71,6 +74,7 @@ class ExchangeSimulator:
         stock_symbols: Sequence[str] = (),
         *,
         alpaca_crypto_symbols: Sequence[str] = (),
+        futures_symbols: Sequence[str] = (),
         seed: int = 1,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -96,7 +100,7 @@ class ExchangeSimulator:
         self.seed = seed
         self.faults = faults or Faults()
         self.counters = Counters()
-        replayed = {binance_symbol(s): load_trades(p, binance_symbol(s))
+        replayed = {(self._replay_venue(s), binance_symbol(s)): load_trades(p, binance_symbol(s))
                     for s, p in (replay or {}).items()}
         if start_time_ns is None and replayed:
             start_time_ns = min(t[0].time_ns for t in replayed.values() if t)
@@ -104,14 +108,21 @@ class ExchangeSimulator:
         self.feed = MarketFeed(self.clock, retention, self.faults)
         self.instruments: dict[str, Instrument] = {}
         origin = self.clock.origin_ns - int(history_seconds * 1e9)
-        for pair in symbols:
-            base, _, quote = pair.partition("/")
-            name = binance_symbol(pair)
-            instrument = crypto_instrument(base or name[:-4], quote or name[-4:], name)
-            self.instruments[name] = instrument
-            self.feed.add_source("binance", name, ReplaySource(replayed[name]) if name in replayed
-                                 else TradeGenerator(instrument, seed, origin,
-                                                     BINANCE_FIRST_TRADE_ID))
+        self.futures_instruments: dict[str, Instrument] = {}
+        # A perpetual among ``symbols`` ("BTC/USDT:USDT") is served by USDⓈ-M too.
+        futures = [*futures_symbols, *(s for s in symbols if self._replay_venue(s) == VENUE_USDM)]
+        pairs_by_venue = (("binance", [s for s in symbols if s not in futures], self.instruments),
+                          (VENUE_USDM, futures, self.futures_instruments))
+        for venue, pairs, instruments in pairs_by_venue:
+            for pair in pairs:
+                base, _, quote = pair.partition(":")[0].partition("/")
+                name = binance_symbol(pair)
+                instrument = crypto_instrument(base or name[:-4], quote or name[-4:], name)
+                instruments[name] = instrument
+                recorded = replayed.get((venue, name))
+                self.feed.add_source(venue, name, ReplaySource(recorded) if recorded is not None
+                                     else TradeGenerator(instrument, seed, origin,
+                                                         BINANCE_FIRST_TRADE_ID))
         alpaca = [stock_instrument(s.upper()) for s in dict.fromkeys([*stock_symbols, TEST_SYMBOL])]
         for pair in alpaca_crypto_symbols:
             base, _, quote = pair.upper().partition("/")
@@ -131,9 +142,15 @@ class ExchangeSimulator:
             {s: i.tick_e8 for s, i in self.instruments.items()})
         self.alpaca_streams = AlpacaStreams(self.feed, self.faults, self.counters,
                                             self.alpaca_settings)
-        self.binance_rest = BinanceRest(self.feed, self.clock, self.instruments,
+        self.binance_rest = SimBinanceRest(self.feed, self.clock, self.instruments,
                                         rest_weight_limit)
-        self.alpaca_rest = AlpacaRest(self.feed, self.clock, self.alpaca_keys)
+        self.usdm_settings = usdm_stream_settings(self.binance_settings)
+        self.usdm_streams = BinanceStreams(
+            self.feed, self.clock, self.faults, self.counters, self.usdm_settings,
+            {s: i.tick_e8 for s, i in self.futures_instruments.items()}, USDM)
+        self.usdm_rest = SimBinanceRest(self.feed, self.clock, self.futures_instruments,
+                                        rest_weight_limit, USDM)
+        self.alpaca_rest = SimAlpacaRest(self.feed, self.clock, self.alpaca_keys)
         self._runner: web.AppRunner | None = None
         # The latest REST requests as "path?query", oldest first.
         self.rest_log: collections.deque[str] = collections.deque(maxlen=REST_LOG_SIZE)
@@ -143,6 +160,7 @@ class ExchangeSimulator:
         """Bind the port (0 picks a free one) and start the market."""
         app = web.Application(middlewares=[self._rest_faults])
         app.add_routes(self.binance_streams.routes() + self.binance_rest.routes()
+                       + self.usdm_streams.routes() + self.usdm_rest.routes()
                        + self.alpaca_rest.routes() + self.alpaca_streams.routes())
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      shutdown_timeout=1.0, max_line_size=MAX_URL_BYTES)
@@ -156,6 +174,7 @@ class ExchangeSimulator:
         """Close every connection politely, stop the market and release the port."""
         await self.feed.stop()
         await asyncio.gather(self.binance_streams.close_all(1001, "Server shutdown"),
+                             self.usdm_streams.close_all(1001, "Server shutdown"),
                              self.alpaca_streams.close_all(1001, "Server shutdown"))
         if self._runner is not None:
             await self._runner.cleanup()
@@ -174,7 +193,7 @@ class ExchangeSimulator:
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                            ) -> web.StreamResponse:
         path = request.path
-        venue = "binance" if path.startswith("/api/") else "alpaca" if path.startswith(
+        venue = "binance" if path.startswith(("/api/", "/fapi/")) else "alpaca" if path.startswith(
             "/v2/stocks/") else None
         if venue is None:
             return await handler(request)
@@ -269,6 +288,8 @@ class ExchangeSimulator:
         """Environment variables that point the stream client at this simulator."""
         key, secret = next(iter(self.alpaca_keys.items()))
         return {"BINANCE_WS_URL": self.binance_ws_url, "BINANCE_REST_URL": self.binance_rest_url,
+                "BINANCE_FUTURES_WS_URL": self.binance_ws_url,
+                "BINANCE_FUTURES_REST_URL": self.binance_rest_url,
                 "ALPACA_WS_URL": self.alpaca_ws_url, "ALPACA_REST_URL": self.alpaca_rest_url,
                 "ALPACA_API_KEY": key, "ALPACA_SECRET_KEY": secret}
 
@@ -278,7 +299,12 @@ class ExchangeSimulator:
         return self.clock.now()
 
     def _venue_symbol(self, venue: str, symbol: str) -> str:
-        return binance_symbol(symbol) if venue == "binance" else symbol.upper()
+        return symbol.upper() if venue == "alpaca" else binance_symbol(symbol)
+
+    @staticmethod
+    def _replay_venue(symbol: str) -> str:
+        """A replayed perpetual (``"BTC/USDT:USDT"``) feeds USDⓈ-M, a pair Binance spot."""
+        return VENUE_USDM if ":" in symbol else "binance"
 
     def trades(self, venue: str, symbol: str) -> list[SimTrade]:
         """Every retained trade the simulator executed for ``symbol`` on ``venue``, in order."""
@@ -290,11 +316,13 @@ class ExchangeSimulator:
 
     def klines(self, symbol: str, timeframe: str = "1m", limit: int = 1000,
                start_ns: int | None = None, end_ns: int | None = None) -> list[Kline]:
-        """The official Binance klines of ``symbol`` (what ``/api/v3/klines`` returns)."""
+        """The official klines of ``symbol`` (what ``/api/v3/klines`` returns, or
+        ``/fapi/v1/klines`` for a perpetual ``"BTC/USDT:USDT"``)."""
         self.feed.pump()
-        log = self.feed.log("binance", binance_symbol(symbol))
+        venue = self._replay_venue(symbol)
+        log = self.feed.log(venue, binance_symbol(symbol))
         if log is None:
-            raise KeyError(f"binance does not trade {symbol!r} in this simulator")
+            raise KeyError(f"{venue} does not trade {symbol!r} in this simulator")
         return select_klines(log, timeframe_ns(timeframe), self.clock.now(), limit,
                              start_ns, end_ns)
 
@@ -315,6 +343,7 @@ class ExchangeSimulator:
     def drop_all(self) -> None:
         """Cut every open connection now, without close frames."""
         self.binance_streams.drop_all()
+        self.usdm_streams.drop_all()
         self.alpaca_streams.drop_all()
 
     def go_silent(self, silent: bool = True) -> None:

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from bot.data.aggregation import UNSEQUENCED_VENUES
 from bot.data.models import Bar, BarFlag, Side, Tick
+from bot.data.venues.registry import facts_of
 
 TICKS = "ticks"
 BARS = "bars"
@@ -72,11 +72,11 @@ BAR_SCHEMA = pa.schema([
 def exchange_order(venue: str) -> tuple[str, ...]:
     """Columns that order a venue's ticks as the exchange executed them.
 
-    Sequenced venues (Binance) by time then trade id; others (Alpaca, whose ids
-    are per exchange) by time alone, sorted stably so the recorded arrival
-    order decides between trades of one instant.
+    Sequenced venues (their facts say so) by time then trade id; others (ids
+    per exchange) by time alone, sorted stably so the recorded arrival order
+    decides between trades of one instant.
     """
-    return ("timestamp",) if venue in UNSEQUENCED_VENUES else ("timestamp", "trade_id")
+    return ("timestamp", "trade_id") if facts_of(venue).sequenced else ("timestamp",)
 
 
 def encode_symbol(symbol: str) -> str:

@@ -34,7 +34,6 @@ import pandas as pd
 import polars as pl
 from tqdm import tqdm
 
-from bot.data.aggregation import UNSEQUENCED_VENUES
 from bot.data.errors import ConfigError
 from bot.data.models import BarFlag, Tick
 from bot.data.pipeline import TickPipeline
@@ -42,6 +41,7 @@ from bot.data.store.bulk import ticks_from_pandas
 from bot.data.store.layout import rows_to_ticks
 from bot.data.store.store import TimeBound, TradeStore
 from bot.data.timeframes import timeframe_ns
+from bot.data.venues.registry import facts_of
 
 _CHUNK = 10_000  # ticks between yields to the event loop (and progress updates)
 _MIN_SLEEP_S = 0.001
@@ -202,7 +202,7 @@ def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,
         ticks = rows_to_ticks(frame.iter_rows(named=True))
     else:
         ticks = list(source)
-    ticks.sort(key=lambda t: (t.timestamp, 0 if t.venue in UNSEQUENCED_VENUES else t.trade_id))
+    ticks.sort(key=lambda t: (t.timestamp, t.trade_id if facts_of(t.venue).sequenced else 0))
     return ticks
 
 

@@ -29,11 +29,13 @@ from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
 from bot.data.listing import Listing
 from bot.data.models import Bar, BarFlag, Side, Tick
-from bot.data.rest.limits import BINANCE_BUDGET, HttpClient, RateLimiter, decode
+from bot.data.rest.limits import HttpClient, RateLimiter, RequestBudget, decode
 from bot.data.timeframes import NS_PER_MS, timeframe_ns
-from bot.data.venues.binance import to_raw_symbol
+from bot.data.venues.binance.session import to_raw_symbol
 
 MAX_LIMIT = 1000
+# Half of Binance spot's 6000 weight per minute (and far under its raw-request limit).
+BINANCE_BUDGET = RequestBudget(requests_per_minute=1200, weight_per_minute=3000)
 WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1, "exchangeInfo": 20}
 # exchangeInfo's status of a symbol that trades now (others: BREAK, HALT, END_OF_DAY...).
 TRADING = "TRADING"
@@ -88,6 +90,7 @@ class _SymbolInfo(msgspec.Struct, gc=False):
     status: str
     baseAsset: str  # Binance's field names
     quoteAsset: str
+    contractType: str = ""  # futures only: PERPETUAL, CURRENT_QUARTER...
 
 
 class _ExchangeInfo(msgspec.Struct):
@@ -117,6 +120,8 @@ class BinanceRest(HttpClient):
     """
 
     budget = BINANCE_BUDGET
+    API = "/api/v3"  # the market-data endpoints' path, under the base URL
+    WEIGHTS = WEIGHTS
 
     def __init__(self, config: StreamManagerConfig, *,
                  session: aiohttp.ClientSession | None = None,
@@ -124,13 +129,33 @@ class BinanceRest(HttpClient):
                  clock: Callable[[], int] = time.time_ns) -> None:
         """``clock`` (ns since the epoch) stamps the receive time of the trades it returns:
         a manager passes its own, the one its live ticks are stamped by."""
-        super().__init__(config.binance_rest_url or "", config.connect_timeout,
-                         session=session, limiter=limiter)
-        self.venue = config.binance_venue
+        venue, base_url = self.endpoint(config)
+        super().__init__(base_url, config.connect_timeout, session=session, limiter=limiter)
+        self.venue = venue
         self._clock = clock
 
+    @classmethod
+    def endpoint(cls, config: StreamManagerConfig) -> tuple[str, str]:
+        """(venue name, REST base URL) for ``config``; a venue speaking the same API elsewhere
+        overrides it, with :attr:`API`, :attr:`WEIGHTS`, :meth:`klines_weight` and
+        :meth:`raw_symbol`."""
+        return config.binance_venue, config.binance_rest_url or ""
+
+    def raw_symbol(self, symbol: str) -> str:
+        """The venue's name of a unified symbol (a ConfigError if it is not one)."""
+        return to_raw_symbol(symbol)
+
+    def unified_symbol(self, base: str, quote: str, contract_type: str) -> str | None:
+        """The unified symbol of an ``exchangeInfo`` entry (None: one this venue's streams
+        do not carry)."""
+        return f"{base}/{quote}".upper()
+
+    def klines_weight(self, limit: int) -> int:
+        """The weight of one klines request of ``limit`` rows."""
+        return self.WEIGHTS["klines"]
+
     def __repr__(self) -> str:
-        return f"BinanceRest(venue={self.venue!r}, base_url={self.base_url!r})"
+        return f"{type(self).__name__}(venue={self.venue!r}, base_url={self.base_url!r})"
 
     @property
     def used_weight(self) -> int:
@@ -140,22 +165,25 @@ class BinanceRest(HttpClient):
     # -- symbols -----------------------------------------------------------------------
     async def listing(self) -> Listing:
         """Every symbol the venue lists (``"BTC/USDT"``, from its base and quote assets)
-        with its status, and the venue's clock: one ``exchangeInfo`` request, weight 20."""
-        body = await self._get("/api/v3/exchangeInfo", {}, weight=WEIGHTS["exchangeInfo"])
+        with its status, and the venue's clock: one ``exchangeInfo`` request."""
+        body = await self._get(f"{self.API}/exchangeInfo", {},
+                               weight=self.WEIGHTS["exchangeInfo"])
         received_ns = time.time_ns()
         info = decode(_EXCHANGE_INFO, body, "exchangeInfo")
-        return Listing(self.venue, {f"{s.baseAsset}/{s.quoteAsset}".upper(): s.status
-                                    for s in info.symbols}, TRADING,
+        listed = ((self.unified_symbol(s.baseAsset, s.quoteAsset, s.contractType), s.status)
+                  for s in info.symbols)
+        return Listing(self.venue, {symbol: status for symbol, status in listed
+                                    if symbol is not None}, TRADING,
                        venue_time_ns=info.serverTime * NS_PER_MS, local_time_ns=received_ns)
 
     # -- trades ------------------------------------------------------------------------
     async def historical_trades(self, symbol: str, from_id: int,
                                 limit: int = 1000) -> list[Tick]:
         """Up to ``limit`` (1-1000) trades from trade id ``from_id`` on, oldest first."""
-        raw = to_raw_symbol(symbol)
+        raw = self.raw_symbol(symbol)
         params = {"symbol": raw, "fromId": str(from_id), "limit": str(_require_limit(limit))}
-        body = await self._get("/api/v3/historicalTrades", params,
-                               weight=WEIGHTS["historicalTrades"])
+        body = await self._get(f"{self.API}/historicalTrades", params,
+                               weight=self.WEIGHTS["historicalTrades"])
         rows = decode(_TRADES, body, "historicalTrades")
         receive_ns = self._clock()
         unified = symbol.upper()
@@ -174,7 +202,7 @@ class BinanceRest(HttpClient):
         if from_id is not None and (start_ms is not None or end_ms is not None):
             raise ConfigError("from_id", from_id,
                               "give either from_id or start_ms/end_ms, not both")
-        params = {"symbol": to_raw_symbol(symbol), "limit": str(_require_limit(limit))}
+        params = {"symbol": self.raw_symbol(symbol), "limit": str(_require_limit(limit))}
         for name, value in (("fromId", from_id), ("startTime", start_ms), ("endTime", end_ms)):
             if value is not None:
                 params[name] = str(value)
@@ -218,12 +246,12 @@ class BinanceRest(HttpClient):
         One ``aggTrades`` request from ``startTime``: the first aggregate trade's
         ``f`` is its first trade's id.
         """
-        rows = await self._agg_rows({"symbol": to_raw_symbol(symbol), "startTime": str(start_ms),
+        rows = await self._agg_rows({"symbol": self.raw_symbol(symbol), "startTime": str(start_ms),
                                      "limit": "1"})
         return rows[0].f if rows else None
 
     async def _agg_rows(self, params: dict[str, str]) -> list[_AggTrade]:
-        body = await self._get("/api/v3/aggTrades", params, weight=WEIGHTS["aggTrades"])
+        body = await self._get(f"{self.API}/aggTrades", params, weight=self.WEIGHTS["aggTrades"])
         return decode(_AGG_TRADES, body, "aggTrades")
 
     # -- klines ------------------------------------------------------------------------
@@ -248,14 +276,14 @@ class BinanceRest(HttpClient):
         last_open = (last_close + 1 - length_ms) // length_ms * length_ms
         if last_open < 0:
             return []
-        raw, unified = to_raw_symbol(symbol), symbol.upper()
+        raw, unified = self.raw_symbol(symbol), symbol.upper()
         pages: list[list[_Kline]] = []
         remaining = limit
         while remaining > 0:
             want = min(MAX_LIMIT, remaining)
-            body = await self._get("/api/v3/klines", {
+            body = await self._get(f"{self.API}/klines", {
                 "symbol": raw, "interval": timeframe, "endTime": str(last_open),
-                "limit": str(want)}, weight=WEIGHTS["klines"])
+                "limit": str(want)}, weight=self.klines_weight(want))
             rows = [k for k in decode(_KLINES, body, "klines") if k.open_time <= last_open]
             pages.append(rows)
             remaining -= len(rows)
@@ -273,5 +301,5 @@ class BinanceRest(HttpClient):
                    k.count, -1, -1, BarFlag.NONE if k.count else BarFlag.EMPTY)
 
     async def _server_time_ms(self) -> int:
-        body = await self._get("/api/v3/time", {}, weight=WEIGHTS["time"])
+        body = await self._get(f"{self.API}/time", {}, weight=self.WEIGHTS["time"])
         return decode(_SERVER_TIME, body, "time").serverTime

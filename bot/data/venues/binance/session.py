@@ -66,6 +66,10 @@ WS_ERROR_CODES = {
 }
 _BUY = Side.BUY
 _SELL = Side.SELL
+# The trade type of a trade in the order book. Any other (USDⓈ-M's "INSURANCE_FUND",
+# "ADL", "NA") is kept as the tick's condition: the venue's klines do not count it.
+MARKET = "MARKET"
+_NO_CONDITIONS: tuple[str, ...] = ()
 
 LIFETIME_S = 23.5 * 3600  # Binance closes connections at 24 h; roll over before.
 # Binance closes a connection that sends more than 5 messages a second, pings and pongs
@@ -74,6 +78,8 @@ CONTROL_INTERVAL_S = 0.5
 
 
 class _Trade(msgspec.Struct, gc=False):
+    """A ``@trade`` payload; ``X`` is the trade type where the venue sends one (USDⓈ-M)."""
+
     e: str
     s: str
     t: int
@@ -81,6 +87,7 @@ class _Trade(msgspec.Struct, gc=False):
     q: float
     T: int
     m: bool
+    X: str = MARKET
 
 
 class _TradeFrame(msgspec.Struct, gc=False):
@@ -98,6 +105,7 @@ class _AggTrade(msgspec.Struct, gc=False):
     q: float
     T: int
     m: bool
+    X: str = MARKET  # never sent: aggregate trades are market trades
 
 
 class _AggTradeFrame(msgspec.Struct, gc=False):
@@ -181,15 +189,24 @@ class BinanceCodec:
             _TradeFrame if trade_channel == "trade" else _AggTradeFrame)
         self._trade_decoder = msgspec.json.Decoder(frame_type, strict=False)
 
+    def raw_symbol(self, symbol: str) -> str:
+        """The venue's name of a unified symbol (a ConfigError if it is not one)."""
+        return to_raw_symbol(symbol)
+
     def add_symbol(self, symbol: str) -> str:
         """Register a unified symbol; returns its raw Binance name."""
-        raw = to_raw_symbol(symbol)
+        raw = self.raw_symbol(symbol)
         self._unified[raw] = symbol.upper()
         return raw
 
     def unified(self, raw: str) -> str:
         """Unified name of a raw symbol; unregistered ones are returned unchanged."""
         return self._unified.get(raw, raw)
+
+    def _tick(self, d: _Trade | _AggTrade, receive_ns: int) -> Tick:
+        return Tick(self.venue, self.unified(d.s), d.p, d.q, _SELL if d.m else _BUY,
+                    d.t, d.T * self.time_unit_ns, receive_ns,
+                    _NO_CONDITIONS if d.X == MARKET else (d.X,))
 
     def decode_trade(self, frame: bytes | str, receive_ns: int) -> Tick | None:
         """Decode a frame of the trade channel; None when the frame is something else.
@@ -203,12 +220,15 @@ class BinanceCodec:
         d = msg.data
         if d.e != self._event:
             return None
-        return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
-                    _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns)
+        return self._tick(d, receive_ns)
 
 
 class BinanceSession(BinanceCodec):
     """One Binance combined-stream connection: URL, (un)subscriptions, frames to ticks.
+
+    A venue speaking the same protocol elsewhere (another host, a routed path,
+    another symbol spelling) subclasses it: :meth:`endpoint`,
+    :attr:`STREAM_PATH`, :attr:`MAX_STREAMS` and :meth:`raw_symbol`.
 
     Symbols requested while no connection is open go into the next URL (or, if
     the URL was already built, into SUBSCRIBE requests returned by
@@ -223,14 +243,13 @@ class BinanceSession(BinanceCodec):
 
         ``microseconds`` asks the server for microsecond timestamps.
         """
-        trade_channel = config.binance_trade_channel
-        super().__init__(config.binance_venue, 1_000 if microseconds else 1_000_000,
-                         trade_channel)
-        self.base_url = (config.binance_ws_url or BINANCE_VENUES[self.venue][0]).rstrip("/")
+        trade_channel = self.trade_channel_of(config)
+        venue, base_url = self.endpoint(config)
+        super().__init__(venue, 1_000 if microseconds else 1_000_000, trade_channel)
+        self.base_url = base_url.rstrip("/")
         self.microseconds = microseconds
-        self.max_streams = min(config.binance_max_streams_per_connection,
-                               MAX_STREAMS_PER_CONNECTION)
-        ticker = config.binance_ticker_channel
+        self.max_streams = min(config.binance_max_streams_per_connection, self.MAX_STREAMS)
+        ticker = self.ticker_channel_of(config)
         self._channels = (trade_channel,) if ticker is None else (trade_channel, ticker)
         self._symbols: dict[str, str] = {}  # unified -> raw, in subscription order
         self._in_url: frozenset[str] = frozenset()
@@ -246,8 +265,27 @@ class BinanceSession(BinanceCodec):
         }
         self.subscribe(list(symbols))
 
+    STREAM_PATH = "/stream"  # where combined streams are served, under the base URL
+    MAX_STREAMS = MAX_STREAMS_PER_CONNECTION
+
+    @classmethod
+    def endpoint(cls, config: StreamManagerConfig) -> tuple[str, str]:
+        """(venue name, WebSocket base URL) for ``config``."""
+        venue = config.binance_venue
+        return venue, config.binance_ws_url or BINANCE_VENUES[venue][0]
+
+    @classmethod
+    def trade_channel_of(cls, config: StreamManagerConfig) -> str:
+        """The trade channel this venue streams for ``config``."""
+        return config.binance_trade_channel
+
+    @classmethod
+    def ticker_channel_of(cls, config: StreamManagerConfig) -> str | None:
+        """The ticker channel this venue streams for ``config`` (None: none)."""
+        return config.binance_ticker_channel
+
     def __repr__(self) -> str:
-        return (f"BinanceSession(venue={self.venue!r}, channels={self._channels}, "
+        return (f"{type(self).__name__}(venue={self.venue!r}, channels={self._channels}, "
                 f"symbols={len(self._symbols)}, ready={self._open})")
 
     # -- VenueSession ----------------------------------------------------------------
@@ -269,7 +307,7 @@ class BinanceSession(BinanceCodec):
             query.append("streams=" + "/".join(self._streams(self._symbols)))
         if self.microseconds:
             query.append("timeUnit=MICROSECOND")
-        return f"{self.base_url}/stream" + ("?" + "&".join(query) if query else "")
+        return f"{self.base_url}{self.STREAM_PATH}" + ("?" + "&".join(query) if query else "")
 
     def on_open(self) -> list[str]:
         """Nothing when the URL still matches the symbol set, else the requests that catch up."""
@@ -283,7 +321,7 @@ class BinanceSession(BinanceCodec):
 
         Raises :class:`ConfigError` if the connection would exceed its stream limit.
         """
-        raw = {s: to_raw_symbol(s) for s in symbols}  # every symbol checked before any is taken
+        raw = {s: self.raw_symbol(s) for s in symbols}  # every symbol checked before any is taken
         new = [s for s in dict.fromkeys(s.upper() for s in raw) if s not in self._symbols]
         streams = (len(self._symbols) + len(new)) * len(self._channels)
         if streams > self.max_streams:
@@ -313,7 +351,8 @@ class BinanceSession(BinanceCodec):
         if d.e != self._event:
             return self._receive_other(frame, receive_ns)
         return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
-                    _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns)
+                    _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns,
+                    _NO_CONDITIONS if d.X == MARKET else (d.X,))
 
     def probe(self) -> tuple[int, str]:
         """A ``LIST_SUBSCRIPTIONS`` request (the liveness probe) and its id.
@@ -330,7 +369,7 @@ class BinanceSession(BinanceCodec):
     # -- requests ----------------------------------------------------------------------
     def _streams(self, symbols: Iterable[str]) -> list[str]:
         """Stream names of ``symbols`` (also of ones just removed from the set)."""
-        return [f"{(self._symbols.get(s) or to_raw_symbol(s)).lower()}@{channel}"
+        return [f"{(self._symbols.get(s) or self.raw_symbol(s)).lower()}@{channel}"
                 for s in symbols for channel in self._channels]
 
     def _requests(self, method: str, symbols: Sequence[str]) -> list[str]:
@@ -398,7 +437,7 @@ class BinanceSession(BinanceCodec):
                     self._symbols.pop(symbol, None)
             else:
                 for symbol in symbols:
-                    self._symbols.setdefault(symbol, to_raw_symbol(symbol))
+                    self._symbols.setdefault(symbol, self.raw_symbol(symbol))
         return SubscriptionResult(request_id, code is None, code, text)
 
     def _trade_payload(self, data: msgspec.Raw, receive_ns: int) -> Tick:
@@ -406,10 +445,6 @@ class BinanceSession(BinanceCodec):
 
     def _agg_trade_payload(self, data: msgspec.Raw, receive_ns: int) -> Tick:
         return self._tick(_decode_agg_trade_payload(data), receive_ns)
-
-    def _tick(self, d: _Trade | _AggTrade, receive_ns: int) -> Tick:
-        return Tick(self.venue, self.unified(d.s), d.p, d.q, _SELL if d.m else _BUY,
-                    d.t, d.T * self.time_unit_ns, receive_ns)
 
     def _book_ticker_payload(self, data: msgspec.Raw, receive_ns: int) -> TickerUpdate:
         d = _decode_book_ticker(data)

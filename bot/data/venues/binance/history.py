@@ -1,9 +1,7 @@
-"""The venues' REST history as recovery and warm-up need it.
+"""Binance's REST history as recovery and warm-up read it: trades by id, klines.
 
-Two small adapters per venue over the REST clients of :mod:`bot.data.rest`:
-trades after a known position (what :class:`~bot.data.recovery.GapRecovery`
-fetches to fill a gap) and the last completed bars (what the warm-up loads
-into the bar history).
+Also :func:`binance_request_bound`, the bound of REST requests a run makes that
+the tests check against the fake exchange's counts.
 """
 
 from __future__ import annotations
@@ -12,25 +10,23 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.data.models import Bar, Tick
-from bot.data.recovery import Position
 from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS, base_length_ns
+from bot.data.venues.history import TradePosition, VenueHistory
+from bot.data.venues.spec import VenueFacts
 
 if TYPE_CHECKING:
-    from bot.data.rest.alpaca import AlpacaRest
-    from bot.data.rest.binance import BinanceRest
+    from bot.data.venues.binance.rest import BinanceRest
 
 
-class BinanceTradeHistory:
+class BinanceTradeHistory(VenueHistory):
     """Binance trades by id: ``historicalTrades`` (or ``aggTrades`` for the aggTrade channel)."""
 
-    sequenced = True
-    tick_rule = False
-
-    def __init__(self, rest: BinanceRest, *, aggregate: bool) -> None:
-        self.rest = rest
+    def __init__(self, rest: BinanceRest, facts: VenueFacts, *, aggregate: bool) -> None:
+        super().__init__(rest, facts)
+        self.rest: BinanceRest = rest
         self.aggregate = aggregate
 
-    async def fetch(self, symbol: str, after: Position, until: Tick | None,
+    async def fetch(self, symbol: str, after: TradePosition, until: Tick | None,
                     now_ns: int) -> list[Tick]:
         """Trades from the one after ``after`` (or from ``after.since_ns``) up to ``until``."""
         if after.last_id >= 0:
@@ -90,40 +86,3 @@ def binance_request_bound(*, symbols: int, timeframes: Sequence[str], bar_histor
 
 def _pages(rows: int) -> int:
     return -(-rows // BINANCE_PAGE)
-
-
-TICK_RULE_LEAD_NS = 5 * 60 * NS_PER_SECOND  # trades read before a warm-up window, for sides
-
-
-class AlpacaTradeHistory:
-    """Alpaca stock trades by time window (Alpaca trades carry no sequence)."""
-
-    sequenced = False
-    tick_rule = True  # stock trades carry no side
-
-    def __init__(self, rest: AlpacaRest) -> None:
-        self.rest = rest
-
-    async def fetch(self, symbol: str, after: Position, until: Tick | None,
-                    now_ns: int) -> list[Tick]:
-        """Trades from the last one received (inclusive: duplicates are refused downstream)
-        up to ``until`` or now; the tick rule continues from the last price."""
-        end = until.timestamp if until is not None else now_ns
-        if after.last_ts >= 0:
-            return await self.rest.trades(symbol, after.last_ts, end,
-                                          previous_price=after.last_price,
-                                          previous_side=after.last_side)
-        if after.since_ns is None:
-            return []
-        # A warm-up: the trades just before ``since`` come too, to start the tick rule
-        # (recovery keeps them as context only).
-        return await self.rest.trades(symbol, after.since_ns - TICK_RULE_LEAD_NS, end)
-
-    async def first_trade_id(self, symbol: str, start_ns: int) -> int | None:
-        """None: Alpaca trade ids are per exchange, not a sequence to start from."""
-        return None
-
-    async def bars(self, symbol: str, timeframe: str, limit: int, end_ns: int) -> list[Bar]:
-        """The last ``limit`` bars closed at or before ``end_ns`` (the configured feed)."""
-        bars = await self.rest.bars(symbol, timeframe, limit=limit, end_ns=end_ns)
-        return [b for b in bars if b.close_time <= end_ns]

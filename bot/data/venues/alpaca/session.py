@@ -20,7 +20,7 @@ integer nanoseconds. Crypto trades carry the taker side ``tks`` (``B``/``S``).
 Stock trades carry none; their side comes from the tick rule
 (:mod:`bot.data.venues.tickrule`). Stock trades keep their conditions ``c``
 and exchange ``x``; ``Tick.updates`` follows the per-field condition rules of
-:mod:`bot.data.venues.conditions`.
+:mod:`bot.data.venues.alpaca.conditions`.
 
 Trade ids: Alpaca's stock trade ids are unique per exchange, not per symbol,
 so a stock tick's ``trade_id`` is ``ord(x) << 56 | i``: the exchange code's
@@ -49,7 +49,8 @@ from bot.data.config import ALPACA_FEEDS, ALPACA_WS_DEFAULT, StreamManagerConfig
 from bot.data.errors import ConfigError, ExchangeError, MalformedFrame, MissingCredentialsError
 from bot.data.models import UPDATES_ALL, Side, Tick
 from bot.data.redaction import register_secret
-from bot.data.venues.conditions import updates_for
+from bot.data.venues.alpaca.conditions import updates_for
+from bot.data.venues.alpaca.timestamps import parse_rfc3339_ns
 from bot.data.venues.protocol import (
     ControlEvent,
     Ready,
@@ -58,7 +59,6 @@ from bot.data.venues.protocol import (
     SubscriptionResult,
 )
 from bot.data.venues.tickrule import TickRule
-from bot.data.venues.timestamps import parse_rfc3339_ns
 
 VENUE_ALPACA = "alpaca"
 CRYPTO_PATH = "/v1beta3/crypto/us"

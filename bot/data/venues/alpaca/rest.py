@@ -28,13 +28,15 @@ import msgspec
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError, MalformedFrame
 from bot.data.models import Bar, BarFlag, Side, Tick
-from bot.data.rest.limits import ALPACA_BUDGET, HttpClient, RateLimiter, decode
+from bot.data.rest.limits import HttpClient, RateLimiter, RequestBudget, decode
 from bot.data.timeframes import NS_PER_SECOND, timeframe_ns
-from bot.data.venues.alpaca import VENUE_ALPACA, AlpacaCredentials, stock_trade_id
-from bot.data.venues.conditions import updates_for
+from bot.data.venues.alpaca.conditions import updates_for
+from bot.data.venues.alpaca.session import VENUE_ALPACA, AlpacaCredentials, stock_trade_id
+from bot.data.venues.alpaca.timestamps import parse_rfc3339_ns
 from bot.data.venues.tickrule import TickRule
-from bot.data.venues.timestamps import parse_rfc3339_ns
 
+# Three quarters of Alpaca's 200 requests per minute.
+ALPACA_BUDGET = RequestBudget(requests_per_minute=150, weight_per_minute=150)
 PAGE_LIMIT = 10_000  # the documented maximum rows per request
 # The project's timeframes Alpaca's bars endpoint serves, by Alpaca's name.
 TIMEFRAMES = {"1m": "1Min", "5m": "5Min", "15m": "15Min", "1h": "1Hour", "1d": "1Day"}
