@@ -22,8 +22,9 @@ import msgspec
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Tick
 from bot.data.pipeline import TickPipeline
-from bot.data.recovery import GapRecovery, Position
+from bot.data.recovery import GapRecovery
 from bot.data.venues.binance.session import BinanceCodec
+from bot.data.venues.history import TradePosition
 
 
 def make_frames(n: int, n_symbols: int, seed: int = 7) -> tuple[list[str], list[bytes]]:
@@ -72,7 +73,7 @@ class _UnusedHistory:
     sequenced = True
     tick_rule = False
 
-    async def fetch(self, symbol: str, after: Position, until: Tick | None,
+    async def fetch(self, symbol: str, after: TradePosition, until: Tick | None,
                     now_ns: int) -> list[Tick]:
         raise AssertionError("the benchmark's frames have no gap")
 

@@ -33,7 +33,6 @@ from bot.data.models import Side, Tick
 from bot.data.timeframes import NS_PER_SECOND
 
 MINUTE = 60 * NS_PER_SECOND
-T0 = 1_735_689_600 * NS_PER_SECOND
 SYMBOL = "BTC/USDT"
 WARMUP_BARS = 250
 TRADES_PER_BAR = 20
@@ -64,7 +63,11 @@ def fit_model(seed: int = 3) -> LogisticRegression:
 
 
 def trades(n_bars: int, seed: int) -> list[list[Tick]]:
-    """``n_bars`` minutes of trades; the first trade of each minute completes the previous bar."""
+    """``n_bars`` minutes of trades ending now; each minute's first trade completes the last bar.
+
+    They end at the current minute because the pipeline's gate refuses trades
+    stamped too far from the venue's clock (synthetic dates would be refused)."""
+    t0 = (time.time_ns() // MINUTE - n_bars) * MINUTE
     rng = np.random.default_rng(seed)
     close = random_walk(n_bars * TRADES_PER_BAR, seed)
     out: list[list[Tick]] = []
@@ -73,7 +76,7 @@ def trades(n_bars: int, seed: int) -> list[list[Tick]]:
         bar = []
         for k in range(TRADES_PER_BAR):
             trade_id += 1
-            ts = T0 + minute * MINUTE + k * (MINUTE // TRADES_PER_BAR)
+            ts = t0 + minute * MINUTE + k * (MINUTE // TRADES_PER_BAR)
             side = Side.BUY if rng.random() < 0.5 else Side.SELL
             bar.append(Tick("binance", SYMBOL, float(close[trade_id - 1]),
                             float(rng.exponential(0.1)) + 1e-6, side, trade_id, ts, ts))
