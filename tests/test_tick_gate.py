@@ -84,15 +84,15 @@ def test_one_tick_far_from_the_venue_clock_is_held_then_refused_by_the_next(ts: 
 
 
 def test_a_venue_clock_that_jumped_is_followed_when_the_next_tick_agrees() -> None:
-    # A simulator at 300x after a silence: trades stamped an hour ahead of the machine.
+    # A simulator at 300x after a silence of 12 s: trades stamped an hour ahead of the machine.
     g = gate()
     assert g.passing(tick(1)) == (tick(1),)
     ahead = NOW + HOUR
-    first = tick(2, ts=ahead, received=NOW + NS_PER_SECOND)
-    second = tick(3, ts=ahead + 30 * NS_PER_SECOND, received=NOW + NS_PER_SECOND + 10**8)
+    first = tick(2, ts=ahead, received=NOW + 12 * NS_PER_SECOND)
+    second = tick(3, ts=ahead + 30 * NS_PER_SECOND, received=NOW + 12 * NS_PER_SECOND + 10**8)
     assert g.passing(first) == ()
     assert g.passing(second) == (first, second), "both pass, in order"
-    third = tick(4, ts=ahead + 40 * NS_PER_SECOND, received=NOW + 2 * NS_PER_SECOND)
+    third = tick(4, ts=ahead + 40 * NS_PER_SECOND, received=NOW + 13 * NS_PER_SECOND)
     assert g.passing(third) == (third,), "the clock follows the venue now"
     assert g.refused == {}
 
@@ -106,6 +106,70 @@ def test_a_venue_clock_running_300_times_faster_loses_no_trade() -> None:
                                  received=NOW + i * NS_PER_SECOND // 2))
     assert [t.trade_id for t in passed] == list(range(1, 50)), "the last one waits for a next"
     assert g.refused == {}
+
+
+def test_two_agreeing_ticks_further_ahead_than_the_venue_clock_could_run_are_refused() -> None:
+    # A venue heard a second ago cannot be a day ahead now, even at MAX_CLOCK_RATE.
+    g = gate()
+    g.passing(tick(1))
+    first = tick(2, ts=NOW + 24 * HOUR, received=NOW + NS_PER_SECOND)
+    second = tick(3, ts=NOW + 24 * HOUR + 1, received=NOW + NS_PER_SECOND + 1)
+    assert g.passing(first) == () and g.passing(second) == ()
+    real = tick(4, ts=NOW + 2 * NS_PER_SECOND, received=NOW + 2 * NS_PER_SECOND)
+    assert g.passing(real) == (real,), "the venue's clock did not move"
+    assert g.refused == {Refusal.TIME_OUT_OF_RANGE: 2}
+
+
+def test_the_newest_trade_built_tells_when_the_venue_clock_was_last_seen() -> None:
+    # Known from its first tick an hour ago, but the pipeline built a trade a second ago.
+    g = gate(newest_trade=lambda venue: NOW + HOUR - NS_PER_SECOND)
+    g.passing(tick(1))
+    first = tick(2, ts=NOW + 30 * 24 * HOUR, received=NOW + HOUR)
+    second = tick(3, ts=NOW + 30 * 24 * HOUR + 1, received=NOW + HOUR + 1)
+    assert g.passing(first) == () and g.passing(second) == ()
+    assert gate().passing(tick(1)) and gate().refused == {}
+    unaware = gate()
+    unaware.passing(tick(1))
+    assert unaware.passing(first) == ()
+    assert unaware.passing(second) == (first, second), "an hour at 1000x covers 30 days"
+
+
+def test_a_jump_beyond_the_rate_is_followed_once_it_persists() -> None:
+    # The machine's clock stepped back a day: the venue's trades all look a day ahead.
+    mono = FakeMonotonic()
+    g = gate(monotonic=mono, persist_s=10.0)
+    g.passing(tick(1))
+    passed: list[Tick] = []
+    for i in range(30):  # a trade every second of local time
+        mono.now = float(i)
+        passed += g.passing(tick(i + 2, ts=NOW + 24 * HOUR + (i + 1) * NS_PER_SECOND,
+                                 received=NOW + (i + 1) * NS_PER_SECOND))
+    assert passed and passed[0].trade_id >= 10, "refused while it had not persisted"
+    assert [t.trade_id for t in passed] == list(range(passed[0].trade_id, 32))
+
+
+def test_a_tick_at_the_old_clock_ends_a_persisting_jump() -> None:
+    mono = FakeMonotonic()
+    g = gate(monotonic=mono, persist_s=10.0)
+    g.passing(tick(1))
+    for i in range(30):  # hostile trades a day ahead, each pair followed by a real one
+        mono.now = float(i)
+        at = NOW + (i + 1) * NS_PER_SECOND
+        g.passing(tick(3 * i + 2, ts=NOW + 24 * HOUR + i, received=at))
+        g.passing(tick(3 * i + 3, ts=NOW + 24 * HOUR + i + 1, received=at + 1))
+        real = tick(3 * i + 4, ts=at + 2, received=at + 2)
+        assert g.passing(real) == (real,)
+    assert g.refused == {Refusal.TIME_OUT_OF_RANGE: 60}
+
+
+def test_a_known_venue_clock_is_not_moved_back_by_two_agreeing_ticks() -> None:
+    g = gate()
+    g.passing(tick(1))
+    first = tick(2, ts=NOW - 30 * 24 * HOUR, received=NOW + 1)
+    second = tick(3, ts=NOW - 30 * 24 * HOUR + 1, received=NOW + 2)
+    assert g.passing(first) == () and g.passing(second) == ()
+    real = tick(4, ts=NOW + 3, received=NOW + 3)
+    assert g.passing(real) == (real,)
 
 
 def test_a_second_bad_tick_far_beyond_the_first_does_not_confirm_it() -> None:

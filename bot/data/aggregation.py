@@ -376,6 +376,14 @@ class BarAggregator:
     def symbols(self) -> list[str]:
         return list(self._symbols)
 
+    def newest_trade(self, venue: str) -> int | None:
+        """The exchange time of ``venue``'s newest trade folded in (None before its first).
+
+        Scans the symbols: for rare decisions (the tick gate judging a clock jump).
+        """
+        return max((st.max_ts for st in self._symbols.values()
+                    if st.venue == venue and st.max_ts >= 0), default=None)
+
     def is_duplicate(self, tick: Tick) -> bool:
         """True when ``tick``'s trade id is already in one of its symbol's recent bars."""
         st = self._symbols.get(tick.symbol)

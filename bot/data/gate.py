@@ -27,19 +27,37 @@ us (:meth:`TickGate.venue_delay_ns`): on the venue's clock, never ours, so a
 venue (or simulator) whose clock runs ahead never shows a negative latency. A
 tick within ``[reference - past_window, reference + future_window]`` passes.
 One outside is a *suspect*: it is held (one per venue) until the venue's next
-tick decides. If that tick is outside the window on the same side and near
-the suspect (no earlier than ``future_window`` before it, no later than
-``future_window`` plus :data:`MAX_CLOCK_RATE` times the local time elapsed
-since it: a simulator may run its clock hundreds of times faster), the venue's
-clock really jumped (a simulator after a silence, a long outage): the clock is
-re-anchored at the later of the two and both pass, in order. Otherwise the
-suspect is refused (``time_out_of_range``) and the new tick is judged on its
-own. A suspect still undecided after ``suspect_timeout_s`` of
+tick decides. That tick *agrees* with it when it is outside the window on the
+same side and near it (no earlier than ``future_window`` before it, no later
+than ``future_window`` plus :data:`MAX_CLOCK_RATE` times the local time
+elapsed since it: a simulator may run its clock hundreds of times faster).
+Two agreeing ticks are followed as a jump of the venue's clock (the clock is
+re-anchored at the later of the two and both pass, in order) only with
+evidence the venue's clock could really be there:
+
+* *first contact*: the venue's clock was never known (no tick of it passed,
+  it never told its time), so there is nothing to contradict; or
+* *a plausible rate*, for a jump ahead: the suspect is ahead of the estimate
+  by no more than ``future_window`` plus :data:`MAX_CLOCK_RATE` times the
+  local time since the venue's clock was last known (its first tick, its own
+  time told, a jump followed, or its newest trade built into bars, placed on
+  the local clock by the estimate). A simulator silent for 12 s at 300x jumps
+  an hour, which passes; two trades a year ahead of a venue heard a second
+  ago do not; or
+* *persistence*, for any other jump (too far for the time elapsed, or behind
+  a known clock, which a venue's clock never does): agreeing pairs keep
+  coming for :data:`PERSIST_S` seconds of local time with no tick at the old
+  clock between them (a local clock stepped, a venue restarted on another
+  clock). Every tick the venue sends meanwhile is refused, so the cost of a
+  real jump beyond the rate is bounded, and hostile trades interleaved with
+  real ones never move the clock.
+
+Otherwise the suspect is refused (``time_out_of_range``) and the new tick is
+judged on its own. A suspect still undecided after ``suspect_timeout_s`` of
 local time is refused by :meth:`TickGate.expire`, which the clock loop calls.
 
-So one tick alone can never move a venue's clock or reach the aggregator from
-outside the window: bars built from one tick span at most ``past_window +
-future_window``.
+So one tick alone, or a few hostile ones among the venue's real trades, can
+never move a venue's clock or reach the aggregator from outside the window.
 """
 
 from __future__ import annotations
@@ -62,6 +80,7 @@ DEFAULT_FUTURE_WINDOW_NS = 60 * NS_PER_SECOND
 DEFAULT_PAST_WINDOW_NS = 24 * 3600 * NS_PER_SECOND
 SUSPECT_TIMEOUT_S = 3.0
 MAX_CLOCK_RATE = 1000  # a venue clock runs at most this many times faster than ours
+PERSIST_S = 10.0  # local seconds a jump beyond the rate must persist to be followed
 
 VenueRule = Callable[[Tick], "str | None"]
 """A venue's own rule: the reason it refuses ``tick``, or None when the tick may pass.
@@ -89,13 +108,18 @@ class _VenueClock:
     venue's time at local time ``t`` is ``t + offset``.
     """
 
-    __slots__ = ("ahead", "held_at", "offset", "suspect")
+    __slots__ = ("ahead", "held_at", "known_at", "offset", "persist_since", "suspect")
 
     def __init__(self) -> None:
         self.offset = 0  # anchored on the local clock until the venue's ticks say otherwise
         self.suspect: Tick | None = None
         self.ahead = False  # the suspect is ahead of the clock (else behind it)
         self.held_at = 0.0  # monotonic seconds when the suspect was held
+        # Local ns when the venue's clock was last known to be at the estimate; None: never.
+        self.known_at: int | None = None
+        # Monotonic seconds since agreeing pairs have kept coming without the evidence
+        # of a plausible rate (None: no such run under way).
+        self.persist_since: float | None = None
 
     def ahead_of(self, tick: Tick) -> int:
         """How far ``tick`` is ahead of this clock (negative: behind it)."""
@@ -114,13 +138,17 @@ class TickGate:
     delivers (store resume, REST backfill after an outage, a warm-up window);
     ``future_window_ns`` how far ahead of the estimated venue clock a trade may
     be (clock skew, jitter, a fast simulator between two ticks).
-    ``venue_rules`` maps a venue name to its own rule.
+    ``venue_rules`` maps a venue name to its own rule. ``newest_trade(venue)``,
+    when given, is the exchange time of the venue's newest trade built into
+    bars (None before the first): evidence of when its clock was last seen.
     """
 
     def __init__(self, *, past_window_ns: int = DEFAULT_PAST_WINDOW_NS,
                  future_window_ns: int = DEFAULT_FUTURE_WINDOW_NS,
                  venue_rules: Mapping[str, VenueRule] | None = None,
                  suspect_timeout_s: float = SUSPECT_TIMEOUT_S,
+                 persist_s: float = PERSIST_S,
+                 newest_trade: Callable[[str], int | None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         if past_window_ns <= 0 or future_window_ns <= 0:
             raise ValueError("the gate's time windows must be positive")
@@ -128,6 +156,8 @@ class TickGate:
         self.future_window_ns = future_window_ns
         self.venue_rules = dict(venue_rules or {})
         self.suspect_timeout_s = suspect_timeout_s
+        self.persist_s = persist_s
+        self.newest_trade = newest_trade
         self.refused: dict[str, int] = {}
         # Suspects the last admitted tick confirmed: they go on first (see admit).
         self.released: list[Tick] = []
@@ -166,7 +196,7 @@ class TickGate:
                 return self._refuse(tick, reason)
         clock = self._clocks.get(tick.venue)
         if clock is None:
-            clock = self._clocks[tick.venue] = _VenueClock()
+            clock = self._open_clock(tick)
         if clock.suspect is not None:
             return self._decide(clock, tick)
         offset = ts - tick.receive_timestamp - clock.offset
@@ -192,6 +222,7 @@ class TickGate:
             clock.offset = offset
         elif offset > clock.offset:
             clock.offset = offset
+        clock.known_at = max(clock.known_at or local_ns, local_ns)
 
     def venue_delay_ns(self, tick: Tick) -> int:
         """How long after its exchange time ``tick`` was received, on the venue's clock.
@@ -227,6 +258,15 @@ class TickGate:
             if clock.suspect is not None and clock.suspect.symbol == symbol:
                 clock.suspect = None
 
+    def _open_clock(self, tick: Tick) -> _VenueClock:
+        """The clock of ``tick``'s venue, its first tick: known from it when it is
+        within the window of the local clock (else it is a suspect, see admit)."""
+        clock = self._clocks[tick.venue] = _VenueClock()
+        ahead = tick.timestamp - tick.receive_timestamp
+        if -self.past_window_ns <= ahead <= self.future_window_ns:
+            clock.known_at = tick.receive_timestamp
+        return clock
+
     def _hold(self, clock: _VenueClock, tick: Tick, *, ahead: bool) -> bool:
         clock.suspect = tick
         clock.ahead = ahead
@@ -234,7 +274,11 @@ class TickGate:
         return False
 
     def _decide(self, clock: _VenueClock, tick: Tick) -> bool:
-        """``tick`` confirms or refutes the held suspect; then it is judged itself."""
+        """``tick`` confirms or refutes the held suspect; then it is judged itself.
+
+        The rule is the module's: agreeing ticks move the clock on first
+        contact, at a plausible rate, or once they persisted.
+        """
         suspect = clock.suspect
         assert suspect is not None
         clock.suspect = None
@@ -244,14 +288,42 @@ class TickGate:
         elapsed = max(0, tick.receive_timestamp - suspect.receive_timestamp)
         step = tick.timestamp - suspect.timestamp
         near = -self.future_window_ns <= step <= self.future_window_ns + MAX_CLOCK_RATE * elapsed
-        if same_side and near:
+        if not (same_side and near):
+            clock.persist_since = None  # a tick at the old clock: no jump persists
+            self._refuse(suspect, Refusal.TIME_OUT_OF_RANGE)
+            return self.admit(tick)
+        if self._plausible(clock, suspect) or self._persisted(clock):
             # The venue's clock really moved: follow it from the later of the two.
             later = tick if step >= 0 else suspect
             clock.offset = later.timestamp - later.receive_timestamp
+            clock.known_at = later.receive_timestamp
+            clock.persist_since = None
             self.released.append(suspect)
             return True
         self._refuse(suspect, Refusal.TIME_OUT_OF_RANGE)
+        if clock.persist_since is None:
+            clock.persist_since = clock.held_at
         return self.admit(tick)
+
+    def _plausible(self, clock: _VenueClock, suspect: Tick) -> bool:
+        """True when the venue's clock could be where ``suspect`` says: never known
+        before (first contact), or ahead by no more than it could run since last known."""
+        known_at = clock.known_at
+        newest = self.newest_trade(suspect.venue) if self.newest_trade is not None else None
+        if newest is not None:  # received no earlier than its time on the estimate
+            seen_at = newest - clock.offset
+            known_at = seen_at if known_at is None else max(known_at, seen_at)
+        if known_at is None:
+            return True
+        if not clock.ahead:
+            return False  # a known venue clock does not run backwards
+        since = max(0, suspect.receive_timestamp - known_at)
+        return clock.ahead_of(suspect) <= self.future_window_ns + MAX_CLOCK_RATE * since
+
+    def _persisted(self, clock: _VenueClock) -> bool:
+        """True when agreeing pairs have kept coming for ``persist_s`` of local time."""
+        since = clock.persist_since
+        return since is not None and self._monotonic() - since >= self.persist_s
 
     def _refuse(self, tick: Tick, reason: str) -> bool:
         """Count and log a refusal (one line per reason per period, with a sample)."""

@@ -50,15 +50,15 @@ class TickPipeline:
         self.config = config
         self._clock = clock
         self.bus = bus if bus is not None else EventBus(config.async_handler_backlog)
-        self.gate = gate if gate is not None else TickGate(
-            past_window_ns=past_window_ns(config), future_window_ns=DEFAULT_FUTURE_WINDOW_NS,
-            venue_rules=gate_rules())
         self.aggregator = BarAggregator(
             config.supported_timeframes,
             grace_ns=config.bar_close_grace_ms * NS_PER_MS,
             reorder_window_ns=config.reorder_window_ms * NS_PER_MS,
             emit_empty=config.emit_empty_bars,
         )
+        self.gate = gate if gate is not None else TickGate(
+            past_window_ns=past_window_ns(config), future_window_ns=DEFAULT_FUTURE_WINDOW_NS,
+            venue_rules=gate_rules(), newest_trade=self.aggregator.newest_trade)
         self.ticks: dict[str, deque[Tick]] = {}
         self.bars: dict[tuple[str, str], BarHistory] = {}
         self.bars_completed = 0
