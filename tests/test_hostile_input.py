@@ -82,9 +82,6 @@ async def fx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBinance]:
     await fake.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BinanceRest.klines/_bar and warmup._load_history put every decoded kline into the "
-    "bar history unchecked: NaN or negative prices, repeated or unordered open times"))
 @pytest.mark.parametrize("kind", ["nan", "negative", "repeated", "unordered"])
 async def test_warm_up_history_holds_only_plausible_bars_in_time_order(
         fx: FakeBinance, kind: str) -> None:
@@ -95,7 +92,8 @@ async def test_warm_up_history_holds_only_plausible_bars_in_time_order(
 
     fx.rest_hook = klines
     manager = StreamManager(StreamManagerConfig(supported_timeframes=["1m"],
-                                                warm_up_timeout_seconds=5))
+                                                warm_up_timeout_seconds=5,
+                                                check_symbols=False))  # no listing served
     manager.add_crypto_symbols(["BTC/USDT"])
     await manager.start()
     try:

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 from bot.data.aggregation import BarAggregator
+from bot.data.bar_check import BarCheck
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import UnknownSeriesError
 from bot.data.events import EventBus, EventType
@@ -59,6 +60,8 @@ class TickPipeline:
         self.gate = gate if gate is not None else TickGate(
             past_window_ns=past_window_ns(config), future_window_ns=DEFAULT_FUTURE_WINDOW_NS,
             venue_rules=gate_rules(), newest_trade=self.aggregator.newest_trade)
+        # The venue's own bars (warm-up history) pass this as ticks pass the gate.
+        self.bar_check = BarCheck()
         self.ticks: dict[str, deque[Tick]] = {}
         self.bars: dict[tuple[str, str], BarHistory] = {}
         self.bars_completed = 0

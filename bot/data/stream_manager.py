@@ -847,6 +847,7 @@ class StreamManager:
                                      "rollovers": c.stats.rollovers}
                             for c in self._connections},
             "rejected_by_reason": dict(self.pipeline.gate.refused),
+            "bars_refused_by_reason": dict(self.pipeline.bar_check.refused),
             "rest": {venue: source.rest.limiter.usage() for venue, source in self._sources.items()},
             "tasks": self.supervisor.tasks(),
         }

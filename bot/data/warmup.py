@@ -11,6 +11,10 @@ For each symbol, before its stream is let through:
    interval from REST and then lets the buffered live ticks through, so the
    first bar built from the stream is complete rather than partial.
 
+Bars from REST pass :class:`~bot.data.bar_check.BarCheck` first (finite,
+positive, consistent, oldest first): the history and the seed hold only bars
+a trade could have built.
+
 All of it has one deadline (``warm_up_timeout_seconds``): history not loaded by
 then is skipped, and the fill gets what is left; a fill that cannot finish
 reports its span as a gap and lets the live ticks through. ``start()`` never
@@ -100,13 +104,15 @@ async def _load_history(pipeline: TickPipeline, source: BarSource, venue: str, s
                         fill_start: int) -> None:
     """Fill every timeframe's history and seed the longer bars being built."""
     agg = pipeline.aggregator
+    check = pipeline.bar_check
     end = fill_start - 1
     size = pipeline.config.bar_history_size
     for timeframe in pipeline.config.supported_timeframes:
         history = pipeline.history(venue, symbol, timeframe)
         if len(history):
             continue
-        for bar in await source.bars(symbol, timeframe, size, end):
+        bars = await source.bars(symbol, timeframe, size, end)
+        for bar in check.plausible(bars, agg.timeframe_ns(timeframe)):
             history.append(bar)
     # The fill covers the base interval from its open; the seed (if any) reaches back further.
     agg.configure_symbol(venue, symbol, complete_from=fill_start)
@@ -114,7 +120,7 @@ async def _load_history(pipeline: TickPipeline, source: BarSource, venue: str, s
     seed_count = (fill_start - align(fill_start, longest)) // agg.base_ns
     base_tf = _timeframe_of(agg.base_ns)
     if seed_count and base_tf is not None:
-        seed = await source.bars(symbol, base_tf, seed_count, end)
+        seed = check.plausible(await source.bars(symbol, base_tf, seed_count, end), agg.base_ns)
         agg.seed(venue, symbol, await _with_first_ids(source, symbol, seed, fill_start, agg))
 
 
