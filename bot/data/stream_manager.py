@@ -579,8 +579,11 @@ class StreamManager:
         return conn
 
     def _on_tick(self, tick: Tick) -> None:
-        self._stream_latency_ns.append(self.pipeline.gate.venue_delay_ns(tick))
-        self._heard[tick.symbol] = tick.receive_timestamp
+        """A streamed tick. Only subscribed symbols leave state here: a venue sending
+        trades of symbols never asked for (or just removed) grows nothing."""
+        if tick.symbol in self._active:
+            self._stream_latency_ns.append(self.pipeline.gate.venue_delay_ns(tick))
+            self._heard[tick.symbol] = tick.receive_timestamp
         self._recovery.on_tick(tick)
 
     def _on_venue_event(self, conn: Connection, event: object) -> None:
