@@ -64,3 +64,14 @@ def test_a_refused_bar_is_logged_with_a_sample(caplog: pytest.LogCaptureFixture)
         BarCheck().plausible([bar(0, close=math.nan)], MINUTE)
     assert "refused a binance 1m bar of BTC/USDT (price)" in caplog.text
     assert "close=nan" in caplog.text
+
+
+def test_a_day_opens_on_an_hour_not_only_at_utc_midnight() -> None:
+    day = 24 * 60 * MINUTE
+    new_york = T0 + 5 * 60 * MINUTE  # Alpaca's daily bars open at midnight New York time
+    bars = [bar(0, timeframe="1d", open_time=new_york, close_time=new_york + day - 1),
+            bar(0, timeframe="1d", open_time=new_york + day + 1,
+                close_time=new_york + 2 * day)]
+    check = BarCheck()
+    assert check.plausible(bars, day) == bars[:1]
+    assert check.refused == {BarRefusal.OPEN_TIME: 1}

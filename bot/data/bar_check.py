@@ -10,7 +10,8 @@ have built. A bar passes when:
 * its volumes (base, quote, taker buy and sell, taker buy quote) are finite
   and not negative;
 * its open time is a multiple of its timeframe's length (venues align bars
-  to the UTC epoch), its close time one length less a nanosecond later, and
+  to the UTC epoch; a day's bar only to the hour: Alpaca's days open at
+  midnight New York time), its close time one length less a nanosecond later, and
   its open later than the open of the bar kept before it: bars come oldest
   first, each once.
 
@@ -28,8 +29,11 @@ from enum import StrEnum
 
 from bot.data.models import Bar
 from bot.data.throttle import LogThrottle
+from bot.data.timeframes import NS_PER_SECOND
 
 logger = logging.getLogger(__name__)
+HOUR_NS = 3600 * NS_PER_SECOND
+DAY_NS = 24 * HOUR_NS
 
 
 class BarRefusal(StrEnum):
@@ -85,7 +89,8 @@ def _refusal(bar: Bar, length_ns: int, after_ns: int | None) -> BarRefusal | Non
                bar.buy_quote_volume)
     if not all(0.0 <= v < math.inf for v in volumes):
         return BarRefusal.VOLUME
-    if (bar.open_time % length_ns or bar.close_time != bar.open_time + length_ns - 1
+    grid = HOUR_NS if length_ns >= DAY_NS else length_ns
+    if (bar.open_time % grid or bar.close_time != bar.open_time + length_ns - 1
             or (after_ns is not None and bar.open_time <= after_ns)):
         return BarRefusal.OPEN_TIME
     return None
