@@ -165,10 +165,6 @@ async def test_trades_of_symbols_never_subscribed_leave_nothing_behind(
 
 
 # -- Alpaca REST: a page token that never changes ------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "AlpacaRest._pages follows next_page_token while it is not empty; a venue repeating "
-    "the same token gets a request after request until the budget is spent and the "
-    "caller times out"))
 async def test_an_alpaca_page_token_that_repeats_ends_the_paging() -> None:
     requests = 0
 

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from bot.data.config import StreamManagerConfig
-from bot.data.errors import ConfigError
+from bot.data.errors import ConfigError, MalformedFrame
 from bot.data.models import (
     UPDATES_HIGH_LOW,
     UPDATES_OPEN_CLOSE,
@@ -157,6 +157,39 @@ async def test_duplicates_across_pages_are_kept_once_and_ticks_are_time_ordered(
     assert (first.query["feed"], first.query["limit"]) == ("sip", "10000")
     assert first.query["start"] == "1970-01-01T00:00:00.000000000Z"
     assert seen[1].query["page_token"] == "cGFnZTI="
+
+
+async def test_a_repeated_page_token_ends_the_paging_with_an_error_naming_it() -> None:
+    requests = 0
+
+    async def trades(_request: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        token = "fresh" if requests == 1 else "again"
+        return web.json_response({"trades": [], "symbol": "TSLA", "next_page_token": token})
+
+    async with local_server([web.get("/v2/stocks/{symbol}/trades", trades)]) as url, \
+            AlpacaRest(StreamManagerConfig(alpaca_rest_url=url), CREDENTIALS) as rest:
+        with pytest.raises(MalformedFrame, match="repeated a next_page_token on "
+                           "/v2/stocks/TSLA/trades after 3 pages"):
+            await rest.trades("TSLA", 0, NOW_NS)
+    assert requests == 3, "fresh, again, again: the third page repeats the second's token"
+
+
+async def test_paging_stops_at_max_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    requests = 0
+
+    async def bars(_request: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        return web.json_response({"bars": [], "next_page_token": f"t{requests}"})
+
+    monkeypatch.setattr(alpaca_module, "MAX_PAGES", 5)
+    async with local_server([web.get("/v2/stocks/{symbol}/bars", bars)]) as url, \
+            AlpacaRest(StreamManagerConfig(alpaca_rest_url=url), CREDENTIALS) as rest:
+        with pytest.raises(MalformedFrame, match="goes on past 5 pages"):
+            await rest.bars("AAPL", "1m", limit=10)
+    assert requests == 5
 
 
 async def test_the_test_feed_sends_no_feed_parameter(

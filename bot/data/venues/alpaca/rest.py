@@ -10,7 +10,8 @@ caller knows it.
 
 Requests carry ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` (never shown in a
 repr, log or error), ``feed`` from the configuration, and follow
-``next_page_token`` until the answer is complete. A refused request raises
+``next_page_token`` until the answer is complete (a repeated token or more than
+``MAX_PAGES`` pages end the paging with an error). A refused request raises
 :class:`~bot.data.rest.limits.RestError` with Alpaca's ``message`` (and
 ``code`` when it sends one); 429 waits ``Retry-After`` and retries.
 """
@@ -38,6 +39,7 @@ from bot.data.venues.tickrule import TickRule
 # Three quarters of Alpaca's 200 requests per minute.
 ALPACA_BUDGET = RequestBudget(requests_per_minute=150, weight_per_minute=150)
 PAGE_LIMIT = 10_000  # the documented maximum rows per request
+MAX_PAGES = 1_000  # pages one answer may take (ten million rows): a runaway venue ends here
 # The project's timeframes Alpaca's bars endpoint serves, by Alpaca's name.
 TIMEFRAMES = {"1m": "1Min", "5m": "5Min", "15m": "15Min", "1h": "1Hour", "1d": "1Day"}
 # The REST feeds: the stream's "test" feed has no REST counterpart (the server default is used).
@@ -191,16 +193,31 @@ class AlpacaRest(HttpClient):
 
     async def _pages(self, path: str, params: dict[str, str], decoder: msgspec.json.Decoder[P]
                      ) -> AsyncIterator[P]:
-        """Every page of a paginated answer, following ``next_page_token``."""
+        """Every page of a paginated answer, following ``next_page_token``.
+
+        A token the venue already gave (its paging would never end) or more than
+        :data:`MAX_PAGES` pages raise :class:`~bot.data.errors.MalformedFrame`
+        naming the path: the answer is incomplete, and no request is repeated.
+        """
         query = {**params, "limit": str(PAGE_LIMIT)}
         if self.feed is not None:
             query["feed"] = self.feed
+        seen: set[str] = set()
         while True:
             page = decode(decoder, await self._get(path, query), path)
             yield page
             token = page.next_page_token
             if not token:
                 return
+            if token in seen:
+                raise MalformedFrame(f"Alpaca repeated a next_page_token on {path} after "
+                                     f"{len(seen) + 1} pages: paging stopped, answer incomplete",
+                                     token)
+            if len(seen) + 1 >= MAX_PAGES:
+                raise MalformedFrame(f"Alpaca's answer on {path} goes on past {MAX_PAGES} pages "
+                                     f"of {PAGE_LIMIT} rows: paging stopped, answer incomplete",
+                                     token)
+            seen.add(token)
             query["page_token"] = token
 
 
