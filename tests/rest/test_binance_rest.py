@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bot.data.aggregation import BarAggregator
+from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
 from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.rest import BinanceRest, RestError
 from bot.data.sim import ExchangeSimulator
 from bot.data.sim.klines import Kline
 from bot.data.sim.trades import E8, SimTrade
+from bot.data.venues.binance import rest as binance_rest
 from tests.rest.conftest import (
     NOW_NS,
     ManualClock,
     binance_agg_stream_ticks,
     binance_stream_ticks,
     config_for,
+    local_server,
     without_receive_time,
 )
 
@@ -262,3 +269,57 @@ async def test_a_closed_client_refuses_requests(binance_sim: ExchangeSimulator) 
     await rest.close()
     with pytest.raises(RuntimeError, match="BinanceRest is closed"):
         await rest.historical_trades(SYMBOL, 1, 1)
+
+
+# -- the venue's clock: read once in a while, not before every klines request ----------
+class _ClockedVenue:
+    """A Binance stand-in 5 minutes ahead of this machine that counts its requests."""
+
+    AHEAD_MS = 5 * 60_000
+
+    def __init__(self) -> None:
+        self.counts = {"time": 0, "klines": 0, "exchangeInfo": 0}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/api/v3/{name}", self.answer)]
+
+    async def answer(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.counts[name] += 1
+        now_ms = int(time.time() * 1000) + self.AHEAD_MS
+        if name == "klines":
+            return web.json_response([])
+        if name == "exchangeInfo":
+            return web.json_response({"serverTime": now_ms, "symbols": []})
+        return web.json_response({"serverTime": now_ms})
+
+
+async def test_concurrent_klines_share_one_reading_of_the_venue_clock() -> None:
+    venue = _ClockedVenue()
+    async with local_server(venue.routes()) as url, \
+            BinanceRest(StreamManagerConfig(binance_rest_url=url)) as rest:
+        await asyncio.gather(*(rest.klines(f"X{i}/USDT", "1m", limit=5) for i in range(20)))
+        server_ms = await rest._server_time_ms()
+    assert venue.counts == {"time": 1, "klines": 20, "exchangeInfo": 0}
+    ahead = server_ms - int(time.time() * 1000)
+    assert _ClockedVenue.AHEAD_MS - 2000 < ahead <= _ClockedVenue.AHEAD_MS
+
+
+async def test_the_venue_clock_is_read_again_once_its_reading_is_old(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(binance_rest, "SERVER_TIME_TTL_S", 0.0)
+    venue = _ClockedVenue()
+    async with local_server(venue.routes()) as url, \
+            BinanceRest(StreamManagerConfig(binance_rest_url=url)) as rest:
+        for _ in range(3):
+            await rest.klines(SYMBOL, "1m", limit=5)
+    assert venue.counts["time"] == 3
+
+
+async def test_the_listing_reads_the_venue_clock_for_the_klines() -> None:
+    venue = _ClockedVenue()
+    async with local_server(venue.routes()) as url, \
+            BinanceRest(StreamManagerConfig(binance_rest_url=url)) as rest:
+        await rest.listing()
+        await rest.klines(SYMBOL, "1m", limit=5)
+    assert venue.counts == {"time": 0, "klines": 1, "exchangeInfo": 1}

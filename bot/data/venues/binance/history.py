@@ -62,25 +62,31 @@ BINANCE_PAGE = 1000  # rows per Binance REST page (klines, historicalTrades, agg
 
 def binance_request_bound(*, symbols: int, timeframes: Sequence[str], bar_history_size: int,
                           warm_up: bool = True, fills: Iterable[int] = (),
-                          retries: int = 0) -> int:
+                          retries: int = 0, run_seconds: float | None = None) -> int:
     """An upper bound of the Binance REST requests a run makes.
 
-    ``symbols`` warmed up (``warm_up``), each: per timeframe one ``/time`` and
+    ``symbols`` warmed up (``warm_up``), each: per timeframe
     ``ceil(bar_history_size / 1000)`` klines pages; the seed of the longer bars
-    (one ``/time`` and the base bars of the longest interval, 1000 a page); one
-    ``aggTrades`` per longer timeframe for its first trade id; the fill's
-    first-id lookup and its first page. ``fills``: the trades each gap fill
-    fetched (and any warm-up fill past its first page), ``n // 1000 + 1`` pages
-    each. ``retries``: answers retried (429, 5xx, no answer), one request each;
+    (the base bars of the longest interval, 1000 a page); one ``aggTrades``
+    per longer timeframe for its first trade id; the fill's first-id lookup
+    and its first page. The venue's clock (``/time``) is read at most once per
+    ``SERVER_TIME_TTL_S`` (60 s) by each REST client: ``run_seconds // 60 + 1``
+    reads for a run of that length when given, else (a run of unknown length,
+    restarts) one per symbol. ``fills``: the trades each gap fill fetched (and
+    any warm-up fill past its first page), ``n // 1000 + 1`` pages each.
+    ``retries``: answers retried (429, 5xx, no answer), one request each;
     ``max_retries`` (5) per request at most.
     """
+    from bot.data.venues.binance.rest import SERVER_TIME_TTL_S  # the REST client, when used
+
     lengths = sorted({TIMEFRAME_SECONDS[tf] for tf in timeframes})
     base = base_length_ns(list(timeframes)) // NS_PER_SECOND
     longer = sum(1 for n in lengths if n != base)
     seed_bars = lengths[-1] // base - 1
-    per_symbol = (len(lengths) * (1 + _pages(bar_history_size))
-                  + (1 + _pages(seed_bars) if seed_bars else 0) + longer + 2)
-    return (symbols * per_symbol if warm_up else 0) \
+    per_symbol = (len(lengths) * _pages(bar_history_size)
+                  + (_pages(seed_bars) if seed_bars else 0) + longer + 2)
+    clock_reads = symbols if run_seconds is None else int(run_seconds // SERVER_TIME_TTL_S) + 1
+    return ((symbols * per_symbol + clock_reads) if warm_up else 0) \
         + sum(n // BINANCE_PAGE + 1 for n in fills) + retries
 
 

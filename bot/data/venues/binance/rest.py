@@ -19,6 +19,7 @@ the limit and honours ``Retry-After``; a refused request raises
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -39,6 +40,8 @@ BINANCE_BUDGET = RequestBudget(requests_per_minute=1200, weight_per_minute=3000)
 WEIGHTS = {"historicalTrades": 25, "aggTrades": 4, "klines": 2, "time": 1, "exchangeInfo": 20}
 # exchangeInfo's status of a symbol that trades now (others: BREAK, HALT, END_OF_DAY...).
 TRADING = "TRADING"
+# How long the venue clock's offset from ours, once read, is used before it is read again.
+SERVER_TIME_TTL_S = 60.0
 
 
 class _Trade(msgspec.Struct, gc=False):
@@ -133,6 +136,11 @@ class BinanceRest(HttpClient):
         super().__init__(base_url, config.connect_timeout, session=session, limiter=limiter)
         self.venue = venue
         self._clock = clock
+        # The venue's clock minus ours (ms) and when it was read (monotonic s); see
+        # _server_time_ms. The lock makes concurrent callers share one request.
+        self._server_offset_ms: int | None = None
+        self._server_offset_at = 0.0
+        self._server_time_lock = asyncio.Lock()
 
     @classmethod
     def endpoint(cls, config: StreamManagerConfig) -> tuple[str, str]:
@@ -170,6 +178,7 @@ class BinanceRest(HttpClient):
                                weight=self.WEIGHTS["exchangeInfo"])
         received_ns = time.time_ns()
         info = decode(_EXCHANGE_INFO, body, "exchangeInfo")
+        self._note_server_time(info.serverTime, received_ns)
         listed = ((self.unified_symbol(s.baseAsset, s.quoteAsset, s.contractType), s.status)
                   for s in info.symbols)
         return Listing(self.venue, {symbol: status for symbol, status in listed
@@ -301,5 +310,23 @@ class BinanceRest(HttpClient):
                    k.count, -1, -1, BarFlag.NONE if k.count else BarFlag.EMPTY)
 
     async def _server_time_ms(self) -> int:
-        body = await self._get(f"{self.API}/time", {}, weight=self.WEIGHTS["time"])
-        return decode(_SERVER_TIME, body, "time").serverTime
+        """The venue's clock now (ms), from its offset to ours read at most every
+        :data:`SERVER_TIME_TTL_S` seconds (``/api/v3/time``, or an ``exchangeInfo``
+        answer's ``serverTime``), so a warm-up of N symbols asks it a few times, not N.
+
+        The offset is taken with the local time the answer arrived, so the estimate
+        is never ahead of the venue: what it calls closed is closed.
+        """
+        async with self._server_time_lock:
+            if (self._server_offset_ms is None
+                    or time.monotonic() - self._server_offset_at >= SERVER_TIME_TTL_S):
+                body = await self._get(f"{self.API}/time", {}, weight=self.WEIGHTS["time"])
+                self._note_server_time(decode(_SERVER_TIME, body, "time").serverTime,
+                                       self._clock())
+            assert self._server_offset_ms is not None
+            return self._clock() // NS_PER_MS + self._server_offset_ms
+
+    def _note_server_time(self, server_ms: int, received_ns: int) -> None:
+        """The venue's clock read ``server_ms`` when the local clock read ``received_ns``."""
+        self._server_offset_ms = server_ms - received_ns // NS_PER_MS
+        self._server_offset_at = time.monotonic()
