@@ -190,10 +190,6 @@ async def test_an_alpaca_page_token_that_repeats_ends_the_paging() -> None:
 
 
 # -- many symbols on one connection: the length of the combined-stream URL -----------------
-@pytest.mark.xfail(strict=True, reason=(
-    "BinanceSession.url names every stream of the connection in the combined-stream URL "
-    "(up to binance_max_streams_per_connection=1024, about 16 KB); servers refuse request "
-    "lines past about 8 KB, so the connection fails and is retried for ever"))
 async def test_six_hundred_symbols_on_one_connection_connect_to_a_server_with_an_8k_url_limit(
         fx: FakeBinance) -> None:
     manager = StreamManager(StreamManagerConfig(warm_up=False, connect_timeout=5,

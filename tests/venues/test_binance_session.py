@@ -151,6 +151,23 @@ def test_large_subscriptions_are_split_into_requests_the_transport_paces() -> No
     assert [m["id"] for m in messages] == [1, 2, 3]
 
 
+def test_a_full_connection_names_what_fits_an_8k_request_line_and_subscribes_the_rest() -> None:
+    symbols = [f"SYMBOL{i}/USDT" for i in range(512)]
+    s = session(*symbols, binance_ticker_channel="bookTicker")  # 1024 streams
+    url = s.url()
+    request_line = f"GET {url.partition('9443')[2]} HTTP/1.1\r\n"
+    assert len(request_line) < 8190 // 2 + 100, "well under a server's 8 KB request line"
+    in_url = url.partition("streams=")[2].split("/")
+    messages = [json.loads(m) for m in s.on_open()]
+    assert {m["method"] for m in messages} == {"SUBSCRIBE"}
+    assert all(len(m["params"]) <= MAX_STREAMS_PER_REQUEST for m in messages)
+    subscribed = [p for m in messages for p in m["params"]]
+    assert sorted(in_url + subscribed) == sorted(
+        f"symbol{i}usdt@{c}" for i in range(512) for c in ("trade", "bookTicker"))
+    assert len(in_url + subscribed) == 1024, "each stream once"
+    assert in_url[:2] == ["symbol0usdt@trade", "symbol0usdt@bookTicker"], "streams of a symbol"
+
+
 def test_more_streams_than_a_connection_allows_are_refused() -> None:
     assert MAX_STREAMS_PER_CONNECTION == 1024
     s = session(*(f"C{i}/USDT" for i in range(1024)))

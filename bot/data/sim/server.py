@@ -44,8 +44,9 @@ DEFAULT_SECRET = "sim-secret"
 TEST_SYMBOL = "FAKEPACA"
 BINANCE_FIRST_TRADE_ID = 3_000_000_000
 ALPACA_FIRST_TRADE_ID = 1
-# Room for a combined-stream URL naming more than the 1024 streams a connection may hold.
-MAX_URL_BYTES = 131_072
+# The longest request line accepted, as a real HTTP server's (aiohttp's default, nginx's
+# 8 KB buffers): a client naming a connection's 1024 streams in the URL is refused.
+MAX_URL_BYTES = 8190
 REST_LOG_SIZE = 10_000
 
 

@@ -21,9 +21,12 @@ always carry nanoseconds.
 Limits (published in Binance's WebSocket docs): at most
 :data:`MAX_STREAMS_PER_CONNECTION` streams per connection and
 :data:`MAX_CONTROL_MESSAGES_PER_SECOND` incoming messages per second per
-connection, pings and pongs included. The session splits a subscription into
-requests of at most :data:`MAX_STREAMS_PER_REQUEST` streams; the transport
-paces their sending.
+connection, pings and pongs included. The connection URL names at most
+:data:`MAX_URL_STREAM_BYTES` of streams (servers refuse request lines past
+about 8 KB; 1024 streams take about 16 KB) and the rest are subscribed once
+it is open. The session splits a subscription into requests of at most
+:data:`MAX_STREAMS_PER_REQUEST` streams; the transport paces their sending at
+the venue's control interval.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ MAX_CONTROL_MESSAGES_PER_SECOND = 5
 # Binance documents no cap per request, but very long SUBSCRIBE requests (a few
 # hundred streams) have been seen to fail without an answer; 200 stays clear.
 MAX_STREAMS_PER_REQUEST = 200
+# Bytes of stream names the connection URL carries at most. HTTP servers refuse request
+# lines past about 8 KB (a connection's 1024 streams would take about 16 KB); the
+# streams past this go in SUBSCRIBE requests once the connection is open.
+MAX_URL_STREAM_BYTES = 4096
 # The WebSocket error replies Binance documents (codes 0-3); all concern a bad
 # request of ours, so none is fatal.
 WS_ERROR_CODES = {
@@ -298,13 +305,25 @@ class BinanceSession(BinanceCodec):
         return self._open
 
     def url(self) -> str:
-        """Combined-stream URL carrying every current symbol; starts a new connection."""
+        """Combined-stream URL for a new connection: the current symbols, in subscription
+        order, as far as :data:`MAX_URL_STREAM_BYTES` of stream names go; :meth:`on_open`
+        subscribes the others."""
         self._open = False
         self._pending.clear()
-        self._in_url = frozenset(self._symbols)
+        streams: list[str] = []
+        in_url: list[str] = []
+        size = 0
+        for symbol in self._symbols:
+            names = self._streams((symbol,))
+            size += sum(len(name) + 1 for name in names)
+            if size > MAX_URL_STREAM_BYTES:
+                break
+            streams += names
+            in_url.append(symbol)
+        self._in_url = frozenset(in_url)
         query = []
-        if self._symbols:
-            query.append("streams=" + "/".join(self._streams(self._symbols)))
+        if streams:
+            query.append("streams=" + "/".join(streams))
         if self.microseconds:
             query.append("timeUnit=MICROSECOND")
         return f"{self.base_url}{self.STREAM_PATH}" + ("?" + "&".join(query) if query else "")
