@@ -706,7 +706,14 @@ class StreamManager:
         report = self._assess()
         now = report.timestamp_ns
         window_ns = self.config.stale_threshold_seconds * NS_PER_SECOND
-        report.sections["backfilling"] = self._recovery.filling_symbols()
+        filling = report.sections["backfilling"] = self._recovery.filling_symbols()
+        for venue, source in self._sources.items():
+            limit = source.rest.limiter.held_by() if filling else None
+            held = [s for s in filling if (g := self._group_of(s)) is not None
+                    and g.name == venue] if limit else []
+            if held:  # degraded while a rate limit holds a symbol's fill (or warm-up)
+                report.degrade(f"fill of {', '.join(held)} held by {venue} REST rate limits: "
+                               f"{limit}")
         report.sections["gaps"] = [gap for _, gap in self._gaps]
         report.sections["refused_symbols"] = dict(self._refused)
         for symbol, why in self._refused.items():  # degraded while a runtime add was refused

@@ -181,6 +181,13 @@ class RateLimiter:
         self.last_failure: str | None = None  # the last request's connection failure, if any
         self.requests: Counter[str] = Counter()  # by endpoint, every request sent
         self.weight: Counter[str] = Counter()
+        self._holding: Counter[str] = Counter()  # rate-limit waits running, by reason
+
+    def held_by(self) -> str | None:
+        """Why requests wait for a rate limit right now (a 429/418 ``Retry-After``, the
+        budget, the venue's weight per minute), or None when none does."""
+        reasons = sorted(reason for reason, n in self._holding.items() if n > 0)
+        return "; ".join(reasons) if reasons else None
 
     @classmethod
     def following(cls, clock_ns: Callable[[], int], budget: RequestBudget | None) -> RateLimiter:
@@ -252,7 +259,8 @@ class RateLimiter:
                 delay = told if told is not None else self._backoff(attempt)
                 logger.warning("%s REST answered HTTP %d; every request waits %.1f s", venue,
                                reply.status, delay)
-                await self._pause(delay)
+                await self._pause(delay, f"HTTP {reply.status}: every request waits "
+                                         f"{delay:.0f} s")
             elif reply.status >= 500:
                 delay = self._backoff(attempt)
                 logger.warning("%s REST answered HTTP %d; retry in %.1f s", venue,
@@ -269,7 +277,7 @@ class RateLimiter:
             self.banned_until = until
             self._ban_status = status
 
-    async def _pause(self, seconds: float) -> None:
+    async def _pause(self, seconds: float, reason: str) -> None:
         """Wait ``seconds`` and hold every other request of this limiter meanwhile.
 
         A pause that ran to its end has served the ban; a cancelled one (a fill
@@ -278,7 +286,7 @@ class RateLimiter:
         self._pauses += 1
         self._resumed.clear()
         try:
-            await self._wait(seconds)
+            await self._wait(seconds, reason)
             self.banned_until = 0.0
         finally:
             self._pauses -= 1
@@ -293,14 +301,17 @@ class RateLimiter:
         if remaining > 0:
             if remaining > self.max_ban_wait:
                 raise RestBanned(venue, self._ban_status, int(self.banned_until * 1e9))
-            await self._pause(remaining)
+            await self._pause(remaining, f"HTTP {self._ban_status}: every request waits "
+                                         f"{remaining:.0f} s")
         if self.budget is not None:
             booking = self._reserve(self.budget, weight, venue)
             delay = booking[0] - self._clock()
             if delay > 0:
                 logger.info("%s REST budget: waiting %.1f s for room", venue, delay)
                 try:
-                    await self._wait(delay)
+                    await self._wait(delay, f"its request budget ({self.budget.requests_per_minute}"
+                                            f" requests, {self.budget.weight_per_minute} weight "
+                                            "a minute)")
                 except asyncio.CancelledError:
                     self._window.remove(booking)  # never sent: the room is free again
                     self._window_weight -= booking[1]
@@ -312,7 +323,7 @@ class RateLimiter:
             delay = 60.0 - now % 60.0 + MINUTE_MARGIN_SECONDS
             logger.info("REST weight %d/%d used this minute; waiting %.1f s for the next",
                         self.used_weight + self._in_flight, self.weight_limit, delay)
-            await self._wait(delay)
+            await self._wait(delay, f"the venue's weight limit ({self.weight_limit} a minute)")
             self.used_weight, self._weight_minute = 0, None
 
     def _reserve(self, budget: RequestBudget, weight: int, venue: str) -> tuple[float, int]:
@@ -352,9 +363,19 @@ class RateLimiter:
     def _backoff(self, attempt: int) -> float:
         return min(BACKOFF_BASE_SECONDS * 2 ** attempt, BACKOFF_CAP_SECONDS)
 
-    async def _wait(self, seconds: float) -> None:
+    async def _wait(self, seconds: float, rate_limit: str | None = None) -> None:
+        """Wait ``seconds``; ``rate_limit`` names the limit waited for (see :meth:`held_by`)."""
         self.waits.append(seconds)
-        await self._sleep(seconds)
+        if rate_limit is None:
+            await self._sleep(seconds)
+            return
+        self._holding[rate_limit] += 1
+        try:
+            await self._sleep(seconds)
+        finally:
+            self._holding[rate_limit] -= 1
+            if not self._holding[rate_limit]:
+                del self._holding[rate_limit]
 
 
 def unreachable(exc: BaseException, host: str = "") -> str:
