@@ -135,7 +135,7 @@ def test_the_newest_trade_built_tells_when_the_venue_clock_was_last_seen() -> No
 
 
 def test_a_jump_beyond_the_rate_is_followed_once_it_persists() -> None:
-    # The machine's clock stepped back a day: the venue's trades all look a day ahead.
+    # A venue restarted on a clock a day ahead: every trade of it looks a day ahead.
     mono = FakeMonotonic()
     g = gate(monotonic=mono, persist_s=10.0)
     g.passing(tick(1))
@@ -146,6 +146,17 @@ def test_a_jump_beyond_the_rate_is_followed_once_it_persists() -> None:
                                  received=NOW + (i + 1) * NS_PER_SECOND))
     assert passed and passed[0].trade_id >= 10, "refused while it had not persisted"
     assert [t.trade_id for t in passed] == list(range(passed[0].trade_id, 32))
+
+
+def test_a_local_clock_stepped_back_is_followed_at_once() -> None:
+    # Known at NOW; the machine's clock then reads an hour earlier: the trades look ahead.
+    g = gate()
+    g.passing(tick(1))
+    back = NOW - HOUR
+    first = tick(2, ts=NOW + NS_PER_SECOND, received=back + NS_PER_SECOND)
+    second = tick(3, ts=NOW + 2 * NS_PER_SECOND, received=back + 2 * NS_PER_SECOND)
+    assert g.passing(first) == ()
+    assert g.passing(second) == (first, second)
 
 
 def test_a_tick_at_the_old_clock_ends_a_persisting_jump() -> None:

@@ -36,7 +36,8 @@ re-anchored at the later of the two and both pass, in order) only with
 evidence the venue's clock could really be there:
 
 * *first contact*: the venue's clock was never known (no tick of it passed,
-  it never told its time), so there is nothing to contradict; or
+  it never told its time), or only by evidence dated after the suspect's
+  receipt (the local clock stepped back), so there is nothing to contradict; or
 * *a plausible rate*, for a jump ahead: the suspect is ahead of the estimate
   by no more than ``future_window`` plus :data:`MAX_CLOCK_RATE` times the
   local time since the venue's clock was last known (its first tick, its own
@@ -47,8 +48,8 @@ evidence the venue's clock could really be there:
 * *persistence*, for any other jump (too far for the time elapsed, or behind
   a known clock, which a venue's clock never does): agreeing pairs keep
   coming for :data:`PERSIST_S` seconds of local time with no tick at the old
-  clock between them (a local clock stepped, a venue restarted on another
-  clock). Every tick the venue sends meanwhile is refused, so the cost of a
+  clock between them (a venue restarted on another clock, a local clock
+  stepped forward). Every tick the venue sends meanwhile is refused, so the cost of a
   real jump beyond the rate is bounded, and hostile trades interleaved with
   real ones never move the clock.
 
@@ -308,16 +309,19 @@ class TickGate:
     def _plausible(self, clock: _VenueClock, suspect: Tick) -> bool:
         """True when the venue's clock could be where ``suspect`` says: never known
         before (first contact), or ahead by no more than it could run since last known."""
-        known_at = clock.known_at
+        received = suspect.receive_timestamp
         newest = self.newest_trade(suspect.venue) if self.newest_trade is not None else None
-        if newest is not None:  # received no earlier than its time on the estimate
-            seen_at = newest - clock.offset
-            known_at = seen_at if known_at is None else max(known_at, seen_at)
-        if known_at is None:
+        # When the clock was last known: its anchors, and its newest trade (received no
+        # earlier than its time on the estimate). Evidence dated after the suspect's receipt
+        # is not on this local clock's past (a local clock stepped back) and says nothing.
+        seen = [at for at in (clock.known_at, None if newest is None else newest - clock.offset)
+                if at is not None and at <= received]
+        if not seen:
             return True
+        known_at = max(seen)
         if not clock.ahead:
             return False  # a known venue clock does not run backwards
-        since = max(0, suspect.receive_timestamp - known_at)
+        since = received - known_at
         return clock.ahead_of(suspect) <= self.future_window_ns + MAX_CLOCK_RATE * since
 
     def _persisted(self, clock: _VenueClock) -> bool:

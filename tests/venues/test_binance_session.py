@@ -14,6 +14,7 @@ from bot.data.venues.binance.session import (
     MAX_CONTROL_MESSAGES_PER_SECOND,
     MAX_STREAMS_PER_CONNECTION,
     MAX_STREAMS_PER_REQUEST,
+    MAX_URL_STREAM_BYTES,
     BinanceSession,
 )
 from bot.data.venues.protocol import (
@@ -156,7 +157,7 @@ def test_a_full_connection_names_what_fits_an_8k_request_line_and_subscribes_the
     s = session(*symbols, binance_ticker_channel="bookTicker")  # 1024 streams
     url = s.url()
     request_line = f"GET {url.partition('9443')[2]} HTTP/1.1\r\n"
-    assert len(request_line) < 8190 // 2 + 100, "well under a server's 8 KB request line"
+    assert len(request_line) < MAX_URL_STREAM_BYTES + 100 < 8190, "under a server's 8 KB"
     in_url = url.partition("streams=")[2].split("/")
     messages = [json.loads(m) for m in s.on_open()]
     assert {m["method"] for m in messages} == {"SUBSCRIBE"}

@@ -176,7 +176,7 @@ class BinanceRest(HttpClient):
         with its status, and the venue's clock: one ``exchangeInfo`` request."""
         body = await self._get(f"{self.API}/exchangeInfo", {},
                                weight=self.WEIGHTS["exchangeInfo"])
-        received_ns = time.time_ns()
+        received_ns = self._clock()  # the clock receive times are stamped by
         info = decode(_EXCHANGE_INFO, body, "exchangeInfo")
         self._note_server_time(info.serverTime, received_ns)
         listed = ((self.unified_symbol(s.baseAsset, s.quoteAsset, s.contractType), s.status)

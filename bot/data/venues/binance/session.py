@@ -62,7 +62,7 @@ MAX_STREAMS_PER_REQUEST = 200
 # Bytes of stream names the connection URL carries at most. HTTP servers refuse request
 # lines past about 8 KB (a connection's 1024 streams would take about 16 KB); the
 # streams past this go in SUBSCRIBE requests once the connection is open.
-MAX_URL_STREAM_BYTES = 4096
+MAX_URL_STREAM_BYTES = 6144
 # The WebSocket error replies Binance documents (codes 0-3); all concern a bad
 # request of ours, so none is fatal.
 WS_ERROR_CODES = {
