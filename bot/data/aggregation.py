@@ -37,8 +37,9 @@ one longest interval of empty bars per timeframe.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 
 from bot.data.models import (
@@ -55,9 +56,30 @@ from bot.data.timeframes import NS_PER_SECOND, TIMEFRAME_SECONDS, align, base_le
 
 _NO_BARS: tuple[Bar, ...] = ()
 MAX_EMPTY_RUN = 10_000  # empty base intervals emitted at most in one run (a week of 1m bars)
+MAX_LATE_BARS = 100  # bars that missed late trades, remembered (the most recent)
 assert UPDATES_ALL == 7  # literal in the hot path
 _BUY = Side.BUY
 _SELL = Side.SELL
+
+
+@dataclass
+class LateBar:
+    """A bar that completed without trades that came after it had: it misses them.
+
+    ``timeframe`` is the shortest configured one, ``open_time`` its bar's open; the
+    longer bars holding that interval miss the trades too. ``last_receive_ns``: when
+    the latest of them arrived.
+    """
+
+    symbol: str
+    timeframe: str
+    open_time: int
+    trades: int
+    last_receive_ns: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"symbol": self.symbol, "timeframe": self.timeframe, "open_time": self.open_time,
+                "trades": self.trades, "last_receive_ns": self.last_receive_ns}
 
 
 @dataclass
@@ -67,6 +89,9 @@ class AggregatorCounters:
     duplicate: int = 0
     late: int = 0
     empty_skipped: int = 0  # empty base intervals skipped past MAX_EMPTY_RUN
+    late_by_symbol: Counter[str] = field(default_factory=Counter)
+    # (symbol, open time) -> the bar that missed late trades; the MAX_LATE_BARS most recent.
+    late_bars: dict[tuple[str, int], LateBar] = field(default_factory=dict)
 
 
 class _Builder:
@@ -371,6 +396,26 @@ class BarAggregator:
     def forget(self, symbol: str) -> None:
         """Drop a symbol's state (after it is unsubscribed)."""
         self._symbols.pop(symbol, None)
+        counters = self.counters
+        counters.late_by_symbol.pop(symbol, None)
+        for key in [k for k in counters.late_bars if k[0] == symbol]:
+            del counters.late_bars[key]
+
+    def _late(self, tick: Tick) -> None:
+        """Count a trade for a bar already completed, and remember the bar it misses."""
+        counters = self.counters
+        counters.late += 1
+        counters.late_by_symbol[tick.symbol] += 1
+        shortest = self.timeframes[0]
+        key = (tick.symbol, align(tick.timestamp, self._lengths[shortest]))
+        bar = counters.late_bars.pop(key, None)  # re-inserted: the most recent last
+        if bar is None:
+            bar = LateBar(tick.symbol, shortest, key[1], 0, 0)
+        bar.trades += 1
+        bar.last_receive_ns = tick.receive_timestamp
+        counters.late_bars[key] = bar
+        if len(counters.late_bars) > MAX_LATE_BARS:
+            del counters.late_bars[next(iter(counters.late_bars))]
 
     @property
     def symbols(self) -> list[str]:
@@ -442,7 +487,7 @@ class BarAggregator:
         ts = tick.timestamp
         base_open = align(ts, self.base_ns)
         if st.last_closed_end is not None and base_open < st.last_closed_end:
-            self.counters.late += 1
+            self._late(tick)
             return None
         if st.coverage_start is None:
             st.coverage_start = ts

@@ -715,6 +715,16 @@ class StreamManager:
                 report.degrade(f"fill of {', '.join(held)} held by {venue} REST rate limits: "
                                f"{limit}")
         report.sections["gaps"] = [gap for _, gap in self._gaps]
+        late = self.pipeline.aggregator.counters.late_bars.values()
+        report.sections["late_bars"] = [bar.to_dict() for bar in late]
+        recent_late = [bar for bar in late if now - bar.last_receive_ns <= window_ns]
+        if recent_late:  # degraded while a bar missed trades that came after it completed
+            report.degrade(
+                f"{sum(b.trades for b in recent_late)} trade(s) in the last "
+                f"{self.config.stale_threshold_seconds:g}s came more than bar_close_grace_ms "
+                "after their bar completed, which misses them (see late_bars): "
+                + ", ".join(f"{b.symbol} {b.timeframe} at {b.open_time}"
+                            for b in recent_late[-5:]))
         report.sections["refused_symbols"] = dict(self._refused)
         for symbol, why in self._refused.items():  # degraded while a runtime add was refused
             report.degrade(f"{symbol} not subscribed: {why}")
@@ -857,6 +867,7 @@ class StreamManager:
                                      "rollovers": c.stats.rollovers}
                             for c in self._connections},
             "rejected_by_reason": dict(self.pipeline.gate.refused),
+            "late_by_symbol": dict(self.pipeline.aggregator.counters.late_by_symbol),
             "bars_refused_by_reason": dict(self.pipeline.bar_check.refused),
             "rest": {venue: source.rest.limiter.usage() for venue, source in self._sources.items()},
             "tasks": self.supervisor.tasks(),
