@@ -275,3 +275,16 @@ async def test_usdm_symbols_are_checked_against_its_own_exchange_info_at_its_wei
     assert listing.problems(["ETH/USDC:USDC"]) == {
         "ETH/USDC:USDC": "binanceusdm lists it with status SETTLING, not TRADING"}
     assert "does not list it" in listing.problems(["BTC/USDT"])["BTC/USDT"]  # spot's form
+
+
+def test_a_full_usdm_connection_fits_a_server_request_line_and_streams_every_symbol(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same URL budget as spot; also were the connection to carry 1024 streams.
+    monkeypatch.setattr(BinanceUsdmSession, "MAX_STREAMS", 1024)
+    symbols = [f"LONGERNAME{i}/USDT:USDT" for i in range(1024)]
+    s = BinanceUsdmSession(StreamManagerConfig(), symbols)
+    url = s.url()
+    assert "/market/stream?streams=" in url and len(url) < 8190 - 100
+    in_url = url.partition("streams=")[2].split("/")
+    subscribed = [p for m in s.on_open() for p in json.loads(m)["params"]]
+    assert sorted(in_url + subscribed) == sorted(f"longername{i}usdt@trade" for i in range(1024))
