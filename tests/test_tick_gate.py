@@ -134,6 +134,27 @@ def test_the_newest_trade_built_tells_when_the_venue_clock_was_last_seen() -> No
     assert unaware.passing(second) == (first, second), "an hour at 1000x covers 30 days"
 
 
+def test_a_flood_of_far_off_pairs_looks_the_newest_trade_up_once_a_second() -> None:
+    mono = FakeMonotonic()
+    lookups: list[str] = []
+
+    def newest(venue: str) -> int:
+        lookups.append(venue)
+        return NOW
+
+    g = gate(monotonic=mono, newest_trade=newest)
+    g.passing(tick(1))
+    for i in range(100):
+        at = NOW + i * 1000
+        g.passing(tick(2 * i + 2, ts=NOW + 24 * HOUR + i, received=at))
+        g.passing(tick(2 * i + 3, ts=NOW + 24 * HOUR + i + 1, received=at + 1))
+    assert lookups == ["binance"]
+    mono.now = 1.0
+    g.passing(tick(500, ts=NOW + 24 * HOUR, received=NOW + 10**6))
+    g.passing(tick(501, ts=NOW + 24 * HOUR + 1, received=NOW + 10**6 + 1))
+    assert lookups == ["binance", "binance"]
+
+
 def test_a_jump_beyond_the_rate_is_followed_once_it_persists() -> None:
     # A venue restarted on a clock a day ahead: every trade of it looks a day ahead.
     mono = FakeMonotonic()

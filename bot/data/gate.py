@@ -82,6 +82,8 @@ DEFAULT_PAST_WINDOW_NS = 24 * 3600 * NS_PER_SECOND
 SUSPECT_TIMEOUT_S = 3.0
 MAX_CLOCK_RATE = 1000  # a venue clock runs at most this many times faster than ours
 PERSIST_S = 10.0  # local seconds a jump beyond the rate must persist to be followed
+NEWEST_TTL_S = 1.0  # a venue's newest trade, once looked up, serves this long (a flood of
+# far-off pairs costs one lookup a second, not one each)
 
 VenueRule = Callable[[Tick], "str | None"]
 """A venue's own rule: the reason it refuses ``tick``, or None when the tick may pass.
@@ -159,6 +161,7 @@ class TickGate:
         self.suspect_timeout_s = suspect_timeout_s
         self.persist_s = persist_s
         self.newest_trade = newest_trade
+        self._newest: dict[str, tuple[float, int | None]] = {}  # venue -> (looked up, newest)
         self.refused: dict[str, int] = {}
         # Suspects the last admitted tick confirmed: they go on first (see admit).
         self.released: list[Tick] = []
@@ -310,7 +313,7 @@ class TickGate:
         """True when the venue's clock could be where ``suspect`` says: never known
         before (first contact), or ahead by no more than it could run since last known."""
         received = suspect.receive_timestamp
-        newest = self.newest_trade(suspect.venue) if self.newest_trade is not None else None
+        newest = self._newest_trade(suspect.venue)
         # When the clock was last known: its anchors, and its newest trade (received no
         # earlier than its time on the estimate). Evidence dated after the suspect's receipt
         # is not on this local clock's past (a local clock stepped back) and says nothing.
@@ -323,6 +326,17 @@ class TickGate:
             return False  # a known venue clock does not run backwards
         since = received - known_at
         return clock.ahead_of(suspect) <= self.future_window_ns + MAX_CLOCK_RATE * since
+
+    def _newest_trade(self, venue: str) -> int | None:
+        """``newest_trade(venue)``, looked up at most once per :data:`NEWEST_TTL_S`: a
+        second old, it still bounds the jump (1000 s looser at MAX_CLOCK_RATE)."""
+        if self.newest_trade is None:
+            return None
+        now = self._monotonic()
+        cached = self._newest.get(venue)
+        if cached is None or now - cached[0] >= NEWEST_TTL_S:
+            cached = self._newest[venue] = (now, self.newest_trade(venue))
+        return cached[1]
 
     def _persisted(self, clock: _VenueClock) -> bool:
         """True when agreeing pairs have kept coming for ``persist_s`` of local time."""
