@@ -36,8 +36,9 @@ re-anchored at the later of the two and both pass, in order) only with
 evidence the venue's clock could really be there:
 
 * *first contact*: the venue's clock was never known (no tick of it passed,
-  it never told its time), or only by evidence dated after the suspect's
-  receipt (the local clock stepped back), so there is nothing to contradict; or
+  it never told its time), or the local clock stepped back since it was
+  (evidence dated after the suspect's receipt: a replay restarted, the
+  machine's clock set back), so there is nothing to contradict; or
 * *a plausible rate*, for a jump ahead: the suspect is ahead of the estimate
   by no more than ``future_window`` plus :data:`MAX_CLOCK_RATE` times the
   local time since the venue's clock was last known (its first tick, its own
@@ -316,10 +317,10 @@ class TickGate:
         newest = self._newest_trade(suspect.venue)
         # When the clock was last known: its anchors, and its newest trade (received no
         # earlier than its time on the estimate). Evidence dated after the suspect's receipt
-        # is not on this local clock's past (a local clock stepped back) and says nothing.
+        # means the local clock stepped back since: none of it is on its past.
         seen = [at for at in (clock.known_at, None if newest is None else newest - clock.offset)
-                if at is not None and at <= received]
-        if not seen:
+                if at is not None]
+        if not seen or max(seen) > received:
             return True
         known_at = max(seen)
         if not clock.ahead:
