@@ -1,0 +1,211 @@
+"""The venues' protocols read to the letter, against what the client and the simulator do.
+
+Each test states a behaviour the exchange's documentation (or a real recording of the
+exchange) fixes, and cites it. Every test here fails on the code it was written against,
+so each is marked ``xfail(strict=True)`` with the mechanism at fault: when the mechanism is
+mended the test passes, strict xfail turns that into a failure, and the mark comes off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+
+from bot.data.config import StreamManagerConfig
+from bot.data.errors import ConfigError
+from bot.data.sim import ExchangeSimulator
+from bot.data.sim.binance_usdm import usdm_stream_settings
+from bot.data.sim.binance_ws import BinanceStreamSettings
+from bot.data.stream_manager import StreamManager
+from tests.cli.test_config import run_cli
+from tests.helpers import DATA
+
+USDM_CAPTURE = DATA / "binance" / "usdm_ws_capture_2021-04-17" / "BINANCE_FUTURES.ws.5.0"
+PERPETUAL = "BTC/USDT:USDT"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ExchangeSimulator]:
+    """Binance spot BTC/USDT and USDⓈ-M BTC/USDT:USDT trading, ten times real time."""
+    async with ExchangeSimulator(["BTC/USDT"], futures_symbols=[PERPETUAL], seed=11, speed=10,
+                                 history_seconds=120) as simulator:
+        yield simulator
+
+
+async def _frames(url: str, seconds: float) -> list[dict[str, Any]]:
+    """Every frame a plain client receives on ``url`` within ``seconds`` (the handshake must
+    succeed, as the exchange's does for any stream name it knows)."""
+    frames: list[dict[str, Any]] = []
+    async with websockets.connect(url) as ws:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    frames.append(json.loads(await ws.recv()))
+    return frames
+
+
+def _recorded_usdm_payload(channel: str) -> dict[str, Any]:
+    """The first payload of ``channel`` in the real USDⓈ-M combined-stream recording."""
+    with USDM_CAPTURE.open() as fh:
+        next(fh)
+        for line in fh:
+            frame = json.loads(line.split(": ", 1)[1])
+            if frame["stream"].endswith("@" + channel):
+                payload: dict[str, Any] = frame["data"]
+                return payload
+    raise AssertionError(f"no {channel} frame in {USDM_CAPTURE.name}")
+
+
+# -- symbols ---------------------------------------------------------------------------------
+# README, "Symbols": "Binance USDⓈ-M perpetuals are written in ccxt's unified notation
+# `BASE/QUOTE:SETTLE` with the settlement currency equal to the quote" and "Symbols are checked
+# against the venue's form when they are added (...), before anything is sent".
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/venues/spec.py VenueSpec.normalise/accepts match only the regex "
+    "USDM_PERPETUAL; the SETTLE == QUOTE rule lives in binance_usdm/symbols.py to_raw_symbol, "
+    "first called when the connection builds its session, so the connection task crash-loops "
+    "(every other perpetual on it frozen) instead of add_crypto_symbols refusing the symbol"))
+def test_a_perpetual_settled_in_another_currency_is_refused_when_added() -> None:
+    manager = StreamManager(StreamManagerConfig(check_symbols=False))
+    with pytest.raises(ConfigError, match="BTC/USDT:BUSD"):
+        manager.add_crypto_symbols(["BTC/USDT:BUSD"])
+    assert manager.symbols == []
+
+
+# -- simulator: USDⓈ-M stream routing ---------------------------------------------------------
+# https://developers.binance.com/zh-CN/docs/products/caas/market-data-streams: "USD-M Futures
+# routes streams by path ... /public | High-frequency public market data ... /market | Regular
+# market data, for example @aggTrade and @markPrice ... A connection with no routed path only
+# receives /public data. ... btcusdt@markPrice belongs to /market and will not deliver. This
+# fails silently rather than erroring." (Legacy unrouted URLs were retired on 2026-04-23:
+# https://www.treeofalpha.com/preview_article?id=1772787601395.)
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/server.py ExchangeSimulator.env points BINANCE_FUTURES_WS_URL at the host that "
+    "serves Binance spot's /stream, so a futures client that forgets the /market path receives "
+    "spot trades as if they were the perpetual's instead of nothing"))
+async def test_sim_usdm_trades_asked_for_without_the_market_path_are_never_delivered(
+        sim: ExchangeSimulator) -> None:
+    base = sim.env()["BINANCE_FUTURES_WS_URL"]
+    frames = await _frames(f"{base}/stream?streams=btcusdt@trade", 1.5)
+    assert [f for f in frames if f.get("stream") == "btcusdt@trade"] == []
+
+
+# Same page: "/public | High-frequency public market data"; the project's own USDⓈ-M session
+# (bot/data/venues/binance_usdm/session.py) and README say book tickers belong to /public and
+# are never delivered on /market.
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/binance_ws.py BinanceStreams serves every channel on every dialect's prefix: "
+    "the simulator's USDⓈ-M /market path delivers @bookTicker, which the venue routes to "
+    "/public only"))
+async def test_sim_usdm_book_tickers_are_not_delivered_on_the_market_path(
+        sim: ExchangeSimulator) -> None:
+    base = sim.env()["BINANCE_FUTURES_WS_URL"]
+    frames = await _frames(f"{base}/market/stream?streams=btcusdt@bookTicker", 1.5)
+    assert [f for f in frames if f.get("stream") == "btcusdt@bookTicker"] == []
+
+
+# -- simulator: USDⓈ-M keepalive and payloads ---------------------------------------------------
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams:
+# "The websocket server will send a ping frame every 3 minutes. If the websocket server does not
+# receive a pong frame back from the connection within a 10 minute period, the connection will
+# be disconnected."
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/binance_usdm.py usdm_stream_settings copies spot's keepalive (ping every "
+    "20 s, pong within 60 s) into the USDⓈ-M server"))
+def test_sim_usdm_pings_every_three_minutes_and_waits_ten_for_the_pong() -> None:
+    settings = usdm_stream_settings(BinanceStreamSettings())
+    assert (settings.ping_interval, settings.pong_timeout) == (180.0, 600.0)
+
+
+# The real USDⓈ-M recording (tests/data/binance/usdm_ws_capture_2021-04-17, SOURCES.md): its
+# aggTrade payloads carry e E a s p q f l T m, and no `M` (spot's "Was the trade the best price
+# match?"), e.g. {"e":"aggTrade","E":1618677448238,"a":52599685,"s":"YFIUSDT","p":"49966.7",
+# "q":"0.001","f":64902163,"l":64902163,"T":1618677448084,"m":false}.
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/binance_ws.py SimBinanceSession.on_trades builds every dialect's aggTrade "
+    "with spot's binance_frames.agg_trade_event, which adds spot's `M`"))
+async def test_sim_usdm_agg_trade_payload_has_the_recorded_fields(
+        sim: ExchangeSimulator) -> None:
+    base = sim.env()["BINANCE_FUTURES_WS_URL"]
+    frames = await _frames(f"{base}/market/stream?streams=btcusdt@aggTrade", 1.5)
+    payloads = [f["data"] for f in frames if f.get("stream") == "btcusdt@aggTrade"]
+    assert payloads, "the simulator sent no aggTrade within 1.5 s"
+    assert set(payloads[0]) == set(_recorded_usdm_payload("aggTrade"))
+
+
+# -- simulator: USDⓈ-M REST ------------------------------------------------------------------
+# The real USDⓈ-M exchangeInfo of the recorded session
+# (/work/shared/fixtures/binance/usdm_ws_capture_2021-04-17/rest/fapi_v1_exchangeInfo.json):
+# "rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,
+# "limit":2400}, ...]; the project's USDⓈ-M client says the same (binance_usdm/rest.py: "The IP
+# limit is 2400 weight a minute").
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/server.py ExchangeSimulator gives the USDⓈ-M REST server spot's "
+    "rest_weight_limit (6000): the simulator lets a USDⓈ-M client spend 2.5 times what the venue "
+    "allows before its 429"))
+async def test_sim_usdm_request_weight_limit_is_the_venues_2400(
+        sim: ExchangeSimulator) -> None:
+    base = sim.env()["BINANCE_FUTURES_REST_URL"]
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{base}/fapi/v1/exchangeInfo") as response:
+        info = await response.json()
+    weight = [r["limit"] for r in info["rateLimits"] if r["rateLimitType"] == "REQUEST_WEIGHT"]
+    assert weight == [2400]
+
+
+# The same recorded exchangeInfo: each USDⓈ-M symbol carries pair, contractType,
+# deliveryDate, onboardDate, marginAsset, underlyingType (and no spot-only fields such as
+# isSpotTradingAllowed or permissionSets).
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/binance_rest.py SimBinanceRest.exchange_info builds USDⓈ-M symbols from spot's "
+    "_symbol_info and adds only contractType and marginAsset"))
+async def test_sim_usdm_exchange_info_symbols_have_the_futures_fields(
+        sim: ExchangeSimulator) -> None:
+    base = sim.env()["BINANCE_FUTURES_REST_URL"]
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{base}/fapi/v1/exchangeInfo") as response:
+        symbol = (await response.json())["symbols"][0]
+    assert {"pair", "contractType", "deliveryDate", "onboardDate", "marginAsset",
+            "underlyingType"} <= set(symbol)
+    assert not {"isSpotTradingAllowed", "permissionSets"} & set(symbol)
+
+
+# pub.dev binance_futures MarketEndpoints.oldTradesLookup
+# (https://pub.dev/documentation/binance_futures/latest/binance_futures/MarketEndpoints/oldTradesLookup.html),
+# path fapi/v1/historicalTrades: "This endpoint need your API key only, not the secret key."
+# (USDⓈ-M's "Old Trades Lookup (MARKET_DATA)").
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/binance_rest.py SimBinanceRest.historical_trades answers /fapi/v1/"
+    "historicalTrades without an X-MBX-APIKEY, so the USDⓈ-M end-to-end test's fills succeed in "
+    "the simulator while the real venue refuses the client's keyless request and every @trade "
+    "fill becomes a GAP"))
+async def test_sim_usdm_historical_trades_refuse_a_request_without_an_api_key(
+        sim: ExchangeSimulator) -> None:
+    base = sim.env()["BINANCE_FUTURES_REST_URL"]
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{base}/fapi/v1/historicalTrades",
+                     params={"symbol": "BTCUSDT", "limit": "5"}) as response:
+        assert response.status != 200
+        assert (await response.json())["code"] < 0
+
+
+# -- first hour with futures -----------------------------------------------------------------
+# README, "Binance USDⓈ-M perpetuals": "Events, bars, recovery, warm-up, the store, NATS and the
+# CLI work for it as for spot (`bot-stream live BTC/USDT:USDT --sim`)."
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/cli/session.py running_stream starts ExchangeSimulator(CATALOGUE_PAIRS, ...) with "
+    "spot pairs only, so the stream's symbol check refuses every perpetual: 'binanceusdm does "
+    "not list it'"))
+def test_cli_live_sim_streams_a_perpetual() -> None:
+    result = run_cli("live", "--sim", PERPETUAL, "--sim-speed", "60", "--json",
+                     "--events", "tick", "--duration", "4")
+    assert result.returncode == 0, result.stderr
+    ticks = [json.loads(line) for line in result.stdout.splitlines()]
+    assert ticks and {t["data"]["symbol"] for t in ticks} == {PERPETUAL}
