@@ -168,6 +168,15 @@ def test_sim_usdm_pings_every_three_minutes_and_waits_ten_for_the_pong() -> None
     assert (settings.ping_interval, settings.pong_timeout) == (180.0, 600.0)
 
 
+# Same page: "A single connection can listen to a maximum of 1024 streams." (The client may
+# carry fewer; the simulator, speaking the venue, must accept what the venue accepts.)
+@pytest.mark.xfail(strict=True, reason=(
+    "bot/data/sim/binance_usdm.py usdm_stream_settings caps the simulator's USDⓈ-M connections "
+    "at 200 streams, refusing a SUBSCRIBE the venue accepts"))
+def test_sim_usdm_connection_takes_the_documented_1024_streams() -> None:
+    assert usdm_stream_settings(BinanceStreamSettings()).max_streams == 1024
+
+
 # The real USDⓈ-M recording (tests/data/binance/usdm_ws_capture_2021-04-17, SOURCES.md): its
 # aggTrade payloads carry e E a s p q f l T m, and no `M` (spot's "Was the trade the best price
 # match?"), e.g. {"e":"aggTrade","E":1618677448238,"a":52599685,"s":"YFIUSDT","p":"49966.7",
