@@ -69,16 +69,22 @@ def _recorded_usdm_payload(channel: str) -> dict[str, Any]:
 # -- symbols ---------------------------------------------------------------------------------
 # README, "Symbols": "Binance USDⓈ-M perpetuals are written in ccxt's unified notation
 # `BASE/QUOTE:SETTLE` with the settlement currency equal to the quote" and "Symbols are checked
-# against the venue's form when they are added (...), before anything is sent".
+# against the venue's form when they are added (...), before anything is sent"; Binance's symbols
+# are `^[A-Z0-9-_.]{1,20}$` (binance_usdm/symbols.py, Binance's error -1100).
 @pytest.mark.xfail(strict=True, reason=(
     "bot/data/venues/spec.py VenueSpec.normalise/accepts match only the regex "
-    "USDM_PERPETUAL; the SETTLE == QUOTE rule lives in binance_usdm/symbols.py to_raw_symbol, "
-    "first called when the connection builds its session, so the connection task crash-loops "
+    "USDM_PERPETUAL; the SETTLE == QUOTE and 20-letter rules live in binance_usdm/symbols.py "
+    "to_raw_symbol, first called when the connection builds its session, so the connection "
+    "task crash-loops "
     "(every other perpetual on it frozen) instead of add_crypto_symbols refusing the symbol"))
-def test_a_perpetual_settled_in_another_currency_is_refused_when_added() -> None:
+@pytest.mark.parametrize("symbol", [
+    "BTC/USDT:BUSD",  # settled in another currency than its quote
+    "ABCDEFGHIJKLMNOPQRS/USDT:USDT",  # base and quote 23 letters: Binance's symbols hold 20
+])
+def test_a_perpetual_outside_the_documented_form_is_refused_when_added(symbol: str) -> None:
     manager = StreamManager(StreamManagerConfig(check_symbols=False))
-    with pytest.raises(ConfigError, match="BTC/USDT:BUSD"):
-        manager.add_crypto_symbols(["BTC/USDT:BUSD"])
+    with pytest.raises(ConfigError, match=symbol):
+        manager.add_crypto_symbols([symbol])
     assert manager.symbols == []
 
 
