@@ -123,10 +123,6 @@ def test_a_nested_error_reply_is_a_refused_subscription() -> None:
 # connects and "Nothing happens"); the same thread's fix is live SUBSCRIBE requests. The config
 # allows 1024 streams on one spot connection (binance_max_streams_per_connection, "Binance's
 # published limit"), so every URL the session builds must stay within 8004 characters.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/venues/binance/session.py BinanceSession.url puts every symbol of the connection "
-    "in ?streams=: 1024 short pairs make a 16,428-character URL, which the venue does not serve "
-    "(a frozen connection, reconnecting with the same URL)"))
 def test_a_full_spot_connection_url_stays_within_binances_length_limit() -> None:
     symbols = [f"C{i:04d}/USDT" for i in range(1024)]  # shorter than most real pairs
     session = BinanceSession(StreamManagerConfig(check_symbols=False), symbols)
