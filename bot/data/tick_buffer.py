@@ -27,10 +27,11 @@ import numpy as np
 
 from bot.data.models import UPDATES_ALL, Side, Tick
 
-ROW: Final = struct.Struct("<ddqqqI")
-ROW_DTYPE: Final = np.dtype([("price", "<f8"), ("volume", "<f8"), ("trade_id", "<i8"),
-                             ("timestamp", "<i8"), ("receive_timestamp", "<i8"),
-                             ("kind", "<u4")])
+# Native byte order (the rows never leave the process): packs faster than "<".
+ROW: Final = struct.Struct("=ddqqqI")
+ROW_DTYPE: Final = np.dtype([("price", "=f8"), ("volume", "=f8"), ("trade_id", "=i8"),
+                             ("timestamp", "=i8"), ("receive_timestamp", "=i8"),
+                             ("kind", "=u4")])
 DEFAULT_CHUNK: Final = 256
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
