@@ -20,7 +20,6 @@ a tick to a ring of 10,000.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -37,6 +36,7 @@ _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 # What packing a tick whose fields are not what Tick declares can raise.
 _UNFIT: Final = (KeyError, TypeError, ValueError, OverflowError, struct.error)
+_NO_KIND: Final = -1  # packs as no row: a tick of another symbol is kept whole
 
 # A kind is (side, conditions, exchange, updates), or a whole Tick kept as it came.
 _Kind = tuple[Side, tuple[str, ...], str, int] | Tick
@@ -146,17 +146,18 @@ class TickRing:
         self._written += len(data) // ROW.size
 
     def _rows_of(self, ticks: list[Tick]) -> list[bytes]:
-        """One packed row per tick: a plain trade of the ring's symbol in one expression,
-        anything else through :meth:`_row_of`."""
-        pack, plain, venue, symbol = ROW.pack, _PLAIN_KIND_OF, self.venue, self.symbol
-        kind_of: Callable[[Tick], int] = self._kind_of
+        """One packed row per tick: in one comprehension while every tick is of the ring's
+        symbol and of a kind already seen, else tick by tick through :meth:`_row_of`."""
+        pack, plain, codes = ROW.pack, _PLAIN_KIND_OF, self._codes
+        venue, symbol = self.venue, self.symbol
         try:
             return [pack(t.price, t.volume, t.trade_id, t.timestamp, t.receive_timestamp,
-                         plain[t.side] if t.updates == UPDATES_ALL and t.conditions == ()
-                         and t.exchange == "" and t.symbol == symbol and t.venue == venue
-                         else kind_of(t))
+                         (plain[t.side] if t.updates == UPDATES_ALL and t.conditions == ()
+                          and t.exchange == "" else codes[t.side, t.conditions, t.exchange,
+                                                          t.updates])
+                         if t.symbol == symbol and t.venue == venue else _NO_KIND)
                     for t in ticks]
-        except _UNFIT:  # a side or a value that does not fit a row
+        except _UNFIT:  # a kind not seen yet, another symbol, or a value that does not fit
             return [self._row_of(t) for t in ticks]
 
     def _row_of(self, tick: Tick) -> bytes:
@@ -201,13 +202,12 @@ class TickRing:
     def _view(self) -> np.ndarray:
         return np.frombuffer(self._rows, dtype=ROW_DTYPE)
 
-    def _packed_rows(self, n: int) -> bytes:
-        """The newest ``n`` packed rows, oldest first, as bytes."""
-        size = n * ROW.size
-        start = self._pos - size
+    def _packed_rows(self, n: int) -> bytearray:
+        """A copy of the newest ``n`` packed rows, oldest first."""
+        start = self._pos - n * ROW.size
         if start >= 0:
-            return bytes(self._rows[start:self._pos])
-        return bytes(self._rows[start:]) + bytes(self._rows[:self._pos])
+            return self._rows[start:self._pos]
+        return self._rows[start:] + self._rows[:self._pos]
 
     def _times(self, n: int) -> np.ndarray:
         """Exchange times of the newest ``n`` packed rows, oldest first."""
