@@ -70,6 +70,11 @@ def deque_recent(ticks: deque[Tick], limit: int | None) -> list[Tick]:
     return list(ticks)[-limit:] if limit > 0 else []
 
 
+def deque_count_since(ticks: deque[Tick], since: int) -> int:
+    """The health check's old count: the newest ticks in a row at or after ``since``."""
+    return sum(1 for _ in takewhile(lambda t: t.timestamp >= since, reversed(ticks)))
+
+
 @settings(max_examples=300, deadline=None)
 @given(capacity=st.integers(1, 40), chunk=st.integers(1, 9),
        steps=st.lists(st.tuples(any_ticks(), st.booleans()), max_size=120),
@@ -87,8 +92,8 @@ def test_any_appends_and_any_limit_give_what_a_bounded_deque_gives(
             for limit in limits:
                 got, want = ring.recent(limit), deque_recent(reference, limit)
                 assert [exactly(t) for t in got] == [exactly(t) for t in want]
-            assert ring.count_since(cutoff) == sum(
-                1 for _ in takewhile(lambda t: t.timestamp >= cutoff, reversed(reference)))
+            for since in (cutoff, -(2**63)):  # -(2**63): every tick counts
+                assert ring.count_since(since) == deque_count_since(reference, since)
             assert ring.last_receive_timestamp() == reference[-1].receive_timestamp
 
 
