@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.data.config import StreamManagerConfig
 from bot.data.models import UPDATES_ALL, UPDATES_HIGH_LOW, Side, Tick
+from bot.data.pipeline import TickPipeline
 from bot.data.tick_buffer import TickRing
 
 VENUE, SYMBOL = "binance", "BTC/USDT"
@@ -140,6 +142,33 @@ def test_a_full_ring_of_ten_thousand_ticks_takes_at_most_64_bytes_a_tick() -> No
         tracemalloc.stop()
     assert len(ring) == capacity
     assert held / capacity <= 64, f"{held / capacity:.1f} bytes a tick"
+
+
+def traced_pipeline_bytes(tick_buffer_size: int, symbols: list[str], per_symbol: int) -> int:
+    """Bytes a pipeline holds after building ``per_symbol`` fresh trades of each symbol."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        pipeline = TickPipeline(StreamManagerConfig(supported_timeframes=["1m"],
+                                                    tick_buffer_size=tick_buffer_size))
+        for i in range(per_symbol):
+            for s, symbol in enumerate(symbols):
+                t = T0 + i * 1_000_000 + s
+                assert pipeline.process(Tick(VENUE, symbol, 100.0 + i % 50 / 8, 0.25 + i % 7,
+                                             Side.BUY if i % 3 else Side.SELL, 10**9 + i, t, t))
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_pipeline_keeps_each_buffered_tick_in_at_most_64_bytes() -> None:
+    symbols, size = ["BTC/USDT", "ETH/USDT", "XRP/USDT"], 10_000
+    full = traced_pipeline_bytes(size, symbols, 2 * size + 11)
+    bare = traced_pipeline_bytes(1, symbols, 2 * size + 11)  # the same, but one tick kept
+    per_tick = (full - bare) / (len(symbols) * (size - 1))
+    assert per_tick <= 64, f"{per_tick:.1f} bytes a buffered tick"
 
 
 @pytest.mark.parametrize("capacity", [0, -1])
