@@ -144,6 +144,22 @@ def test_a_full_ring_of_ten_thousand_ticks_takes_at_most_64_bytes_a_tick() -> No
     assert held / capacity <= 64, f"{held / capacity:.1f} bytes a tick"
 
 
+def test_rings_of_symbols_that_rarely_trade_hold_what_they_have_not_their_capacity() -> None:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        rings = [TickRing(10_000, chunk=4) for _ in range(1000)]
+        for r, ring in enumerate(rings):
+            for i in range(5):  # one packed chunk, one tick waiting
+                ring.append(Tick(VENUE, f"S{r}/USDT", 1.0 + i, 2.0, Side.BUY, i, T0 + i, T0 + i))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert all(len(ring) == 5 for ring in rings)
+    assert held / len(rings) < 2000, f"{held / len(rings):.0f} bytes a ring of 5 ticks"
+
+
 def traced_pipeline_bytes(tick_buffer_size: int, symbols: list[str], per_symbol: int) -> int:
     """Bytes a pipeline holds after building ``per_symbol`` fresh trades of each symbol."""
     gc.collect()

@@ -14,7 +14,9 @@ Appending is on the per-trade path, and packing a row costs more than a list
 append, so the newest ticks wait as objects in a short list (at most ``chunk``)
 and are packed together: one comprehension and one copy per chunk. The list
 counts towards the memory figure; with the default chunk it adds at most about
-6 bytes a tick to a ring of 10,000 (3 on average: 47 bytes a tick in all).
+6 bytes a tick to a ring of 10,000 (3 on average: 47 bytes a tick in all). The
+rows grow with the ticks until the ring is full, so a symbol that rarely trades
+holds what it has, not its capacity.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class TickRing:
         self.chunk = min(chunk, capacity)
         self.venue = ""  # the first tick's, set when it is packed
         self.symbol = ""
-        self._rows = bytearray(capacity * ROW.size)
+        self._rows = bytearray()  # grows to capacity rows, then wraps
         self._pos = 0  # byte offset of the next row to write
         self._written = 0  # rows ever packed
         self._staged: list[Tick] = []
@@ -134,17 +136,27 @@ class TickRing:
             self._compact_kinds()
         data = b"".join(self._rows_of(staged))
         staged.clear()
-        rows, pos = self._rows, self._pos
-        end = pos + len(data)
-        if end <= len(rows):
+        self._written += len(data) // ROW.size
+        rows, full = self._rows, self.capacity * ROW.size
+        if len(rows) < full:  # still filling: grow, then hold exactly capacity rows
+            room = full - len(rows)
+            rows += data[:room]
+            data = data[room:]
+            if len(rows) < full:
+                self._pos = len(rows)
+                return
+            self._rows = rows = bytearray(rows)  # drops the growth's spare allocation
+            self._pos = 0
+        pos = self._pos
+        end = pos + len(data)  # a chunk is at most capacity rows: wraps at most once
+        if end <= full:
             rows[pos:end] = data
         else:
-            split = len(rows) - pos
+            split = full - pos
             rows[pos:] = data[:split]
-            end -= len(rows)
+            end -= full
             rows[:end] = data[split:]
-        self._pos = 0 if end == len(rows) else end
-        self._written += len(data) // ROW.size
+        self._pos = end % full
 
     def _rows_of(self, ticks: list[Tick]) -> list[bytes]:
         """One packed row per tick: in one comprehension while every tick is of the ring's
