@@ -56,7 +56,7 @@ from typing import Any, cast
 
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.frames import Frame, Opcode
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import Event
 
 from bot.data.backoff import Backoff
@@ -118,30 +118,41 @@ class StreamingClientConnection(ClientConnection):
     wakeup (about a third of the library's cost per frame). A text message is
     decoded from UTF-8 as ``recv()`` would; one that is not valid UTF-8 takes the
     library's path, where ``recv()`` fails the connection (close code 1007) as
-    before. Fragmented messages, and every message while ``on_message`` is None or
-    ``recv()`` still has messages queued, take the library's path too, so messages
-    keep their order. ``on_message`` must not raise: it runs inside the protocol's
-    ``data_received``.
+    before. Fragmented messages take the library's path too, and so does every
+    message while ``on_message`` is None or the library may still hold messages
+    for ``recv()``: messages keep their order. Read those with :meth:`recv_queued`.
+    ``on_message`` must not raise: it runs inside the protocol's ``data_received``.
     """
 
     on_message: MessageHandler | None = None
+    _queued = False  # the library may hold messages for recv()
 
     def process_event(self, event: Event) -> None:
         on_message = self.on_message
-        if (on_message is not None and type(event) is Frame and event.fin
-                and not self.recv_messages.frames):
-            if event.opcode is Opcode.TEXT:
+        if on_message is not None and not self._queued and type(event) is Frame and event.fin:
+            opcode = event.opcode
+            if opcode is Opcode.TEXT:
                 try:
-                    text = bytes(event.data).decode()
+                    text = str(event.data, "utf-8")
                 except UnicodeDecodeError:
-                    super().process_event(event)
+                    pass  # recv() fails the connection
+                else:
+                    on_message(text)
                     return
-                on_message(text)
-                return
-            if event.opcode is Opcode.BINARY:
+            elif opcode is Opcode.BINARY:
                 on_message(bytes(event.data))
                 return
+        if type(event) is Frame and event.opcode in DATA_OPCODES:
+            self._queued = True
         super().process_event(event)
+
+    async def recv_queued(self) -> str | bytes:
+        """The next message the library holds for ``recv()``; once none is left, later
+        messages go to ``on_message`` again."""
+        message = await self.recv()
+        if not self.recv_messages.frames:
+            self._queued = False
+        return message
 
 
 class _PumpState:
@@ -519,8 +530,11 @@ class Connection:
                            state: _PumpState) -> None:
         """Handle, in order, the messages the library queued for ``recv()`` (fragmented
         ones, those that came before streaming began); raises once the socket closes."""
-        while state.error is None:
-            handle(await ws.recv())
+        while True:
+            message = await ws.recv_queued()
+            if state.error is not None:  # the stream ended while this one waited
+                return
+            handle(message)
 
     def _message_handler(self, session: VenueSession, ws: StreamingClientConnection,
                          state: _PumpState) -> MessageHandler:
