@@ -17,12 +17,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import websockets
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
 from bot.data.errors import ExchangeError
 from bot.data.models import Tick
-from bot.data.transport import Backoff, Connection, ConnectionState
+from bot.data.transport import Backoff, Connection, ConnectionState, StreamingClientConnection
 from bot.data.venues.protocol import Received
 from tests.streaming import wait_for
 
@@ -188,3 +189,31 @@ async def test_a_socket_that_keeps_talking_is_never_recycled_as_silent() -> None
         assert conn.stats.silent_recycles == 0
         assert conn.stats.reconnects == 0
         await wait_for(lambda: conn.stats.silent_recycles >= 1)  # then it falls silent
+
+
+async def test_once_the_queued_messages_are_read_later_ones_are_handed_on_directly() -> None:
+    # The library queues the fragmented message and the one behind it for recv(); once
+    # both are read, the next burst goes straight to on_message again.
+    bursts = [wire(Frame(Opcode.TEXT, b"a", fin=False), Frame(Opcode.CONT, b"b"), text("c")),
+              wire(text("d"), text("e"))]
+
+    async def script(ws: ServerConnection) -> None:
+        await ws.recv()
+        for burst in bursts:
+            ws.transport.write(burst)
+            await asyncio.sleep(0.3)
+        await ws.wait_closed()
+
+    direct: list[str | bytes] = []
+    queued: list[str | bytes] = []
+    async with serve(script, "127.0.0.1", 0, compression=None) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with websockets.connect(url, create_connection=StreamingClientConnection) as ws:
+            assert isinstance(ws, StreamingClientConnection)
+            ws.on_message = direct.append
+            await ws.send("go")
+            queued.append(await ws.recv_queued())
+            queued.append(await ws.recv_queued())
+            await wait_for(lambda: len(direct) >= 2)
+    assert queued == ["ab", "c"]
+    assert direct == ["d", "e"]

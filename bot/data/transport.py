@@ -125,11 +125,11 @@ class StreamingClientConnection(ClientConnection):
     """
 
     on_message: MessageHandler | None = None
-    _queued = False  # the library may hold messages for recv()
+    _held = 0  # whole messages the library holds for recv()
 
     def process_event(self, event: Event) -> None:
         on_message = self.on_message
-        if on_message is not None and not self._queued and type(event) is Frame and event.fin:
+        if on_message is not None and not self._held and type(event) is Frame and event.fin:
             opcode = event.opcode
             if opcode is Opcode.TEXT:
                 try:
@@ -142,16 +142,15 @@ class StreamingClientConnection(ClientConnection):
             elif opcode is Opcode.BINARY:
                 on_message(bytes(event.data))
                 return
-        if type(event) is Frame and event.opcode in DATA_OPCODES:
-            self._queued = True
+        if type(event) is Frame and event.fin and event.opcode in DATA_OPCODES:
+            self._held += 1  # this frame completes a message the library queues
         super().process_event(event)
 
     async def recv_queued(self) -> str | bytes:
-        """The next message the library holds for ``recv()``; once none is left, later
-        messages go to ``on_message`` again."""
+        """``recv()``, keeping count of the messages the library still holds: once none
+        is left, later messages go to ``on_message`` again. Read every message with it."""
         message = await self.recv()
-        if not self.recv_messages.frames:
-            self._queued = False
+        self._held -= 1
         return message
 
 
@@ -456,7 +455,7 @@ class Connection:
                 self._set_state(ConnectionState.AUTHENTICATING)
             async with asyncio.timeout(self._connect_timeout):
                 while not session.ready:
-                    frame = await ws.recv()
+                    frame = await ws.recv_queued()
                     try:
                         out = session.receive(frame, self._clock())
                     except Exception as exc:
