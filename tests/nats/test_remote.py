@@ -60,7 +60,7 @@ async def test_backlog_far_behind_the_clock_builds_every_bar_whole(
     manager.on_bar_complete(completed.append)
     await manager.start()
     try:
-        await wait_for(lambda: manager.get_metrics()["source"]["position"] == len(ticks), 30,
+        await wait_for(lambda: manager.get_metrics()["source"]["ticks"] == len(ticks), 30,
                        "the whole backlog read")
         counters = manager.get_metrics()["counters"]
         # Once caught up, the clock completes the empty minutes from 2025 until now too:
