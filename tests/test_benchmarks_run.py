@@ -24,6 +24,10 @@ CASES = {
     "engine_latency.py": (["--bars", "20", "--runs", "1"],
                           ["baseline: bare pipeline", "engine: default features"]),
     "socket_ingest.py": (["--frames", "3000", "--runs", "1"], ["ratio ingest/baseline"]),
+    "nats_throughput.py": (["--ticks", "3000", "--runs", "1", "--latency-ms", "50",
+                            "--live-rate", "500", "--live-seconds", "0.5"],
+                           ["(baseline)", "end to end: Publisher -> consumer", "catch-up:",
+                            "bytes per tick", "batch window   50 ms: p50"]),
 }
 
 
