@@ -7,8 +7,10 @@ wheel), each throughput figure the median of ``--runs`` short runs:
   a ``Nats-Msg-Id`` header, ``--in-flight`` acks outstanding, until all are acked;
 * pipeline: the same ticks through a bare pipeline (1m/5m/15m bars, event bus),
   no NATS: what a worker ingests at most beyond decoding exchange frames;
-* worker: the pipeline with a :class:`Publisher` attached, until every tick is
-  acknowledged by JetStream (ticks batched by ``--batch-ms`` of exchange time);
+* publisher: ticks straight into a :class:`Publisher` until every one is
+  acknowledged by JetStream (batched by ``--batch-ms`` of exchange time): what
+  a worker can publish;
+* worker: the pipeline with a Publisher attached, until every tick is acknowledged;
 * end to end: Publisher -> MD_TICKS -> :class:`RemoteStreamManager` (fetch,
   unpack, pipeline, one TICK handler), publisher and consumer in this one
   process, from the first publish to the consumer's last tick;
@@ -120,6 +122,23 @@ async def pipeline_only(ticks: list[Tick]) -> float:
     return time.perf_counter() - start
 
 
+async def publisher_only(nc: Client, ticks: list[Tick], args: argparse.Namespace) -> float:
+    """Publisher alone: seconds from the first tick queued to the last ack."""
+    publisher = Publisher(nc, bars=False, max_queue=len(ticks) + 1,
+                          max_in_flight=args.in_flight, batch_ms=args.batch_ms)
+    await publisher.start()
+    ticks = from_now(ticks)
+    start = time.perf_counter()
+    for i, tick in enumerate(ticks):
+        publisher.publish(tick)
+        if i % 1000 == 999:
+            await asyncio.sleep(0)
+    await publisher.stop()  # the input ends here: the open batches go out now
+    elapsed = time.perf_counter() - start
+    _check_all_sent(publisher, ticks)
+    return elapsed
+
+
 async def worker_path(nc: Client, ticks: list[Tick], args: argparse.Namespace) -> float:
     """Pipeline + Publisher: seconds from the first tick in to the last ack."""
     pipeline = _pipeline()
@@ -140,9 +159,10 @@ async def worker_path(nc: Client, ticks: list[Tick], args: argparse.Namespace) -
 
 
 def _check_all_sent(publisher: Publisher, ticks: list[Tick]) -> None:
-    c = publisher.counters
-    if c.stored + c.duplicates != len(ticks) or c.unpublished_at_stop:
-        raise RuntimeError(f"publisher acknowledged {c.stored + c.duplicates} of {len(ticks)}")
+    c = publisher.counters  # the worker's queue holds the bars' watermarks too
+    if c.stored + c.duplicates != c.queued or c.queued < len(ticks) or c.unpublished_at_stop:
+        raise RuntimeError(f"publisher acknowledged {c.stored + c.duplicates} of {c.queued} "
+                           f"records ({len(ticks)} ticks)")
 
 
 def _consumer(url: str, symbols: list[str],
@@ -257,11 +277,12 @@ async def latency(nc: Client, url: str, batch_ms: int, args: argparse.Namespace,
 async def measure(url: str, args: argparse.Namespace) -> None:
     ticks = make_ticks(args.ticks, args.symbols, args.rate)
     nc = await connect(url, "bench")
-    names = ("raw", "pipeline", "worker", "e2e", "catch-up")
+    names = ("raw", "pipeline", "publisher", "worker", "e2e", "catch-up")
     runs: dict[str, list[float]] = {name: [] for name in names}
     paths: dict[str, Callable[[], Awaitable[float]]] = {
         "raw": lambda: raw_publish(nc, ticks, args),
         "pipeline": lambda: pipeline_only(ticks),
+        "publisher": lambda: publisher_only(nc, ticks, args),
         "worker": lambda: worker_path(nc, ticks, args),
         "e2e": lambda: end_to_end(nc, url, ticks, args),
         "catch-up": lambda: catch_up(nc, url, ticks, args),
@@ -282,6 +303,8 @@ async def measure(url: str, args: argparse.Namespace) -> None:
           f"{med['raw']:>10,.0f} msg/s")
     print(f"pipeline alone, no NATS (what a worker ingests)               "
           f"{med['pipeline']:>10,.0f} ticks/s")
+    print(f"publisher alone, acked (what a worker can publish)             "
+          f"{med['publisher']:>10,.0f} ticks/s  ratio {med['publisher'] / med['raw']:.2f}")
     print(f"worker: pipeline + Publisher, acked                            "
           f"{med['worker']:>10,.0f} ticks/s  ratio {med['worker'] / med['raw']:.2f}, "
           f"{med['worker'] / med['pipeline']:.2f} of the pipeline alone")
