@@ -149,8 +149,10 @@ def test_a_trade_of_another_window_closes_the_batch_and_its_deadline_no_longer_c
     batcher.add(trade("BTC/USDT", 2, T0 + 50 * MS), out.append, 0)
     assert [[t.trade_id for t in b.ticks] for b in out] == [[1]]
     assert batcher.next_deadline() == 100 * MS  # the second batch's, not the first's
-    batcher.close("BTC/USDT", out.append)
-    batcher.close("BTC/USDT", out.append)  # nothing open: nothing more
+    batcher.close_through("BTC/USDT", T0 + 50 * MS, out.append)  # a bar ended before it
+    assert [[t.trade_id for t in b.ticks] for b in out] == [[1]] and batcher
+    batcher.close_through("BTC/USDT", T0 + 100 * MS, out.append)  # its own window's end
+    batcher.close_through("BTC/USDT", T0 + 200 * MS, out.append)  # nothing open: nothing
     assert [[t.trade_id for t in b.ticks] for b in out] == [[1], [2]]
 
 

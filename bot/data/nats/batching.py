@@ -16,8 +16,9 @@ order they were passed on. It ends when:
   order, recovered gaps included);
 * it holds ``max_ticks`` (a split by count from the window's start, the same
   on every worker that holds the same trades);
-* the symbol completes a bar (its watermark must follow the bar's trades;
-  :meth:`close`), or the publisher stops (:meth:`close_all`);
+* the symbol completes a bar and the batch's window ends by the bar's end (the
+  watermark must follow the bar's trades; :meth:`close_through`), or the
+  publisher stops (:meth:`close_all`);
 * the worker's clock says the window is over by one more window (:meth:`due`):
   the last trades before a silence must not wait for the next trade. The
   window's end on the local clock is where it was when the batch opened plus
@@ -107,10 +108,12 @@ class TickBatcher:
         self._order += 1
         heapq.heappush(self._deadlines, (deadline, self._order, batch))
 
-    def close(self, symbol: str, emit: Emit) -> None:
-        """Close ``symbol``'s open batch, if any (before its watermark)."""
-        batch = self._open.pop(symbol, None)
-        if batch is not None:
+    def close_through(self, symbol: str, through_ns: int, emit: Emit) -> None:
+        """Close ``symbol``'s open batch if its window ends by ``through_ns`` (exclusive), so
+        that a watermark there follows it; a batch of a later window stays open."""
+        batch = self._open.get(symbol)
+        if batch is not None and (batch.window + 1) * self.window_ns <= through_ns:
+            del self._open[symbol]
             emit(batch)
 
     def close_all(self, emit: Emit) -> None:

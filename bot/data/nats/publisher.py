@@ -265,7 +265,7 @@ class Publisher:
                 batcher.add(record, emit, now)
                 continue
             if type(record) is Watermark:  # after every trade of its symbol before it
-                batcher.close(record.symbol, emit)
+                batcher.close_through(record.symbol, record.through_ns, emit)
             emit(record)
         if not queue:
             if self._stopping:
