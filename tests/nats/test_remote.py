@@ -236,3 +236,24 @@ def test_batches_single_ticks_and_overlaps_reach_the_pipeline_once_in_order() ->
     assert seen == list(range(9))
     assert (state["ticks"], state["overlapping_ticks"], state["decode_errors"]) == (9, 6, 2)
     assert manager.get_metrics()["counters"]["duplicate_ticks"] == 0
+
+
+def test_overlapping_batches_of_an_unsequenced_venue_reach_the_pipeline_once_in_order() -> None:
+    """Stock trade ids are not consecutive: a partial batch and the whole one still merge."""
+    manager = remote("nats://127.0.0.1:1", "unused", symbols=())
+    manager.add_stock_symbols(["AAPL"])
+    source = manager.source
+    source._accepted = frozenset(manager.symbols)
+    seen: list[int] = []
+    manager.on_tick(lambda e: seen.append(e.data.trade_id))
+    now = time.time_ns()
+    ids = [52_983_525_029_461, 7, 52_983_525_027_888, 3_000, 12, 52_983_525_033_020]
+    ticks = [Tick("alpaca", "AAPL", 180.0 + k, 10.0, Side.UNKNOWN, tid, now + k * STEP_NS,
+                  now + k * STEP_NS) for k, tid in enumerate(ids)]
+    codec = batch_codec()
+    for part in (ticks[:2], ticks[:4], ticks[2:4], ticks[4:]):  # cut short, whole, rest, next
+        source._on_message(SimpleNamespace(subject="md.tick.alpaca.AAPL",  # type: ignore[arg-type]
+                                           data=codec.encode("alpaca", "AAPL", part),
+                                           headers={"Md-Record": "batch"}))
+    assert seen == ids
+    assert (source.state()["ticks"], source.state()["overlapping_ticks"]) == (6, 4)
