@@ -25,9 +25,10 @@ order they were passed on. It ends when:
   what was left of the window after its first tick, so a burst of old trades
   (a recovered gap) gets the same time to fill its windows as a live feed.
 
-Only the last two depend on timing. A batch cut short by them holds fewer
-trades than another worker's whole one, so its id differs: both are stored,
-and the consumer skips the trades it already has.
+Only the last two can depend on timing (a bar the clock completed, a silence).
+A batch cut short by them holds fewer trades than another worker's whole one,
+so its id differs: both are stored, and the consumer skips the trades it
+already has.
 
 ``window_ns`` 0 sends every trade alone.
 """
