@@ -45,7 +45,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -80,6 +80,11 @@ MAX_BATCH_TICKS = 1000  # ticks per message at most (about 50 KB)
 Record = Tick | Bar | Signal | Watermark
 Outgoing = TickBatch | Bar | Signal | Watermark  # one message each
 Message = tuple[str, bytes, dict[str, str]]
+
+
+def _records(messages: Iterable[Outgoing]) -> int:
+    """How many records ``messages`` carry (a batch carries its ticks)."""
+    return sum(len(m.ticks) if type(m) is TickBatch else 1 for m in messages)
 
 
 @dataclass
@@ -243,8 +248,7 @@ class Publisher:
 
     def _waiting(self) -> int:
         """Records not yet sent: queued, in open batches, or in messages waiting to go."""
-        ready = sum(len(m.ticks) if type(m) is TickBatch else 1 for m in self._ready)
-        return len(self._queue) + self._batcher.open_ticks + ready
+        return len(self._queue) + self._batcher.open_ticks + _records(self._ready)
 
     def _run_failed(self, exc: BaseException) -> None:
         """The sending task raised (it is restarted): health says so until a batch goes out."""
@@ -299,7 +303,7 @@ class Publisher:
                 continue
             n = min(len(self._ready), self.max_in_flight)
             batch = [self._ready.popleft() for _ in range(n)]
-            self._in_flight = sum(len(m.ticks) if type(m) is TickBatch else 1 for m in batch)
+            self._in_flight = _records(batch)
             try:
                 failed = await self._send(batch)
             except BaseException:  # cancelled, or a fault the supervisor restarts us after
@@ -348,9 +352,8 @@ class Publisher:
                 failed.append(record)
                 error = error or future.exception()
                 continue
-            records = 1
+            records = _records((record,))
             if type(record) is TickBatch:
-                records = len(record.ticks)
                 c.tick_messages += 1
             if future.result().duplicate:
                 c.duplicates += records
@@ -358,8 +361,7 @@ class Publisher:
                 c.stored += records
         failed.extend(batch[len(futures):])
         if failed:
-            c.failed_attempts += sum(len(m.ticks) if type(m) is TickBatch else 1
-                                     for m in failed)
+            c.failed_attempts += _records(failed)
             self._last_error = repr(error)
             self._throttle.log("send", logging.WARNING,
                                "publisher: %d of %d messages not acknowledged (%r); retrying",
