@@ -7,8 +7,8 @@ owns (:mod:`bot.data.nats.sharding`), streams them with an ordinary
 exchange connections within the venue's limits, recovers gaps and warms up
 from REST), and publishes every tick and completed bar to JetStream through a
 :class:`~bot.data.nats.publisher.Publisher`. Two workers given the same shard
-publish the same trades under the same message ids, and JetStream stores
-each once: either may die without a trade going missing.
+publish the same trades in the same batches under the same message ids, and
+JetStream stores each once: either may die without a trade going missing.
 
 Every ``--health-interval`` seconds the worker publishes its health and
 metrics as JSON on ``md.health.<worker-id>``; ``--status-port`` serves them
