@@ -162,3 +162,20 @@ async def test_a_symbol_added_late_is_stale_only_a_threshold_after_it_became_exp
     assert not _symbol(became_expected, "ETH/USDT")["stale"]
     assert not _symbol(five_s_later, "ETH/USDT")["stale"]
     assert _symbol(past_threshold, "ETH/USDT")["stale"]
+
+
+def test_ticks_last_minute_and_last_tick_age_come_from_the_packed_tick_buffer() -> None:
+    now = 1_767_225_600 * NS_PER_SECOND
+    manager = StreamManager(fast_config(warm_up=False, backfill=False, check_symbols=False,
+                                        tick_buffer_size=1000), source=_Silent(),
+                            clock=lambda: now)
+    manager.add_crypto_symbols(["BTC/USDT"])
+    old, recent = 300, 450  # more than a packed chunk each: rows and waiting ticks both count
+    for i in range(old + recent):
+        traded = now - (120 if i < old else 50) * NS_PER_SECOND + i * 1000
+        assert manager.pipeline.process(Tick("binance", "BTC/USDT", 100.0, 1.0, Side.BUY,
+                                             i + 1, traded, traded + 2 * NS_PER_SECOND))
+    btc = _symbol(manager.get_health(), "BTC/USDT")
+    assert btc["ticks_last_minute"] == recent
+    newest = now - 50 * NS_PER_SECOND + (old + recent - 1) * 1000 + 2 * NS_PER_SECOND
+    assert btc["last_tick_age_s"] == round((now - newest) / 1e9, 3)
