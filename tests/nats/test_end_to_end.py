@@ -198,3 +198,29 @@ async def test_nats_server_crash_and_restart_loses_no_trade(
     assert ticks[0].trade_id < during - 300, "the crash happened mid-run"
     assert_exact_trade_sequence(ticks, sim.trades("binance", SYMBOL))
     assert far.get_metrics()["counters"]["duplicate_ticks"] == 0
+
+
+async def test_workers_cutting_batches_differently_still_deliver_each_trade_once_in_order(
+        nats_server: NatsServer, sim: ExchangeSimulator) -> None:
+    """A worker sending every trade alone beside one batching 100 ms windows (a rolling change
+    of --batch-ms): their messages differ, both are stored, the consumer merges them."""
+    alone = await start_worker(nats_server.url, sim, "w-alone", [SYMBOL], "--batch-ms", "0")
+    batching = await start_worker(nats_server.url, sim, "w-batch", [SYMBOL], "--batch-ms", "100")
+    far = remote(nats_server.url, "mixed")
+    ticks: list[Tick] = []
+    far.on_tick(lambda e: ticks.append(e.data))
+    try:
+        await far.start()
+        await wait_for(lambda: len(ticks) >= 300, 20, "ticks from both workers")
+        alone.kill()
+        seen = len(ticks)
+        await wait_for(lambda: len(ticks) >= seen + 300, 20, "ticks after the kill")
+    finally:
+        await far.stop()
+        await alone.stop()
+        await batching.stop()
+    assert_exact_trade_sequence(ticks, sim.trades("binance", SYMBOL))
+    counters = far.get_metrics()["counters"]
+    assert counters["duplicate_ticks"] == 0 and counters["late_ticks"] == 0
+    assert counters["nats_ticks"] == len(ticks), "every copy skipped before the pipeline"
+    assert counters["nats_overlapping_ticks"] > 0, "both workers' messages were read"

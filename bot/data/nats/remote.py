@@ -22,7 +22,9 @@ trades (:mod:`bot.data.nats.batching`), unpacked into the pipeline in order; a
 single tick (as published before batches) is read too. A batch a worker cut
 short beside another worker's whole one holds trades that arrived already:
 they are skipped (``overlapping_ticks``), so each trade reaches the pipeline
-once.
+once (:class:`~bot.data.nats.delivered.DeliveredIds` remembers every id passed
+on where the venue's ids are one sequence; elsewhere the ids of the symbol's
+recent bars tell).
 
 Bar completion. This process's clock never completes a bar: every symbol is
 held (:meth:`BarAggregator.hold`). Bars complete by the trades' own times (the
@@ -66,6 +68,7 @@ from bot.data.health import HealthReport
 from bot.data.models import Tick
 from bot.data.nats.client import connect, connected_url
 from bot.data.nats.codec import Watermark, batch_codec, tick_codec, watermark_codec
+from bot.data.nats.delivered import DeliveredIds
 from bot.data.nats.reader import DELIVER_POLICIES, NATS_ERRORS, StreamReader
 from bot.data.nats.subjects import BATCH, RECORD_HEADER, WATERMARK, check_token, tick_subject
 from bot.data.pipeline import TickPipeline
@@ -73,6 +76,7 @@ from bot.data.stream_manager import StreamManager
 from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 from bot.data.venue_group import VenueGroup
+from bot.data.venues.registry import facts_of
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +134,7 @@ class JetStreamSource:
         self._stopping = False
         self._behind = True
         self._held: set[str] = set()
+        self._delivered: dict[str, DeliveredIds | None] = {}  # None: ids not one sequence
         self._subjects_lock = asyncio.Lock()
         self._throttle = LogThrottle(logger)
 
@@ -170,6 +175,7 @@ class JetStreamSource:
 
     def forget(self, symbol: str) -> None:
         self._held.discard(symbol)
+        self._delivered.pop(symbol, None)
         self._accepted = self._accepted - {symbol}
 
     async def stop(self) -> None:
@@ -264,18 +270,31 @@ class JetStreamSource:
         self._process(pipeline, ticks)
 
     def _process(self, pipeline: TickPipeline, ticks: list[Tick]) -> None:
-        """One symbol's ticks into the pipeline, in order, skipping those it has already."""
-        is_duplicate = pipeline.aggregator.is_duplicate
+        """One symbol's ticks into the pipeline, in order, skipping those it has already:
+        by every id passed on when the venue's ids are one sequence, else by the ids of the
+        symbol's recent bars (the aggregator's check)."""
+        first = ticks[0]
+        symbol = first.symbol
+        if symbol not in self._delivered:
+            self._delivered[symbol] = (DeliveredIds() if facts_of(first.venue).sequenced
+                                       else None)
+        delivered = self._delivered[symbol]
         process = pipeline.process
         passed = 0
-        for tick in ticks:
-            if is_duplicate(tick):
-                continue
-            process(tick)
-            passed += 1
+        if delivered is not None:
+            add = delivered.add
+            for tick in ticks:
+                if add(tick.trade_id):
+                    process(tick)
+                    passed += 1
+        else:
+            is_duplicate = pipeline.aggregator.is_duplicate
+            for tick in ticks:
+                if not is_duplicate(tick):
+                    process(tick)
+                    passed += 1
         self.ticks += passed
         self.overlapping_ticks += len(ticks) - passed
-        symbol = ticks[0].symbol
         if symbol not in self._held:  # from its first trade on, only watermarks and
             pipeline.aggregator.hold(symbol)  # trades complete its bars
             self._held.add(symbol)
