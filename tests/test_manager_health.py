@@ -42,9 +42,12 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
         manager.on_tick(lambda e: ticks.append(e.data))
         await manager.start()
         try:
-            # Healthy and both traded: a symbol with no trade yet is not stale so soon.
+            # Healthy and both streamed (not only warmed up from REST): a symbol with no
+            # trade yet is not stale so soon.
             await wait_for(lambda: manager.get_health()["status"] == "healthy"
-                           and {"BTC/USDT", "ETH/USDT"} <= {t.symbol for t in ticks})
+                           and {"BTC/USDT", "ETH/USDT"} <= {t.symbol for t in ticks}
+                           and all(_symbol(manager.get_health(), s)["last_tick_age_s"]
+                                   is not None for s in ("BTC/USDT", "ETH/USDT")))
 
             sim.go_quiet("ETH/USDT")
             quiet_from_id = sim.trades("binance", "ETH/USDT")[-1].trade_id
