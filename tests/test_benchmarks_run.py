@@ -28,6 +28,10 @@ CASES = {
                   ["bytes per buffered tick: ring", "bytes per bar in history",
                    "append ns per tick: ring"]),
     "socket_ingest.py": (["--frames", "3000", "--runs", "1"], ["ratio ingest/baseline"]),
+    "nats_throughput.py": (["--ticks", "3000", "--runs", "1", "--latency-ms", "50",
+                            "--live-rate", "500", "--live-seconds", "0.5"],
+                           ["(baseline)", "end to end: Publisher -> consumer", "catch-up:",
+                            "bytes per tick", "batch window   50 ms: p50"]),
 }
 
 
