@@ -229,6 +229,12 @@ class TickGate:
             clock.offset = offset
         clock.known_at = max(clock.known_at or local_ns, local_ns)
 
+    def venue_time_ns(self, venue: str, local_ns: int) -> int:
+        """The venue's clock at local time ``local_ns`` as estimated (the local clock
+        itself while the venue has told nothing)."""
+        clock = self._clocks.get(venue)
+        return local_ns + (clock.offset if clock is not None else 0)
+
     def venue_delay_ns(self, tick: Tick) -> int:
         """How long after its exchange time ``tick`` was received, on the venue's clock.
 
