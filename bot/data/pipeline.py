@@ -61,7 +61,7 @@ class _Lane:
     """What the fast path needs of one symbol, found with one lookup: its bar state,
     its tick buffer, its venue's clock estimate and the gate's windows."""
 
-    __slots__ = ("bars", "clock", "future_ns", "past_ns", "ruled", "ticks", "venue")
+    __slots__ = ("bars", "clock", "future_ns", "past_ns", "ticks", "venue")
 
     def __init__(self, venue: str, bars: _SymbolState, ticks: deque[Tick], gate: TickGate) -> None:
         self.venue = venue
@@ -70,7 +70,6 @@ class _Lane:
         self.clock = gate.venue_clock(venue)
         self.future_ns = gate.future_window_ns
         self.past_ns = gate.past_window_ns
-        self.ruled = venue in gate.venue_rules  # the venue's own rule: the general path
 
 
 class TickPipeline:
@@ -126,7 +125,8 @@ class TickPipeline:
         if buf is None:  # the symbol's first tick: its venue's policy first
             self.configure(tick.venue, tick.symbol)
             buf = self.ticks[tick.symbol] = deque(maxlen=self.config.tick_buffer_size)
-            if self._fast_path:
+            # A venue with its own rule sends every tick the general way.
+            if self._fast_path and tick.venue not in self.gate.venue_rules:
                 self._lanes[tick.symbol] = _Lane(
                     tick.venue, self.aggregator.symbol_state(tick.venue, tick.symbol), buf,
                     self.gate)
@@ -161,7 +161,7 @@ class TickPipeline:
         if (b is None or tid <= st.max_id or not b.open_time <= ts < b.end_time
                 or type(tid) is not int or tid > MAX_INT64 or type(ts) is not int
                 or not (0.0 < price < _INF and 0.0 < qty < _INF) or tick.updates != 7
-                or clock.suspect is not None or tick.venue != lane.venue or lane.ruled):
+                or clock.suspect is not None or tick.venue != lane.venue):
             return False
         recv = tick.receive_timestamp
         ahead = ts - recv - clock.offset
