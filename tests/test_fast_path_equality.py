@@ -27,7 +27,7 @@ from bot.data.models import UPDATES_HIGH_LOW, UPDATES_VOLUME, BarFlag, Side, Tic
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery
 from bot.data.venues.history import TradePosition
-from bot.data.venues.registry import gate_rules
+from bot.data.venues.registry import VENUES, facts_of, gate_rules
 from tests.reference import reference_bars
 
 SECOND = 10**9
@@ -37,6 +37,7 @@ START = 1_735_689_600 * SECOND  # an epoch multiple of 15 minutes
 PAST_WINDOW = 3600 * SECOND
 FUTURE_WINDOW = 60 * SECOND
 RULED_VENUE = next(iter(gate_rules()))  # a venue with its own rule (refuses non-market trades)
+UNSEQUENCED_VENUE = next(name for name in VENUES if not facts_of(name).sequenced)
 
 Op = tuple[str, Any]
 
@@ -94,7 +95,9 @@ def scripts(draw: st.DrawFn) -> tuple[list[Op], list[Tick]]:
     odd_rate = draw(st.sampled_from([0.0, 0.02, 0.1]))
     cursors = {f"S{s}/USDT": [START + rng.randrange(0, 2 * MINUTE), 1000 * (s + 1),
                               rng.uniform(1, 1000)] for s in range(n_symbols)}
-    venue = {sym: (RULED_VENUE if rng.random() < 0.15 else "binance") for sym in cursors}
+    # Binance; a venue with its own rule; one whose ids are no sequence and that has no empty bars.
+    venue = {sym: rng.choice(["binance", "binance", RULED_VENUE, UNSEQUENCED_VENUE])
+             for sym in cursors}
     ops: list[Op] = []
     trades: list[Tick] = []
     sent: list[Tick] = []
@@ -116,10 +119,16 @@ def scripts(draw: st.DrawFn) -> tuple[list[Op], list[Tick]]:
         if rng.random() < 0.005:  # the venue's clock jumps (a simulator after a silence)
             cur[0] += 2 * PAST_WINDOW
         cur[1] += 1 if rng.random() > 0.05 else rng.randrange(2, 6)  # sometimes an id gap
+        trade_id = cur[1]
+        if venue[sym] == UNSEQUENCED_VENUE:  # ids unique but in no order
+            trade_id = 1_000_000 * trade_id + rng.choice([0, -2_000_000, 3_000_000])
         cur[2] = round(max(0.01, cur[2] * (1 + rng.gauss(0, 0.002))), 2)
         ts = cur[0] - (rng.randrange(0, 3 * SECOND) if rng.random() < 0.05 else 0)  # disorder
+        earlier = [t.timestamp for t in sent[-20:] if t.symbol == sym]
+        if earlier and rng.random() < 0.05:  # the time of an earlier trade: a tie
+            ts = rng.choice(earlier)
         tick = Tick(venue[sym], sym, cur[2], round(rng.uniform(0.001, 5), 3),
-                    rng.choice([Side.BUY, Side.SELL]), cur[1], ts,
+                    rng.choice([Side.BUY, Side.SELL]), trade_id, ts,
                     ts + rng.randrange(-2 * SECOND, 300_000_000))  # the venue's clock may lead
         trades.append(tick)
         if rng.random() < odd_rate:
@@ -154,7 +163,8 @@ def _state(pipeline: TickPipeline) -> bytes:
         "accepted": pipeline.ticks_accepted,
         "completed": pipeline.bars_completed,
         "refused": pipeline.gate.refused,
-        "venue_clocks": [pipeline.gate.venue_clock(v).offset for v in ("binance", RULED_VENUE)],
+        "venue_clocks": [pipeline.gate.venue_clock(v).offset
+                         for v in ("binance", RULED_VENUE, UNSEQUENCED_VENUE)],
         "aggregator": pipeline.aggregator.counters,
         "current": [pipeline.aggregator.current_bar(s, tf)
                     for s in sorted(pipeline.ticks) for tf in TIMEFRAMES],
@@ -218,7 +228,8 @@ def _run_recovered(ops: list[Op], trades: list[Tick], fast: bool) -> tuple[list[
         pipeline = _pipeline(fast, monotonic)
         recorder = _Recorder(pipeline)
         history = _History(trades)
-        recovery = GapRecovery(pipeline, {"binance": history, RULED_VENUE: history},
+        recovery = GapRecovery(pipeline, dict.fromkeys(
+                                   ("binance", RULED_VENUE, UNSEQUENCED_VENUE), history),
                                clock=lambda: START)
         for symbol in {t.symbol: t.venue for t in trades}.items():
             recovery.track(symbol[1], symbol[0])

@@ -180,11 +180,12 @@ class TickPipeline:
             b.high = price
         elif price < b.low:
             b.low = price
-        if ts > b.close_ts or (ts == b.close_ts and (tid > b.last_id or not b.by_id)):
+        # Its id is above every id so far, so it closes a tie and never opens one.
+        if ts >= b.close_ts:
             b.close = price
             b.close_ts = ts
             b.last_id = tid
-        elif ts < b.open_ts or (ts == b.open_ts and b.by_id and tid < b.first_id):
+        elif ts < b.open_ts:
             b.open = price
             b.open_ts = ts
             b.first_id = tid
