@@ -21,7 +21,6 @@ import argparse
 import random
 import statistics
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -31,6 +30,7 @@ from bot.data.config import StreamManagerConfig
 from bot.data.models import Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery
+from bot.data.tick_buffer import TickRing
 from bot.data.venues.binance.session import BinanceCodec
 from bot.data.venues.history import TradePosition
 
@@ -142,7 +142,7 @@ def stage_costs(symbols: list[str], frames: list[bytes]) -> dict[str, float]:
     clock = time.time_ns
     decode = _codec(symbols).decode_trade
     ticks = [t for t in (decode(frame, clock()) for frame in frames) if t is not None]
-    buffer: deque[Tick] = deque(maxlen=StreamManagerConfig().tick_buffer_size)
+    buffer = TickRing(StreamManagerConfig().tick_buffer_size)
     emit = _pipeline().bus.emit_tick
     general = _pipeline(fast_path=False)
     return {

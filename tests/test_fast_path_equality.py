@@ -158,7 +158,7 @@ class _Recorder:
 def _state(pipeline: TickPipeline) -> bytes:
     """What a pipeline keeps and counts, as bytes."""
     return msgspec.msgpack.encode({
-        "ticks": {s: list(buf) for s, buf in pipeline.ticks.items()},
+        "ticks": {s: buf.recent() for s, buf in pipeline.ticks.items()},
         "bars": {f"{s} {tf}": h.bars(None) for (s, tf), h in pipeline.bars.items()},
         "accepted": pipeline.ticks_accepted,
         "completed": pipeline.bars_completed,

@@ -33,6 +33,7 @@ from bot.data.events import EventBus, EventType
 from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, MAX_INT64, TickGate
 from bot.data.history import BarHistory
 from bot.data.models import Bar, Side, Tick
+from bot.data.tick_buffer import TickRing
 from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS
 from bot.data.venues.registry import facts_of, gate_rules
 
@@ -63,7 +64,7 @@ class _Lane:
 
     __slots__ = ("bars", "clock", "future_ns", "past_ns", "ticks", "venue")
 
-    def __init__(self, venue: str, bars: _SymbolState, ticks: deque[Tick], gate: TickGate) -> None:
+    def __init__(self, venue: str, bars: _SymbolState, ticks: TickRing, gate: TickGate) -> None:
         self.venue = venue
         self.bars = bars
         self.ticks = ticks
@@ -93,7 +94,7 @@ class TickPipeline:
             reorder_window_ns=config.reorder_window_ms * NS_PER_MS,
             emit_empty=config.emit_empty_bars,
         )
-        self.ticks: dict[str, deque[Tick]] = {}
+        self.ticks: dict[str, TickRing] = {}
         self.bars: dict[tuple[str, str], BarHistory] = {}
         self._fast_path = fast_path
         self._lanes: dict[str, _Lane] = {}
@@ -124,7 +125,7 @@ class TickPipeline:
         buf = self.ticks.get(tick.symbol)
         if buf is None:  # the symbol's first tick: its venue's policy first
             self.configure(tick.venue, tick.symbol)
-            buf = self.ticks[tick.symbol] = deque(maxlen=self.config.tick_buffer_size)
+            buf = self.ticks[tick.symbol] = TickRing(self.config.tick_buffer_size)
             # A venue with its own rule sends every tick the general way.
             if self._fast_path and tick.venue not in self.gate.venue_rules:
                 self._lanes[tick.symbol] = _Lane(
@@ -264,11 +265,7 @@ class TickPipeline:
     def recent_ticks(self, symbol: str, limit: int | None = None) -> list[Tick]:
         """The last ``limit`` ticks of ``symbol`` (all kept when None), oldest first."""
         buf = self.ticks.get(symbol)
-        if not buf:
-            return []
-        if limit is None or limit >= len(buf):
-            return list(buf)
-        return list(buf)[-limit:] if limit > 0 else []
+        return buf.recent(limit) if buf is not None else []
 
     def forget(self, symbol: str) -> None:
         """Drop everything kept for ``symbol`` (after it is unsubscribed)."""
