@@ -71,6 +71,8 @@ _CRYPTO = {
 CATALOGUE_PAIRS = tuple(f"{base}/USDT" for base in _CRYPTO)
 _STOCKS = {"AAPL": "190", "TSLA": "250", "GOOGL": "140", "MSFT": "420", "NVDA": "120",
            "AMZN": "180", "SPY": "520", "FAKEPACA": "100"}
+#: The stocks ``bot-stream --sim`` lists (its Alpaca assets).
+CATALOGUE_STOCKS = tuple(_STOCKS)
 
 
 def crypto_instrument(base: str, quote: str, symbol: str) -> Instrument:

@@ -24,6 +24,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from bot.data.sim.alpaca_assets import SimAlpacaAssets
 from bot.data.sim.alpaca_rest import SimAlpacaRest
 from bot.data.sim.alpaca_ws import AlpacaStreams, AlpacaStreamSettings
 from bot.data.sim.binance_rest import SimBinanceRest
@@ -151,6 +152,7 @@ class ExchangeSimulator:
         self.usdm_rest = SimBinanceRest(self.feed, self.clock, self.futures_instruments,
                                         rest_weight_limit, USDM)
         self.alpaca_rest = SimAlpacaRest(self.feed, self.clock, self.alpaca_keys)
+        self.alpaca_assets = SimAlpacaAssets(alpaca, self.alpaca_keys)
         self._runner: web.AppRunner | None = None
         # The latest REST requests as "path?query", oldest first.
         self.rest_log: collections.deque[str] = collections.deque(maxlen=REST_LOG_SIZE)
@@ -161,7 +163,8 @@ class ExchangeSimulator:
         app = web.Application(middlewares=[self._rest_faults])
         app.add_routes(self.binance_streams.routes() + self.binance_rest.routes()
                        + self.usdm_streams.routes() + self.usdm_rest.routes()
-                       + self.alpaca_rest.routes() + self.alpaca_streams.routes())
+                       + self.alpaca_rest.routes() + self.alpaca_assets.routes()
+                       + self.alpaca_streams.routes())
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      shutdown_timeout=1.0, max_line_size=MAX_URL_BYTES)
         await self._runner.setup()
@@ -194,7 +197,7 @@ class ExchangeSimulator:
                            ) -> web.StreamResponse:
         path = request.path
         venue = "binance" if path.startswith(("/api/", "/fapi/")) else "alpaca" if path.startswith(
-            "/v2/stocks/") else None
+            ("/v2/stocks/", "/v2/assets")) else None
         if venue is None:
             return await handler(request)
         self.counters.rest_requests += 1
@@ -284,6 +287,11 @@ class ExchangeSimulator:
     def alpaca_rest_url(self) -> str:
         return self.base_http
 
+    @property
+    def alpaca_trading_url(self) -> str:
+        """Alpaca's trading API (the asset list), on the same port."""
+        return self.base_http
+
     def env(self) -> dict[str, str]:
         """Environment variables that point the stream client at this simulator."""
         key, secret = next(iter(self.alpaca_keys.items()))
@@ -291,6 +299,7 @@ class ExchangeSimulator:
                 "BINANCE_FUTURES_WS_URL": self.binance_ws_url,
                 "BINANCE_FUTURES_REST_URL": self.binance_rest_url,
                 "ALPACA_WS_URL": self.alpaca_ws_url, "ALPACA_REST_URL": self.alpaca_rest_url,
+                "ALPACA_TRADING_URL": self.alpaca_trading_url,
                 "ALPACA_API_KEY": key, "ALPACA_SECRET_KEY": secret}
 
     # -- the exchange's truth ----------------------------------------------------------
