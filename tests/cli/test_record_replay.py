@@ -38,7 +38,7 @@ def test_replay_json_bar_equals_the_official_kline(tmp_path: Path,
      _ignore) = btc_minute_kline()
     assert len(bars) == 1
     bar = bars[0]
-    assert bar["open_time"] == int(open_ms) * 1000  # the kline's time is in microseconds
+    assert bar["open_time_ns"] == int(open_ms) * 1000  # the kline's time is in microseconds
     assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
         float(o), float(h), float(lo), float(c))
     assert bar["trade_count"] == int(count)
@@ -46,6 +46,24 @@ def test_replay_json_bar_equals_the_official_kline(tmp_path: Path,
     assert bar["quote_volume"] == pytest.approx(float(quote), rel=1e-9)
     assert bar["buy_volume"] == pytest.approx(float(taker_buy), rel=1e-9)
     assert bar["buy_quote_volume"] == pytest.approx(float(taker_buy_quote), rel=1e-9)
+
+
+def test_replay_json_writes_bars_as_live_json_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ISO UTC times beside the ns, sums without binary noise, flags by name."""
+    store_of_the_official_minute(tmp_path)
+    assert main(["replay", str(tmp_path), "--timeframes", "1m", "--json", "--no-progress"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    bar = json.loads(line)
+    volume, taker_buy = btc_minute_kline()[5], btc_minute_kline()[9]
+    assert (bar["open_time"], bar["close_time"]) == ("2025-01-01T00:00:00Z",
+                                                     "2025-01-01T00:00:59.999999999Z")
+    assert (bar["open_time_ns"], bar["close_time_ns"]) == (1735689600 * 10**9,
+                                                           1735689660 * 10**9 - 1)
+    assert bar["flags"] == ["PARTIAL"], "the store ends at its last trade, inside the minute"
+    # Binance's kline prints the exact decimal sums; the line reads the same.
+    assert f'"volume":{float(volume)!r}' in line and f'"buy_volume":{float(taker_buy)!r}' in line
+    assert bar["vwap"] == pytest.approx(float(btc_minute_kline()[7]) / float(volume), rel=1e-11)
 
 
 def test_replay_summary_counts_ticks_and_bars(tmp_path: Path,
@@ -164,9 +182,9 @@ def test_record_into_a_path_that_is_a_file_streams_reports_and_exits_1(
     assert path.read_text() == "important unrelated data\n"
 
 
-def _partial(flags: object) -> bool:
-    """A JSON bar's flags carry PARTIAL (written as an int or as names)."""
-    return bool(flags & 2) if isinstance(flags, int) else "PARTIAL" in str(flags)
+def _partial(flags: list[str]) -> bool:
+    """A JSON bar's flags (their names) carry PARTIAL."""
+    return "PARTIAL" in flags
 
 
 def test_replay_of_a_recording_cut_mid_minute_ends_with_partial_bars_and_no_more(

@@ -19,6 +19,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from bot.data.cli.formatting import bar_line, console, price
+from bot.data.cli.jsonlines import plain
 from bot.data.cli.session import add_config_arguments, config_from_args, note, positive
 from bot.data.errors import ConfigError
 from bot.data.models import Bar
@@ -110,7 +111,9 @@ def _text_line(bar: Bar) -> None:
 
 
 def _json_line(bar: Bar) -> None:
-    tqdm.write(msgspec.json.encode(bar.to_dict()).decode(), file=sys.stdout)
+    """The bar as ``live --json`` writes one: ISO times beside the ns, rounded floats, flag
+    names."""
+    tqdm.write(msgspec.json.encode(plain(bar)).decode(), file=sys.stdout)
 
 
 def _summary(bars: list[Bar], result: ReplayResult) -> None:
