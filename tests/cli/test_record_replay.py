@@ -198,3 +198,25 @@ def test_replay_of_a_recording_cut_mid_minute_ends_with_partial_bars_and_no_more
     bars = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [b["timeframe"] for b in bars] == ["1m", "5m"]  # no empty minute after the data
     assert all(_partial(b["flags"]) and b["trade_count"] == 1500 for b in bars)
+
+
+@pytest.mark.parametrize("start", ["2025-01-01T00:00:30", "2025-01-01T01:00:30+01:00",
+                                   "Jan 1 2025 00:00:30"])
+def test_replay_time_flags_read_times_as_the_store_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], start: str) -> None:
+    """``--start`` is a store time bound: ISO with or without an offset (naive is UTC), or any
+    text pandas reads."""
+    store_of_the_official_minute(tmp_path)
+    assert main(["replay", str(tmp_path), "--timeframes", "1m", "--json", "--no-progress",
+                 "--start", start]) == 0
+    (bar,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    half = 1_735_689_630 * 10**9
+    assert bar["trade_count"] == sum(1 for t in btc_minute_trades() if t.timestamp >= half)
+
+
+def test_replay_time_flag_that_is_no_time_exits_2_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store_of_the_official_minute(tmp_path)
+    assert main(["replay", str(tmp_path), "--end", "yesterday-ish", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--end='yesterday-ish' is invalid" in err

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,16 +93,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_time(text: str | None, flag: str) -> datetime | None:
-    """An ISO 8601 time flag as an aware datetime (naive times are UTC); None stays None."""
-    if text is None:
-        return None
+def parse_time(text: str | None, flag: str) -> int | None:
+    """A time flag as ns since the epoch, read as the store reads a time bound (naive is
+    UTC); None stays None. A ConfigError naming the flag when it is not a time."""
+    from bot.data.frames import time_bound_ns  # here: numpy loads when a time is given
+
     try:
-        value = datetime.fromisoformat(text)
+        return time_bound_ns(text, flag)
     except ValueError:
-        raise ConfigError(flag, text, "must be an ISO 8601 date or time, e.g. "
-                                      "2025-01-01 or 2025-01-01T12:30") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        raise ConfigError(flag, text, "must be an ISO 8601 date or time, e.g. 2025-01-01 or "
+                                      "2025-01-01T12:30 (naive times are UTC)") from None
 
 
 def _text_line(bar: Bar) -> None:
