@@ -84,8 +84,21 @@ def test_replay_of_a_symbol_not_recorded_names_what_is(tmp_path: Path,
     store_of_the_official_minute(tmp_path)
     assert main(["replay", str(tmp_path), "ETH/USDT", "--no-progress"]) == 2
     assert "not recorded in this store; recorded: BTC/USDT" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
     assert main(["replay", str(tmp_path / "empty"), "--no-progress"]) == 2
     assert "holds no recorded trades" in capsys.readouterr().err
+
+
+def test_replay_of_a_directory_that_does_not_exist_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped path is named as missing, not as a store without trades."""
+    assert main(["replay", str(tmp_path / "market-dta"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"bot-stream replay: configuration error: store='{tmp_path / 'market-dta'}' "
+                   "is invalid: no such directory\n")
+    (tmp_path / "bars.png").write_bytes(b"\x89PNG")
+    assert main(["replay", str(tmp_path / "bars.png"), "--no-progress"]) == 2
+    assert "no such directory (a file: give the store's directory)" in capsys.readouterr().err
 
 
 def test_record_from_the_simulator_writes_what_it_reports(

@@ -108,9 +108,13 @@ def select_series(store: TradeStore, symbols: Sequence[str] | None,
                   ) -> list[tuple[str, str]]:
     """The recorded ``(venue, symbol)`` pairs of ``symbols`` (any case; all when None).
 
-    Raises ConfigError when the store holds no trades, or naming the symbols it
-    does not hold beside those it does.
+    Raises ConfigError when the store's directory does not exist (a mistyped path), when
+    the store holds no trades, or naming the symbols it does not hold beside those it does.
     """
+    if not store.root.is_dir():
+        raise ConfigError("store", str(store.root), "no such directory"
+                          + (" (a file: give the store's directory)"
+                             if store.root.exists() else ""))
     recorded = store.series()
     if not recorded:
         raise ConfigError("store", str(store.root), "holds no recorded trades")
