@@ -24,8 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.data import create_default_trading_stream
-from bot.data.errors import ConfigError, StreamError
 from bot.data.cli.formatting import bar_line
+from bot.data.errors import ConfigError, StreamError
 from bot.data.events import StreamEvent
 from bot.data.models import Bar
 
