@@ -46,11 +46,12 @@ async def run(args: argparse.Namespace) -> None:
     sim_ctx: Any = contextlib.nullcontext()
     if args.sim:
         from bot.data.sim import ExchangeSimulator
-        from bot.data.sim.market import CATALOGUE_PAIRS, CATALOGUE_STOCKS
+        from bot.data.sim.market import CATALOGUE_PAIRS, CATALOGUE_PERPETUALS, CATALOGUE_STOCKS
 
         # The simulator lists its catalogue, as an exchange does: a symbol it does not
         # list is refused by the stream's symbol check, never invented.
         sim_ctx = ExchangeSimulator(symbols=CATALOGUE_PAIRS, stock_symbols=CATALOGUE_STOCKS,
+                                    futures_symbols=CATALOGUE_PERPETUALS,
                                     seed=args.seed, speed=args.speed)
     async with sim_ctx as sim:
         if sim is not None:

@@ -144,13 +144,17 @@ async def running_stream(args: argparse.Namespace,
     async with contextlib.AsyncExitStack() as stack:
         if args.sim:
             from bot.data.sim import ExchangeSimulator
-            from bot.data.sim.market import CATALOGUE_PAIRS, CATALOGUE_STOCKS
+            from bot.data.sim.market import (
+                CATALOGUE_PAIRS,
+                CATALOGUE_PERPETUALS,
+                CATALOGUE_STOCKS,
+            )
 
-            # The simulator lists its own catalogue, as an exchange does: a pair or stock it
-            # does not list is refused by the stream's symbol check, never invented.
+            # The simulator lists its own catalogue, as an exchange does: a pair, perpetual
+            # or stock it does not list is refused by the stream's symbol check, never invented.
             sim = await stack.enter_async_context(ExchangeSimulator(
-                CATALOGUE_PAIRS, CATALOGUE_STOCKS, seed=args.sim_seed, speed=args.sim_speed,
-                history_seconds=args.sim_history))
+                CATALOGUE_PAIRS, CATALOGUE_STOCKS, futures_symbols=CATALOGUE_PERPETUALS,
+                seed=args.sim_seed, speed=args.sim_speed, history_seconds=args.sim_history))
             # Credentials, and the endpoints of venues configured by their own package, are read
             # from the environment: the simulator's, while it runs.
             stack.enter_context(_environment(sim.env()))
