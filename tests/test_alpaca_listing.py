@@ -198,3 +198,4 @@ async def test_an_unlisted_stock_added_at_runtime_raises_at_once(
             with pytest.raises(UnlistedSymbolError, match="did you mean 'MSFT'"):
                 manager.add_stock_symbols(["MSFT", "MSFTT"])
             assert manager.symbols == ["AAPL"], "none of the list was taken"
+

@@ -50,9 +50,11 @@ async def run(args: argparse.Namespace) -> None:
 
         # The simulator lists its catalogue, as an exchange does: a symbol it does not
         # list is refused by the stream's symbol check, never invented.
-        sim_ctx = ExchangeSimulator(symbols=CATALOGUE_PAIRS, stock_symbols=CATALOGUE_STOCKS,
-                                    futures_symbols=CATALOGUE_PERPETUALS,
-                                    seed=args.seed, speed=args.speed)
+        catalogue = (*CATALOGUE_PAIRS, *CATALOGUE_PERPETUALS, *CATALOGUE_STOCKS)
+        asked = [s.upper() for s in (*args.symbols, *args.stocks)]
+        sim_ctx = ExchangeSimulator(symbols=[s for s in asked if "/" in s and s in catalogue],
+                                    stock_symbols=[s for s in asked if s in CATALOGUE_STOCKS],
+                                    listed=catalogue, seed=args.seed, speed=args.speed)
     async with sim_ctx as sim:
         if sim is not None:
             os.environ.update(sim.env())

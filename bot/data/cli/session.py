@@ -151,10 +151,13 @@ async def running_stream(args: argparse.Namespace,
             )
 
             # The simulator lists its own catalogue, as an exchange does: a pair, perpetual
-            # or stock it does not list is refused by the stream's symbol check, never invented.
+            # or stock it does not list is refused by the stream's symbol check, never
+            # invented. Only the listed symbols asked for have a market (and its history).
+            catalogue = (*CATALOGUE_PAIRS, *CATALOGUE_PERPETUALS, *CATALOGUE_STOCKS)
             sim = await stack.enter_async_context(ExchangeSimulator(
-                CATALOGUE_PAIRS, CATALOGUE_STOCKS, futures_symbols=CATALOGUE_PERPETUALS,
-                seed=args.sim_seed, speed=args.sim_speed, history_seconds=args.sim_history))
+                [s for s in crypto if s in catalogue], [s for s in stocks if s in catalogue],
+                listed=catalogue, seed=args.sim_seed, speed=args.sim_speed,
+                history_seconds=args.sim_history))
             # Credentials, and the endpoints of venues configured by their own package, are read
             # from the environment: the simulator's, while it runs.
             stack.enter_context(_environment(sim.env()))

@@ -66,7 +66,10 @@ class ExchangeSimulator:
     :mod:`bot.data.sim.binance_usdm`); a perpetual given among ``symbols`` is one too.
     ``clock`` (ns) and ``speed`` set market time; ``start_time_ns`` is the
     market time at start (default: now, or the first replayed trade), and
-    ``history_seconds`` of generated trades exist before it.
+    ``history_seconds`` of generated trades exist before it. ``listed`` symbols
+    (pairs, perpetuals, stocks) are listed too (``exchangeInfo``, Alpaca's assets)
+    without a market of their own: a catalogue beside the symbols simulated, costing
+    nothing.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class ExchangeSimulator:
         *,
         alpaca_crypto_symbols: Sequence[str] = (),
         futures_symbols: Sequence[str] = (),
+        listed: Sequence[str] = (),
         seed: int = 1,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -116,9 +120,7 @@ class ExchangeSimulator:
                           (VENUE_USDM, futures, self.futures_instruments))
         for venue, pairs, instruments in pairs_by_venue:
             for pair in pairs:
-                base, _, quote = pair.partition(":")[0].partition("/")
-                name = binance_symbol(pair)
-                instrument = crypto_instrument(base or name[:-4], quote or name[-4:], name)
+                name, instrument = self._pair(pair)
                 instruments[name] = instrument
                 recorded = replayed.get((venue, name))
                 self.feed.add_source(venue, name, ReplaySource(recorded) if recorded is not None
@@ -131,6 +133,7 @@ class ExchangeSimulator:
         for instrument in alpaca:
             self.feed.add_source("alpaca", instrument.symbol, TradeGenerator(
                 instrument, seed, origin, ALPACA_FIRST_TRADE_ID))
+        alpaca_listed = self._list(listed, alpaca)
         self.feed.pump()
         self.alpaca_keys = dict(alpaca_keys or {DEFAULT_KEY: DEFAULT_SECRET})
         self.binance_settings = BinanceStreamSettings(
@@ -152,7 +155,7 @@ class ExchangeSimulator:
         self.usdm_rest = SimBinanceRest(self.feed, self.clock, self.futures_instruments,
                                         rest_weight_limit, USDM)
         self.alpaca_rest = SimAlpacaRest(self.feed, self.clock, self.alpaca_keys)
-        self.alpaca_assets = SimAlpacaAssets(alpaca, self.alpaca_keys)
+        self.alpaca_assets = SimAlpacaAssets(alpaca_listed, self.alpaca_keys)
         self._runner: web.AppRunner | None = None
         # The latest REST requests as "path?query", oldest first.
         self.rest_log: collections.deque[str] = collections.deque(maxlen=REST_LOG_SIZE)
@@ -190,6 +193,27 @@ class ExchangeSimulator:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
+
+    @staticmethod
+    def _pair(pair: str) -> tuple[str, Instrument]:
+        """Binance's name of a pair or perpetual and its instrument."""
+        base, _, quote = pair.partition(":")[0].partition("/")
+        name = binance_symbol(pair)
+        return name, crypto_instrument(base or name[:-4], quote or name[-4:], name)
+
+    def _list(self, listed: Sequence[str], alpaca: list[Instrument]) -> list[Instrument]:
+        """Add the ``listed`` symbols no market feeds to the venues' listings; returns
+        Alpaca's listing (``alpaca`` and the listed stocks)."""
+        stocks = {i.symbol: i for i in alpaca}
+        for symbol in listed:
+            if "/" not in symbol:
+                stocks.setdefault(symbol.upper(), stock_instrument(symbol.upper()))
+                continue
+            name, instrument = self._pair(symbol)
+            listing = (self.futures_instruments if self._replay_venue(symbol) == VENUE_USDM
+                       else self.instruments)
+            listing.setdefault(name, instrument)
+        return list(stocks.values())
 
     @web.middleware
     async def _rest_faults(self, request: web.Request,
