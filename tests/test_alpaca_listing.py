@@ -121,10 +121,34 @@ async def test_refused_keys_name_the_paper_trading_host_and_never_the_secret(
         with pytest.raises(RestError) as err:
             await rest.listing()
     text = str(err.value)
-    assert text.startswith(f"alpaca REST HTTP {status}, error 40110000: request is not "
-                           f"authorized (asking {url}/v2/assets")
-    assert "ALPACA_TRADING_URL=https://paper-api.alpaca.markets" in text
+    assert text == (f"alpaca REST HTTP {status}, error 40110000: request is not authorized "
+                    f"(asking {url}/v2/assets; live keys are answered by "
+                    "https://api.alpaca.markets, paper-trading keys by "
+                    "https://paper-api.alpaca.markets: set ALPACA_TRADING_URL)")
     assert SECRET not in text and KEY not in text
+
+
+async def test_keys_the_default_live_host_refuses_are_asked_of_the_paper_host(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paper-trading keys (what a new account has) work with the default trading URL: the
+    live host refuses them, the paper host lists the assets."""
+    async with _trading_host(401) as (live, refused), _trading_host() as (paper, answered):
+        monkeypatch.setattr(AlpacaRest, "TRADING_FALLBACK", {live: paper})
+        async with _rest(live) as rest:
+            listing = await rest.listing()
+            usage = rest.limiter.usage()
+    assert (len(refused), len(answered)) == (1, 1)
+    assert listing.problems(["AAPL"]) == {}
+    assert usage["requests"] == {"assets": 2}, "both requests in Alpaca's budget"
+
+
+async def test_keys_both_hosts_refuse_name_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with _trading_host(401) as (live, _), _trading_host(403) as (paper, _):
+        monkeypatch.setattr(AlpacaRest, "TRADING_FALLBACK", {live: paper})
+        async with _rest(live) as rest:
+            with pytest.raises(RestError, match=f"asking {live}/v2/assets and "
+                                                f"{paper}/v2/assets; live keys"):
+                await rest.listing()
 
 
 # -- the simulator lists what it lists ------------------------------------------------

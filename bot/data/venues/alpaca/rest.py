@@ -28,7 +28,7 @@ from typing import TypeVar
 import aiohttp
 import msgspec
 
-from bot.data.config import StreamManagerConfig
+from bot.data.config import ALPACA_TRADING_DEFAULT, StreamManagerConfig
 from bot.data.errors import ConfigError, MalformedFrame
 from bot.data.listing import Listing
 from bot.data.models import Bar, BarFlag, Side, Tick
@@ -111,6 +111,10 @@ class AlpacaRest(HttpClient):
     """Alpaca stock trades and bars for the configured feed."""
 
     budget = ALPACA_BUDGET
+    # Alpaca's live trading host refuses paper-trading keys and the paper host live ones;
+    # both list the same assets. At the default (live) host, refused keys are tried on the
+    # paper host once.
+    TRADING_FALLBACK = {ALPACA_TRADING_DEFAULT: PAPER_TRADING_URL}
 
     venue = VENUE_ALPACA
 
@@ -133,18 +137,25 @@ class AlpacaRest(HttpClient):
 
     async def listing(self) -> Listing:
         """Every US equity Alpaca lists (active or inactive), by symbol: one request to
-        the trading API. Refused keys (401/403) are reported with the host that takes
-        paper-trading keys, which the live host refuses."""
-        try:
-            body = await self._get(ASSETS, {"asset_class": "us_equity"},
-                                   base_url=self.trading_url)
-        except RestError as exc:
-            if exc.status not in (401, 403):
-                raise
-            raise RestError(self.venue, exc.status, exc.code,
-                            f"{exc.text} (asking {self.trading_url}{ASSETS}: the live host "
-                            f"takes live keys only; paper-trading keys need "
-                            f"ALPACA_TRADING_URL={PAPER_TRADING_URL})") from None
+        the trading API (two when the default live host refuses the keys and the paper host
+        takes them). Keys no host takes raise a RestError saying which host takes which."""
+        hosts = [self.trading_url]
+        if self.trading_url in self.TRADING_FALLBACK:
+            hosts.append(self.TRADING_FALLBACK[self.trading_url])
+        for host in hosts:
+            try:
+                body = await self._get(ASSETS, {"asset_class": "us_equity"}, base_url=host)
+                break
+            except RestError as exc:
+                if exc.status not in (401, 403):
+                    raise
+                refused = exc
+        else:
+            asked = " and ".join(f"{host}{ASSETS}" for host in hosts)
+            raise RestError(self.venue, refused.status, refused.code,
+                            f"{refused.text} (asking {asked}; live keys are answered by "
+                            f"{ALPACA_TRADING_DEFAULT}, paper-trading keys by {PAPER_TRADING_URL}: "
+                            "set ALPACA_TRADING_URL)") from None
         assets = decode(_ASSETS, body, "assets")
         return Listing(self.venue, {a.symbol: a.status for a in assets}, ACTIVE)
 
