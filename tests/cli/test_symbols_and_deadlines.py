@@ -4,7 +4,6 @@ and ``--duration`` holding even while start-up retries."""
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 
@@ -58,12 +57,3 @@ def test_a_stock_the_simulator_does_not_list_exits_2_suggesting_the_listed_one()
     assert lines == ["bot-stream live: configuration error: stock_symbols='TSLAA' is "
                      "invalid: alpaca does not list it; did you mean 'TSLA'?"]
 
-
-def test_a_perpetual_the_simulator_lists_streams_as_the_readme_shows() -> None:
-    """``bot-stream live BTC/USDT:USDT --sim``: the simulator lists USDⓈ-M perpetuals too."""
-    result = run_cli("live", "BTC/USDT:USDT", "--sim", "--json", "--events", "tick",
-                     "--duration", "4")
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert lines and {line["data"]["symbol"] for line in lines} == {"BTC/USDT:USDT"}
-    assert {line["data"]["venue"] for line in lines} == {"binanceusdm"}
