@@ -13,7 +13,8 @@ Requests carry ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` (never shown in a
 repr, log or error), ``feed`` from the configuration, and follow
 ``next_page_token`` until the answer is complete. The asset list is one request
 (``GET /v2/assets?asset_class=us_equity``, every status) to ``alpaca_trading_url``,
-in the same budget. A refused request raises
+in the same budget (a second to the paper host when the default live host refuses
+the keys). A refused request raises
 :class:`~bot.data.rest.limits.RestError` with Alpaca's ``message`` (and
 ``code`` when it sends one); 429 waits ``Retry-After`` and retries.
 """
