@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 WATCHED = ("BINANCE_WS_URL", "BINANCE_REST_URL", "ALPACA_WS_URL", "ALPACA_REST_URL",
+           "ALPACA_TRADING_URL",
            "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
 
 

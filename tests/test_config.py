@@ -55,6 +55,16 @@ def test_base_urls_come_from_the_environment_when_not_given(
     assert StreamManagerConfig(binance_ws_url="ws://h:1").binance_ws_url == "ws://h:1"
 
 
+def test_alpacas_trading_url_defaults_to_the_live_host_and_comes_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert StreamManagerConfig().alpaca_trading_url == "https://api.alpaca.markets"
+    monkeypatch.setenv("ALPACA_TRADING_URL", "https://paper-api.alpaca.markets")
+    assert StreamManagerConfig().alpaca_trading_url == "https://paper-api.alpaca.markets"
+    monkeypatch.setenv("ALPACA_TRADING_URL", "wss://x")
+    with pytest.raises(ConfigError, match="set by the environment variable ALPACA_TRADING_URL"):
+        StreamManagerConfig()
+
+
 def test_binanceus_venue_uses_its_own_endpoints() -> None:
     c = StreamManagerConfig(binance_venue="binanceus")
     assert c.binance_ws_url == "wss://stream.binance.us:9443"

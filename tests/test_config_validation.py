@@ -59,6 +59,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "alpaca_feed": ["SIP", "pro", "", None],
     "alpaca_ws_url": ["https://x", "wss://", "wss://h\x00st", 1.5],
     "alpaca_rest_url": ["wss://x", "http://", "http://host:0x50", []],
+    "alpaca_trading_url": ["wss://x", "https://", "https://host?x", 5],
     "backfill": NOT_A_FLAG,
     "warm_up": NOT_A_FLAG,
     "check_symbols": NOT_A_FLAG,
@@ -100,6 +101,7 @@ GOOD_VALUES: dict[str, list[Any]] = {
     "nats_batch_ms": [0, 1, 8, 125, 1000],
     "binance_ws_url": ["ws://127.0.0.1:9000", "wss://proxy.example/binance"],
     "alpaca_rest_url": ["http://[::1]:8080", "https://data.example/v"],
+    "alpaca_trading_url": ["https://paper-api.alpaca.markets", "http://127.0.0.1:9"],
     "store_path": ["store", Path("store")],
     "supported_timeframes": [["1m"], ("1s", "1d"), ["5m", "1m", "1m"]],
 }
@@ -262,6 +264,7 @@ def _good(name: str) -> st.SearchStrategy[Any]:
         "binance_ws_url": ["ws://127.0.0.1:9"], "binance_rest_url": ["http://127.0.0.1:9"],
         "alpaca_feed": ["iex", "sip", "delayed_sip", "test"],
         "alpaca_ws_url": ["ws://127.0.0.1:9"], "alpaca_rest_url": ["http://127.0.0.1:9"],
+        "alpaca_trading_url": ["http://127.0.0.1:9"],
         "store_path": [None],
         "nats_batch_ms": [0, 1, 2, 4, 5, 8, 10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000],
     }

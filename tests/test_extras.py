@@ -41,8 +41,8 @@ async def main():
         bars = []
         manager.on_bar_complete(bars.append)
         await manager.start()
-        async with asyncio.timeout(30):
-            while not bars:
+        async with asyncio.timeout(30):  # a TSLA bar may come first
+            while not any(b.symbol == "BTC/USDT" for b in bars):
                 await asyncio.sleep(0.05)
         frame = manager.get_bar_dataframe("BTC/USDT", "1m")
         health = manager.get_health()

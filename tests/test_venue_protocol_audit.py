@@ -308,10 +308,6 @@ def test_alpaca_connection_limit_exceeded_is_retried_not_fatal() -> None:
 # -- first hour with futures -----------------------------------------------------------------
 # README, "Binance USDⓈ-M perpetuals": "Events, bars, recovery, warm-up, the store, NATS and the
 # CLI work for it as for spot (`bot-stream live BTC/USDT:USDT --sim`)."
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/cli/session.py running_stream starts ExchangeSimulator(CATALOGUE_PAIRS, ...) with "
-    "spot pairs only, so the stream's symbol check refuses every perpetual: 'binanceusdm does "
-    "not list it'"))
 def test_cli_live_sim_streams_a_perpetual() -> None:
     result = run_cli("live", "--sim", PERPETUAL, "--sim-speed", "60", "--json",
                      "--events", "tick", "--duration", "4")

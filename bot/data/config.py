@@ -9,8 +9,8 @@ memory) or its set of choices; rules between fields follow.
 
 Venue base URLs default to the exchanges' published endpoints and can be
 overridden here or by the environment (``BINANCE_WS_URL``, ``BINANCE_REST_URL``,
-``ALPACA_WS_URL``, ``ALPACA_REST_URL``), which is how the demo and the tests
-point the stream at the built-in simulator.
+``ALPACA_WS_URL``, ``ALPACA_REST_URL``, ``ALPACA_TRADING_URL``), which is how the
+demo and the tests point the stream at the built-in simulator.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ BINANCE_VENUES = {
 }
 ALPACA_WS_DEFAULT = "wss://stream.data.alpaca.markets"
 ALPACA_REST_DEFAULT = "https://data.alpaca.markets"
+# Alpaca's asset list is served by its trading API, not its data API; paper-trading keys
+# are answered by https://paper-api.alpaca.markets only.
+ALPACA_TRADING_DEFAULT = "https://api.alpaca.markets"
 ALPACA_FEEDS = ("iex", "sip", "delayed_sip", "test")
 BINANCE_TRADE_CHANNELS = ("trade", "aggTrade")
 BINANCE_TICKER_CHANNELS = (None, "bookTicker", "ticker")
@@ -87,6 +90,8 @@ class StreamManagerConfig:
     alpaca_feed: str = "iex"
     alpaca_ws_url: str | None = None
     alpaca_rest_url: str | None = None
+    # Alpaca's trading API, which lists the assets symbols are checked against.
+    alpaca_trading_url: str | None = None
 
     # Recovery: fill gaps (id jumps, reconnects) from REST before their bars complete,
     # and at start load bar history and the current interval's trades from REST.
@@ -107,7 +112,8 @@ class StreamManagerConfig:
     store_resume_max_gap_seconds: float = 6 * 3600.0
 
     # Check every symbol against the venue's listing (Binance exchangeInfo, one request
-    # of weight 20, cached for 10 minutes) before it streams; off for offline or proxy use.
+    # of weight 20; Alpaca's assets, one request) before it streams, each listing cached
+    # for 10 minutes; off for offline or proxy use.
     check_symbols: bool = True
 
     # Transport
@@ -146,7 +152,8 @@ class StreamManagerConfig:
                 ("binance_ws_url", "BINANCE_WS_URL", binance_ws),
                 ("binance_rest_url", "BINANCE_REST_URL", binance_rest),
                 ("alpaca_ws_url", "ALPACA_WS_URL", ALPACA_WS_DEFAULT),
-                ("alpaca_rest_url", "ALPACA_REST_URL", ALPACA_REST_DEFAULT)):
+                ("alpaca_rest_url", "ALPACA_REST_URL", ALPACA_REST_DEFAULT),
+                ("alpaca_trading_url", "ALPACA_TRADING_URL", ALPACA_TRADING_DEFAULT)):
             if getattr(self, name) is None:
                 value = _env(variable)
                 if value is not None:
@@ -333,6 +340,7 @@ FIELD_RULES: dict[str, Rule] = {
     "alpaca_feed": Choice(ALPACA_FEEDS),
     "alpaca_ws_url": Url(("ws", "wss")),
     "alpaca_rest_url": Url(("http", "https")),
+    "alpaca_trading_url": Url(("http", "https")),
     "backfill": Flag(),
     "warm_up": Flag(),
     "backfill_timeout_seconds": Number(float, 0.1, HOUR_S, _SECONDS),

@@ -4,7 +4,9 @@
     python scripts/demo/test_streaming.py                    # live Binance (needs the network)
     python scripts/demo/test_streaming.py --stocks TSLA      # + Alpaca (ALPACA_API_KEY/SECRET_KEY)
 
-Ctrl-C stops it cleanly.
+Ctrl-C stops it cleanly. A symbol the venue (or the simulator) does not list, or a
+setting that cannot work, is one line on stderr and exit status 2; a stream that cannot
+start, one line and 1.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bot.data import create_default_trading_stream
 from bot.data.cli.formatting import bar_line
+from bot.data.errors import ConfigError, StreamError
 from bot.data.events import StreamEvent
 from bot.data.models import Bar
 
@@ -43,9 +46,15 @@ async def run(args: argparse.Namespace) -> None:
     sim_ctx: Any = contextlib.nullcontext()
     if args.sim:
         from bot.data.sim import ExchangeSimulator
+        from bot.data.sim.market import CATALOGUE_PAIRS, CATALOGUE_PERPETUALS, CATALOGUE_STOCKS
 
-        sim_ctx = ExchangeSimulator(symbols=args.symbols, stock_symbols=args.stocks,
-                                    seed=args.seed, speed=args.speed)
+        # The simulator lists its catalogue, as an exchange does: a symbol it does not
+        # list is refused by the stream's symbol check, never invented.
+        catalogue = (*CATALOGUE_PAIRS, *CATALOGUE_PERPETUALS, *CATALOGUE_STOCKS)
+        asked = [s.upper() for s in (*args.symbols, *args.stocks)]
+        sim_ctx = ExchangeSimulator(symbols=[s for s in asked if "/" in s and s in catalogue],
+                                    stock_symbols=[s for s in asked if s in CATALOGUE_STOCKS],
+                                    listed=catalogue, seed=args.seed, speed=args.speed)
     async with sim_ctx as sim:
         if sim is not None:
             os.environ.update(sim.env())
@@ -68,7 +77,7 @@ async def run(args: argparse.Namespace) -> None:
             health = manager.get_health()
             metrics = manager.get_metrics()
             await manager.stop()
-        print("\nHealth:", health["status"], "; ".join(health["reasons"]) or "")
+        print("\nHealth:", "; ".join([health["status"], *health["reasons"]]))
         print("Metrics:", json.dumps({k: metrics[k] for k in ("counters", "latency")}, indent=2))
         for symbol in args.symbols[:2]:
             print(f"\nLast bars of {symbol}:")
@@ -89,7 +98,15 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=30.0,
                         help="simulator market time per real second (30: a 1m bar every 2 s)")
     args = parser.parse_args()
-    asyncio.run(run(args))
+    prog = Path(__file__).name
+    try:
+        asyncio.run(run(args))
+    except ConfigError as exc:
+        print(f"{prog}: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except StreamError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,19 @@ def test_a_downloaded_trades_file_is_backtested_as_its_named_symbol(
     assert printed["start"].startswith("2025-01-01T00:00:00.010866")
     assert main(["backtest", str(BTC_TRADES_CSV), "--no-progress"]) == 2
     assert "name the one symbol of" in capsys.readouterr().err
+
+
+def test_a_backtest_without_signals_says_which_bars_were_not_predicted_on_and_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A quarter of an hour recorded: too short a history for the default features, said
+    with the setting that decides it, rather than an unexplained 0 signals."""
+    asyncio.run(record_live(btc_minute_trades(), tmp_path))
+    assert main(["backtest", str(tmp_path), "--no-progress", "--json"]) == 0
+    bars = json.loads(capsys.readouterr().out)["bars"]
+    assert main(["backtest", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "bars not predicted on" in line)
+    found = re.search(r"(partial (\d+), )?insufficient history (\d+) \(min_history 30\)", row)
+    assert found, row
+    assert int(found[2] or 0) + int(found[3]) == bars < 30
+    assert f"/ {bars} / 0 " in out, "no signal"

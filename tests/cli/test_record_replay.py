@@ -38,7 +38,7 @@ def test_replay_json_bar_equals_the_official_kline(tmp_path: Path,
      _ignore) = btc_minute_kline()
     assert len(bars) == 1
     bar = bars[0]
-    assert bar["open_time"] == int(open_ms) * 1000  # the kline's time is in microseconds
+    assert bar["open_time_ns"] == int(open_ms) * 1000  # the kline's time is in microseconds
     assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
         float(o), float(h), float(lo), float(c))
     assert bar["trade_count"] == int(count)
@@ -46,6 +46,24 @@ def test_replay_json_bar_equals_the_official_kline(tmp_path: Path,
     assert bar["quote_volume"] == pytest.approx(float(quote), rel=1e-9)
     assert bar["buy_volume"] == pytest.approx(float(taker_buy), rel=1e-9)
     assert bar["buy_quote_volume"] == pytest.approx(float(taker_buy_quote), rel=1e-9)
+
+
+def test_replay_json_writes_bars_as_live_json_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ISO UTC times beside the ns, sums without binary noise, flags by name."""
+    store_of_the_official_minute(tmp_path)
+    assert main(["replay", str(tmp_path), "--timeframes", "1m", "--json", "--no-progress"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    bar = json.loads(line)
+    volume, taker_buy = btc_minute_kline()[5], btc_minute_kline()[9]
+    assert (bar["open_time"], bar["close_time"]) == ("2025-01-01T00:00:00Z",
+                                                     "2025-01-01T00:00:59.999999999Z")
+    assert (bar["open_time_ns"], bar["close_time_ns"]) == (1735689600 * 10**9,
+                                                           1735689660 * 10**9 - 1)
+    assert bar["flags"] == ["PARTIAL"], "the store ends at its last trade, inside the minute"
+    # Binance's kline prints the exact decimal sums; the line reads the same.
+    assert f'"volume":{float(volume)!r}' in line and f'"buy_volume":{float(taker_buy)!r}' in line
+    assert bar["vwap"] == pytest.approx(float(btc_minute_kline()[7]) / float(volume), rel=1e-11)
 
 
 def test_replay_summary_counts_ticks_and_bars(tmp_path: Path,
@@ -66,8 +84,21 @@ def test_replay_of_a_symbol_not_recorded_names_what_is(tmp_path: Path,
     store_of_the_official_minute(tmp_path)
     assert main(["replay", str(tmp_path), "ETH/USDT", "--no-progress"]) == 2
     assert "not recorded in this store; recorded: BTC/USDT" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
     assert main(["replay", str(tmp_path / "empty"), "--no-progress"]) == 2
     assert "holds no recorded trades" in capsys.readouterr().err
+
+
+def test_replay_of_a_directory_that_does_not_exist_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped path is named as missing, not as a store without trades."""
+    assert main(["replay", str(tmp_path / "market-dta"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"bot-stream replay: configuration error: store='{tmp_path / 'market-dta'}' "
+                   "is invalid: no such directory\n")
+    (tmp_path / "bars.png").write_bytes(b"\x89PNG")
+    assert main(["replay", str(tmp_path / "bars.png"), "--no-progress"]) == 2
+    assert "no such directory (a file: give the store's directory)" in capsys.readouterr().err
 
 
 def test_record_from_the_simulator_writes_what_it_reports(
@@ -164,9 +195,9 @@ def test_record_into_a_path_that_is_a_file_streams_reports_and_exits_1(
     assert path.read_text() == "important unrelated data\n"
 
 
-def _partial(flags: object) -> bool:
-    """A JSON bar's flags carry PARTIAL (written as an int or as names)."""
-    return bool(flags & 2) if isinstance(flags, int) else "PARTIAL" in str(flags)
+def _partial(flags: list[str]) -> bool:
+    """A JSON bar's flags (their names) carry PARTIAL."""
+    return "PARTIAL" in flags
 
 
 def test_replay_of_a_recording_cut_mid_minute_ends_with_partial_bars_and_no_more(
@@ -180,3 +211,25 @@ def test_replay_of_a_recording_cut_mid_minute_ends_with_partial_bars_and_no_more
     bars = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [b["timeframe"] for b in bars] == ["1m", "5m"]  # no empty minute after the data
     assert all(_partial(b["flags"]) and b["trade_count"] == 1500 for b in bars)
+
+
+@pytest.mark.parametrize("start", ["2025-01-01T00:00:30", "2025-01-01T01:00:30+01:00",
+                                   "Jan 1 2025 00:00:30"])
+def test_replay_time_flags_read_times_as_the_store_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], start: str) -> None:
+    """``--start`` is a store time bound: ISO with or without an offset (naive is UTC), or any
+    text pandas reads."""
+    store_of_the_official_minute(tmp_path)
+    assert main(["replay", str(tmp_path), "--timeframes", "1m", "--json", "--no-progress",
+                 "--start", start]) == 0
+    (bar,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    half = 1_735_689_630 * 10**9
+    assert bar["trade_count"] == sum(1 for t in btc_minute_trades() if t.timestamp >= half)
+
+
+def test_replay_time_flag_that_is_no_time_exits_2_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store_of_the_official_minute(tmp_path)
+    assert main(["replay", str(tmp_path), "--end", "yesterday-ish", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--end='yesterday-ish' is invalid" in err

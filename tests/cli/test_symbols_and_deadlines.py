@@ -48,3 +48,12 @@ def test_duration_bounds_start_up_against_an_unreachable_exchange() -> None:
     assert all(f"cannot reach 127.0.0.1:{port}: connection refused; retrying with backoff "
                "(attempt" in line for line in lines[:-1])
     assert took < 3 + 12, "returned near its deadline, not after every retry (31 s)"
+
+
+def test_a_stock_the_simulator_does_not_list_exits_2_suggesting_the_listed_one() -> None:
+    result = run_cli("live", "--sim", "--stocks", "TSLAA", "--duration", "20")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("simulator:")]
+    assert lines == ["bot-stream live: configuration error: stock_symbols='TSLAA' is "
+                     "invalid: alpaca does not list it; did you mean 'TSLA'?"]
+

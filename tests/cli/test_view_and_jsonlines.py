@@ -25,7 +25,14 @@ from bot.data.cli.jsonlines import (
     iso_utc,
     rounded,
 )
-from bot.data.cli.view import SymbolView, ViewModel, imbalance, imbalance_text, render
+from bot.data.cli.view import (
+    SymbolView,
+    ViewModel,
+    imbalance,
+    imbalance_text,
+    render,
+    snapshot,
+)
 from bot.data.events import EventType, StreamEvent
 from bot.data.models import Bar, BarFlag, Prediction, Side, Signal, SignalDirection, Tick
 from bot.data.tick_rates import TickStats
@@ -280,3 +287,28 @@ def test_json_float_is_the_decimal_it_came_from_despite_binary_noise(
     for _ in range(abs(ulps)):
         noisy = math.nextafter(noisy, math.inf if ulps > 0 else -math.inf)
     assert Decimal(repr(rounded(noisy))) == traded
+
+
+def test_header_counts_the_bars_the_view_holds_for_its_timeframe_warm_up_included() -> None:
+    """Bars loaded at start (warm-up) are shown in the tables, so the header counts them: it
+    never says "0 bars" above a table of completed bars."""
+    from bot.data.stream_manager import StreamManager
+
+    manager = StreamManager()
+    manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
+    minute = 60 * 10**9
+    for symbol, count in (("BTC/USDT", 3), ("ETH/USDT", 2)):
+        history = manager.pipeline.history("binance", symbol, "1m")
+        for i in range(count):  # as warm-up loads them: into the history, not completed live
+            history.append(Bar("binance", symbol, "1m", i * minute, (i + 1) * minute - 1,
+                               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 1, i, i))
+    manager.pipeline.history("binance", "BTC/USDT", "5m").append(
+        Bar("binance", "BTC/USDT", "5m", 0, 5 * minute - 1, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+            0.5, 0.5, 0.5, 1, 0, 0))
+    view = snapshot(manager, TickStats(), "1m")
+    assert manager.get_metrics()["counters"]["bars"] == 0, "none completed live"
+    assert view.bars == 5
+    assert sum(len(s.completed) for s in view.symbols) == 5
+    console = Console(record=True, width=120)
+    console.print(render(view))
+    assert "5 bars 1m" in console.export_text()

@@ -199,6 +199,12 @@ async def desktop(browser: Any, url: str, sim: ExchangeSimulator, manager: Strea
     assert await page.locator('#engine-figures dd[data-figure="equity"]').is_visible()
     signals = await page.locator('#engine-figures dd[data-figure="signals"]').text_content()
     assert signals is not None and signals.endswith(" sell)")
+    # Latency is measured on the exchange's clock (the simulator's runs ahead at speed 60).
+    await page.wait_for_function(
+        "document.getElementById('latency-exchange').textContent.includes('ms')",
+        timeout=WAIT_MS)
+    latency = await page.locator("#latency-exchange").text_content() or ""
+    assert "-" not in latency.replace(" / ", ""), f"negative latency shown: {latency}"
     await page.screenshot(path=str(screenshots / "desktop.png"), full_page=True)
 
     # 5m: every bar in view, and the chart not mostly empty.

@@ -51,8 +51,11 @@ async def record_live(ticks: Sequence[Tick], root: Path, **recorder_options: obj
 def stream_bars(ticks: Sequence[Tick], timeframes: Sequence[str] = TIMEFRAMES, *,
                 emit_empty: bool = True, complete_from: int | None = None,
                 until: int | None = None) -> list[Bar]:
-    """What the stream completes for ``ticks`` in the given order: the gate, then the
-    BarAggregator."""
+    """What the stream completes for ``ticks`` in the given order (the gate, then the
+    BarAggregator) when their data ends at ``until`` (default: just after the last valid
+    trade), closed there as replay closes a recording (``finish``)."""
+    valid = [t for t in ticks if t.price > 0 and t.volume > 0]
+    end = until if until is not None else max(t.timestamp for t in valid) + 1
     gate = TickGate()
     agg = BarAggregator(timeframes, emit_empty=emit_empty)
     facts = facts_of(ticks[0].venue)  # the policy the pipeline gives the symbol
@@ -60,11 +63,10 @@ def stream_bars(ticks: Sequence[Tick], timeframes: Sequence[str] = TIMEFRAMES, *
                          sequenced=facts.sequenced, complete_from=complete_from)
     out: list[Bar] = []
     for tick in ticks:
-        for admitted in gate.passing(tick):
-            out.extend(agg.add(admitted) or ())
-    end = until if until is not None else until_for(
-        [t for t in ticks if t.price > 0 and t.volume > 0])
-    out.extend(agg.advance(end + agg.grace_ns))
+        if tick.timestamp < end:
+            for admitted in gate.passing(tick):
+                out.extend(agg.add(admitted) or ())
+    out.extend(agg.finish(ticks[0].symbol, end))
     return out
 
 

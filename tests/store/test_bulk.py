@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import polars as pl
@@ -14,10 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.data.frames import BAR_COLUMNS
-from bot.data.models import BarFlag, Side, Tick
+from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.store import TradeStore, aggregate_ticks
 from bot.data.store.layout import ticks_to_table
-from bot.data.timeframes import timeframe_ns
 from tests.helpers import btc_minute_trades, xrpeth_trades
 from tests.store.support import (
     TIMEFRAMES,
@@ -25,7 +26,6 @@ from tests.store.support import (
     frame_bars,
     record_live,
     stream_bars,
-    until_for,
 )
 
 SECOND = 10**9
@@ -59,10 +59,15 @@ def test_fixture_trades_without_empty_bars_and_with_a_given_coverage_start() -> 
     _assert_same(ticks[500:], coverage_start=ticks[0].timestamp)
 
 
-def test_btc_minute_equals_the_streaming_bar_and_is_not_partial() -> None:
+def test_btc_minute_is_whole_when_until_is_the_files_end_and_partial_without() -> None:
+    """The file holds the whole minute: given its end, the bar is whole; without it, the
+    data is known only up to the last trade, inside the minute."""
     ticks = btc_minute_trades()
-    bars = frame_bars(aggregate_ticks(_frame(ticks), ["1m"], coverage_start=START)["1m"])
-    assert bars[0].trade_count == 2631 and bars[0].flags == BarFlag.NONE
+    whole = frame_bars(aggregate_ticks(_frame(ticks), ["1m"], coverage_start=START,
+                                       until=START + 60 * SECOND)["1m"])
+    assert [(b.trade_count, b.flags) for b in whole] == [(2631, BarFlag.NONE)]
+    cut = frame_bars(aggregate_ticks(_frame(ticks), ["1m"], coverage_start=START)["1m"])
+    assert [(b.trade_count, b.flags) for b in cut] == [(2631, BarFlag.PARTIAL)]
 
 
 def test_pandas_in_pandas_out_shaped_as_the_live_bar_dataframe() -> None:
@@ -125,16 +130,21 @@ def deliveries(draw: st.DrawFn) -> tuple[list[Tick], list[Tick]]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(deliveries(), st.booleans(), st.sampled_from([TIMEFRAMES, ["3m", "5m"], ["1s", "1m"]]))
-def test_bulk_equals_the_stream_for_gaps_duplicates_and_quiet_periods(
-        case: tuple[list[Tick], list[Tick]], emit_empty: bool, timeframes: list[str]) -> None:
+@given(deliveries(), st.booleans(), st.sampled_from([TIMEFRAMES, ["3m", "5m"], ["1s", "1m"]]),
+       st.one_of(st.none(), st.integers(-20 * 60 * SECOND, 20 * 60 * SECOND)))
+def test_bulk_equals_the_stream_finished_where_the_data_ends(
+        case: tuple[list[Tick], list[Tick]], emit_empty: bool, timeframes: list[str],
+        end_shift: int | None) -> None:
+    """Gaps, duplicates, quiet periods, and an end anywhere: just after the last trade
+    (default), or ``until`` before or after it, on or off a bar boundary."""
     trades, delivered = case
     valid = [t for t in trades if t.volume > 0]
     if not valid:
         return
-    until = until_for(valid, max(timeframe_ns(tf) for tf in timeframes))
+    until = None if end_shift is None else max(valid[-1].timestamp + end_shift,
+                                               valid[0].timestamp + 1)
     expected = stream_bars(delivered, timeframes, emit_empty=emit_empty, until=until)
-    bulk = aggregate_ticks(_frame(delivered), timeframes, emit_empty=emit_empty)
+    bulk = aggregate_ticks(_frame(delivered), timeframes, emit_empty=emit_empty, until=until)
     for tf in timeframes:
         assert_bars_equal([b for b in expected if b.timeframe == tf], frame_bars(bulk[tf]))
 
@@ -153,3 +163,60 @@ def test_stock_trades_of_one_instant_keep_arrival_order_as_the_stream_does() -> 
     assert len(ticks) - len({t.timestamp for t in ticks}) > 1000, "ties are the point"
     # Stock bars skip intervals without trades, in the stream and in bulk alike.
     _assert_same(ticks, emit_empty=False)
+
+
+# -- where the data ends: replay's rule, against a reference written from the rule ------
+
+def _reference_bar(ticks: list[Tick], open_time: int, length: int) -> tuple[Any, ...]:
+    """OHLC, volume, count and trade ids of the trades in ``[open_time, +length)``, summed
+    straight from the trades."""
+    inside = [t for t in ticks if open_time <= t.timestamp < open_time + length]
+    prices = [t.price for t in inside]
+    return (open_time, prices[0], max(prices), min(prices), prices[-1],
+            sum(t.volume for t in inside), len(inside), inside[0].trade_id,
+            inside[-1].trade_id)
+
+
+def _summary(bar: Bar) -> tuple[Any, ...]:
+    return (bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume,
+            bar.trade_count, bar.first_trade_id, bar.last_trade_id)
+
+
+def test_a_recording_cut_mid_minute_ends_with_partial_bars_and_none_after() -> None:
+    """1,500 real trades, ending 00:00:2x: the 1m and 5m bars holding them are PARTIAL,
+    equal to the trades' own sums, and no empty minute follows."""
+    ticks = btc_minute_trades()[:1500]
+    out = aggregate_ticks(_frame(ticks), ["1m", "5m"], coverage_start=START)
+    for tf, length in (("1m", 60 * SECOND), ("5m", 300 * SECOND)):
+        (bar,) = frame_bars(out[tf])
+        want = _reference_bar(ticks, START, length)
+        got = _summary(bar)
+        assert got[:5] == want[:5] and got[6:] == want[6:]
+        assert math.isclose(got[5], want[5], rel_tol=1e-12)
+        assert bar.flags == BarFlag.PARTIAL
+
+
+def test_an_end_after_the_data_completes_the_bars_before_it_and_cuts_the_one_it_falls_in(
+        ) -> None:
+    """Data known to 00:03:30 (``until``), the trades stop at 00:00:2x: the traded minute and
+    the empty 00:01 and 00:02 are whole; 00:03 holds nothing seen whole, so it is not made;
+    the 5m bar is cut: PARTIAL with every trade."""
+    ticks = btc_minute_trades()[:1500]
+    until = START + 210 * SECOND
+    out = aggregate_ticks(_frame(ticks), ["1m", "5m"], coverage_start=START, until=until)
+    minutes = frame_bars(out["1m"])
+    assert [(b.open_time - START) // SECOND for b in minutes] == [0, 60, 120]
+    assert [b.flags for b in minutes] == [BarFlag.NONE, BarFlag.EMPTY, BarFlag.EMPTY]
+    assert _summary(minutes[0])[:5] == _reference_bar(ticks, START, 60 * SECOND)[:5]
+    assert all(b.open == b.close == ticks[-1].price for b in minutes[1:])
+    (five,) = frame_bars(out["5m"])
+    assert five.flags == BarFlag.PARTIAL and five.trade_count == 1500
+
+
+def test_trades_at_or_after_until_are_left_out() -> None:
+    ticks = btc_minute_trades()
+    until = ticks[999].timestamp + 1
+    kept = [t for t in ticks if t.timestamp < until]
+    (bar,) = frame_bars(aggregate_ticks(_frame(ticks), ["1m"], until=until)["1m"])
+    assert bar.trade_count == len(kept) and bar.last_trade_id == kept[-1].trade_id
+    assert bar.flags == BarFlag.PARTIAL

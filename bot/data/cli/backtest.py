@@ -93,19 +93,20 @@ def run(args: argparse.Namespace) -> int:
     from bot.data.backtest import DEFAULT_FEE_BPS, Backtest
     from bot.data.engine import DEFAULT_MIN_HISTORY
 
+    min_history = DEFAULT_MIN_HISTORY if args.min_history is None else args.min_history
     backtest = Backtest(
         _source(args.store, args.symbols), args.symbols or None, args.timeframe,
         _import(args.predictor),
         fee_bps=DEFAULT_FEE_BPS if args.fee_bps is None else args.fee_bps,
         slippage_bps=args.slippage_bps, quantity=args.quantity, initial_cash=args.cash,
         allow_short=args.allow_short, signal_threshold=args.threshold,
-        min_history=DEFAULT_MIN_HISTORY if args.min_history is None else args.min_history,
+        min_history=min_history,
         start=parse_time(args.start, "--start"), end=parse_time(args.end, "--end"))
     result = backtest.run(progress=not args.no_progress)
     if args.json:
         print(json.dumps(result.summary()))
     else:
-        _print(result, args.trades)
+        _print(result, args.trades, min_history)
     if args.plot is not None:
         try:
             note(f"equity curve saved to {result.plot(args.plot)}")
@@ -147,7 +148,17 @@ def _import(spec: str | None) -> object | None:
                           f"module {module_name!r} has no attribute {attribute!r}") from None
 
 
-def _print(result: BacktestResult, trades: bool) -> None:
+def skipped_text(skipped: dict[str, int], min_history: int) -> str:
+    """Why bars got no prediction, e.g. ``insufficient history 15 (min_history 30)``; ``—``
+    when none was skipped. What explains a backtest without signals."""
+    def why(reason: str) -> str:
+        return (f" (min_history {min_history})" if reason == "insufficient_history" else "")
+
+    return ", ".join(f"{reason.replace('_', ' ')} {count:,}{why(reason)}"
+                     for reason, count in skipped.items() if count) or "—"
+
+
+def _print(result: BacktestResult, trades: bool, min_history: int) -> None:
     out = console()
     summary = result.summary()
     table = Table(title="Backtest", title_justify="left", show_header=False)
@@ -156,6 +167,7 @@ def _print(result: BacktestResult, trades: bool) -> None:
     rows = [
         ("span (UTC)", f"{summary['start'][:19]} .. {summary['end'][:19]}"),
         ("ticks / bars / signals", f"{result.ticks:,} / {result.bars:,} / {result.signals:,}"),
+        ("bars not predicted on", skipped_text(result.engine_metrics["skipped"], min_history)),
         ("fills", f"{len(result.trades):,}"),
         ("initial cash", f"{result.initial_cash:,.8g}"),
         ("final equity", f"{result.final_equity:,.8g}"),

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import sys
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from bot.data.cli.formatting import bar_line, console, price
+from bot.data.cli.jsonlines import plain
 from bot.data.cli.session import add_config_arguments, config_from_args, note, positive
 from bot.data.errors import ConfigError
 from bot.data.models import Bar
@@ -93,16 +93,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_time(text: str | None, flag: str) -> datetime | None:
-    """An ISO 8601 time flag as an aware datetime (naive times are UTC); None stays None."""
-    if text is None:
-        return None
+def parse_time(text: str | None, flag: str) -> int | None:
+    """A time flag as ns since the epoch, read as the store reads a time bound (naive is
+    UTC); None stays None. A ConfigError naming the flag when it is not a time."""
+    from bot.data.frames import time_bound_ns  # here: numpy loads when a time is given
+
     try:
-        value = datetime.fromisoformat(text)
+        return time_bound_ns(text, flag)
     except ValueError:
-        raise ConfigError(flag, text, "must be an ISO 8601 date or time, e.g. "
-                                      "2025-01-01 or 2025-01-01T12:30") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        raise ConfigError(flag, text, "must be an ISO 8601 date or time, e.g. 2025-01-01 or "
+                                      "2025-01-01T12:30 (naive times are UTC)") from None
 
 
 def _text_line(bar: Bar) -> None:
@@ -110,7 +110,9 @@ def _text_line(bar: Bar) -> None:
 
 
 def _json_line(bar: Bar) -> None:
-    tqdm.write(msgspec.json.encode(bar.to_dict()).decode(), file=sys.stdout)
+    """The bar as ``live --json`` writes one: ISO times beside the ns, rounded floats, flag
+    names."""
+    tqdm.write(msgspec.json.encode(plain(bar)).decode(), file=sys.stdout)
 
 
 def _summary(bars: list[Bar], result: ReplayResult) -> None:

@@ -144,19 +144,27 @@ async def running_stream(args: argparse.Namespace,
     async with contextlib.AsyncExitStack() as stack:
         if args.sim:
             from bot.data.sim import ExchangeSimulator
-            from bot.data.sim.market import CATALOGUE_PAIRS
+            from bot.data.sim.market import (
+                CATALOGUE_PAIRS,
+                CATALOGUE_PERPETUALS,
+                CATALOGUE_STOCKS,
+            )
 
-            # The simulator lists its own catalogue, as an exchange does: a pair it does
-            # not list is refused by the stream's symbol check, never invented.
+            # The simulator lists its own catalogue, as an exchange does: a pair, perpetual
+            # or stock it does not list is refused by the stream's symbol check, never
+            # invented. Only the listed symbols asked for have a market (and its history).
+            catalogue = (*CATALOGUE_PAIRS, *CATALOGUE_PERPETUALS, *CATALOGUE_STOCKS)
             sim = await stack.enter_async_context(ExchangeSimulator(
-                CATALOGUE_PAIRS, stocks, seed=args.sim_seed, speed=args.sim_speed,
+                [s for s in crypto if s in catalogue], [s for s in stocks if s in catalogue],
+                listed=catalogue, seed=args.sim_seed, speed=args.sim_speed,
                 history_seconds=args.sim_history))
             # Credentials, and the endpoints of venues configured by their own package, are read
             # from the environment: the simulator's, while it runs.
             stack.enter_context(_environment(sim.env()))
             config = dataclasses.replace(
                 config, binance_ws_url=sim.binance_ws_url, binance_rest_url=sim.binance_rest_url,
-                alpaca_ws_url=sim.alpaca_ws_url, alpaca_rest_url=sim.alpaca_rest_url)
+                alpaca_ws_url=sim.alpaca_ws_url, alpaca_rest_url=sim.alpaca_rest_url,
+                alpaca_trading_url=sim.alpaca_trading_url)
             note(f"simulator: {sim.base_http} (speed {args.sim_speed:g}x, seed {args.sim_seed})")
         manager = create_default_trading_stream(crypto, stocks, config)
         await manager.start(timeout=args.duration)  # --duration bounds start-up too

@@ -57,7 +57,9 @@ def snapshot(manager: StreamManager, stats: TickStats, timeframe: str,
     rates = stats.sample()
     return ViewModel(
         timeframe=timeframe, uptime_s=metrics["uptime_s"], health=health["status"],
-        ticks_per_s=sum(rates.values()), bars=metrics["counters"]["bars"],
+        ticks_per_s=sum(rates.values()),
+        # The bars of the timeframe shown, warm-up's included: what the tables draw from.
+        bars=sum(len(manager.pipeline.bars.get((s, timeframe), ())) for s in manager.symbols),
         symbols=[SymbolView(s, stats.last.get(s), manager.get_current_bar(s, timeframe),
                             manager.get_bars(s, timeframe, completed), rates.get(s, 0.0))
                  for s in manager.symbols],
@@ -102,7 +104,7 @@ def _header(view: ViewModel) -> Group:
         Text(f"timeframe {view.timeframe}"),
         Text(f"up {minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}"),
         Text(view.health, style=HEALTH_STYLES.get(view.health, "bold")),
-        Text(f"{view.ticks_per_s:,.1f} ticks/s"), Text(f"{view.bars:,} bars")])
+        Text(f"{view.ticks_per_s:,.1f} ticks/s"), Text(f"{view.bars:,} bars {view.timeframe}")])
     return Group(phrases, *(Text(f"  {reason}", style="yellow") for reason in view.reasons))
 
 

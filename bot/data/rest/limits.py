@@ -476,9 +476,15 @@ class HttpClient:
                 total=REQUEST_TIMEOUT_SECONDS, sock_connect=self._connect_timeout))
         return self._session
 
-    async def _get(self, path: str, params: Mapping[str, str], *, weight: int = 1) -> bytes:
-        """The body of a successful GET; a :class:`RestError` for anything else."""
-        url = self.base_url + path
+    async def _get(self, path: str, params: Mapping[str, str], *, weight: int = 1,
+                   base_url: str | None = None) -> bytes:
+        """The body of a successful GET; a :class:`RestError` for anything else.
+
+        ``base_url`` sends it to another host of the same venue (Alpaca's trading API
+        beside its data API), in the same budget, with the same headers.
+        """
+        url = (base_url.rstrip("/") if base_url else self.base_url) + path
+        host = host_of(base_url) if base_url else self._host
 
         async def send() -> Reply:
             async with self._http().get(url, params=params, headers=self._headers) as response:
@@ -486,7 +492,7 @@ class HttpClient:
                 return Reply(response.status, response.headers, body)
 
         reply = await self.limiter.run(send, weight=weight, venue=self.venue,
-                                       endpoint=path.rsplit("/", 1)[-1], host=self._host)
+                                       endpoint=path.rsplit("/", 1)[-1], host=host)
         if not reply.ok:
             raise self._error(reply)
         return reply.body

@@ -49,6 +49,7 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"Binance REST     {sim.binance_rest_url}/api/v3/klines?symbol=BTCUSDT&interval=1m")
         print(f"Alpaca streams   {sim.alpaca_ws_url}/v2/iex  (crypto: /v1beta3/crypto/us)")
         print(f"Alpaca REST      {sim.alpaca_rest_url}/v2/stocks/AAPL/trades")
+        print(f"Alpaca assets    {sim.alpaca_trading_url}/v2/assets")
         print("Environment:")
         for name, value in sim.env().items():
             print(f"  export {name}={value}")

@@ -69,8 +69,12 @@ _CRYPTO = {
 }
 #: The Binance pairs ``bot-stream --sim`` lists: every base above against USDT.
 CATALOGUE_PAIRS = tuple(f"{base}/USDT" for base in _CRYPTO)
+#: The USDⓈ-M perpetuals ``bot-stream --sim`` lists: the same bases, settled in USDT.
+CATALOGUE_PERPETUALS = tuple(f"{pair}:USDT" for pair in CATALOGUE_PAIRS)
 _STOCKS = {"AAPL": "190", "TSLA": "250", "GOOGL": "140", "MSFT": "420", "NVDA": "120",
            "AMZN": "180", "SPY": "520", "FAKEPACA": "100"}
+#: The stocks ``bot-stream --sim`` lists (its Alpaca assets).
+CATALOGUE_STOCKS = tuple(_STOCKS)
 
 
 def crypto_instrument(base: str, quote: str, symbol: str) -> Instrument:

@@ -24,6 +24,7 @@ from types import TracebackType
 
 from aiohttp import web
 
+from bot.data.sim.alpaca_assets import SimAlpacaAssets
 from bot.data.sim.alpaca_rest import SimAlpacaRest
 from bot.data.sim.alpaca_ws import AlpacaStreams, AlpacaStreamSettings
 from bot.data.sim.binance_rest import SimBinanceRest
@@ -66,7 +67,10 @@ class ExchangeSimulator:
     :mod:`bot.data.sim.binance_usdm`); a perpetual given among ``symbols`` is one too.
     ``clock`` (ns) and ``speed`` set market time; ``start_time_ns`` is the
     market time at start (default: now, or the first replayed trade), and
-    ``history_seconds`` of generated trades exist before it.
+    ``history_seconds`` of generated trades exist before it. ``listed`` symbols
+    (pairs, perpetuals, stocks) are listed too (``exchangeInfo``, Alpaca's assets)
+    without a market of their own: a catalogue beside the symbols simulated, costing
+    nothing.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class ExchangeSimulator:
         *,
         alpaca_crypto_symbols: Sequence[str] = (),
         futures_symbols: Sequence[str] = (),
+        listed: Sequence[str] = (),
         seed: int = 1,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -116,9 +121,7 @@ class ExchangeSimulator:
                           (VENUE_USDM, futures, self.futures_instruments))
         for venue, pairs, instruments in pairs_by_venue:
             for pair in pairs:
-                base, _, quote = pair.partition(":")[0].partition("/")
-                name = binance_symbol(pair)
-                instrument = crypto_instrument(base or name[:-4], quote or name[-4:], name)
+                name, instrument = self._pair(pair)
                 instruments[name] = instrument
                 recorded = replayed.get((venue, name))
                 self.feed.add_source(venue, name, ReplaySource(recorded) if recorded is not None
@@ -131,6 +134,7 @@ class ExchangeSimulator:
         for instrument in alpaca:
             self.feed.add_source("alpaca", instrument.symbol, TradeGenerator(
                 instrument, seed, origin, ALPACA_FIRST_TRADE_ID))
+        alpaca_listed = self._list(listed, alpaca)
         self.feed.pump()
         self.alpaca_keys = dict(alpaca_keys or {DEFAULT_KEY: DEFAULT_SECRET})
         self.binance_settings = BinanceStreamSettings(
@@ -152,6 +156,7 @@ class ExchangeSimulator:
         self.usdm_rest = SimBinanceRest(self.feed, self.clock, self.futures_instruments,
                                         rest_weight_limit, USDM)
         self.alpaca_rest = SimAlpacaRest(self.feed, self.clock, self.alpaca_keys)
+        self.alpaca_assets = SimAlpacaAssets(alpaca_listed, self.alpaca_keys)
         self._runner: web.AppRunner | None = None
         # The latest REST requests as "path?query", oldest first.
         self.rest_log: collections.deque[str] = collections.deque(maxlen=REST_LOG_SIZE)
@@ -162,7 +167,8 @@ class ExchangeSimulator:
         app = web.Application(middlewares=[self._rest_faults])
         app.add_routes(self.binance_streams.routes() + self.binance_rest.routes()
                        + self.usdm_streams.routes() + self.usdm_rest.routes()
-                       + self.alpaca_rest.routes() + self.alpaca_streams.routes())
+                       + self.alpaca_rest.routes() + self.alpaca_assets.routes()
+                       + self.alpaca_streams.routes())
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      shutdown_timeout=1.0, max_line_size=MAX_URL_BYTES)
         await self._runner.setup()
@@ -189,13 +195,34 @@ class ExchangeSimulator:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
 
+    @staticmethod
+    def _pair(pair: str) -> tuple[str, Instrument]:
+        """Binance's name of a pair or perpetual and its instrument."""
+        base, _, quote = pair.partition(":")[0].partition("/")
+        name = binance_symbol(pair)
+        return name, crypto_instrument(base or name[:-4], quote or name[-4:], name)
+
+    def _list(self, listed: Sequence[str], alpaca: list[Instrument]) -> list[Instrument]:
+        """Add the ``listed`` symbols no market feeds to the venues' listings; returns
+        Alpaca's listing (``alpaca`` and the listed stocks)."""
+        stocks = {i.symbol: i for i in alpaca}
+        for symbol in listed:
+            if "/" not in symbol:
+                stocks.setdefault(symbol.upper(), stock_instrument(symbol.upper()))
+                continue
+            name, instrument = self._pair(symbol)
+            listing = (self.futures_instruments if self._replay_venue(symbol) == VENUE_USDM
+                       else self.instruments)
+            listing.setdefault(name, instrument)
+        return list(stocks.values())
+
     @web.middleware
     async def _rest_faults(self, request: web.Request,
                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                            ) -> web.StreamResponse:
         path = request.path
         venue = "binance" if path.startswith(("/api/", "/fapi/")) else "alpaca" if path.startswith(
-            "/v2/stocks/") else None
+            ("/v2/stocks/", "/v2/assets")) else None
         if venue is None:
             return await handler(request)
         self.counters.rest_requests += 1
@@ -285,6 +312,11 @@ class ExchangeSimulator:
     def alpaca_rest_url(self) -> str:
         return self.base_http
 
+    @property
+    def alpaca_trading_url(self) -> str:
+        """Alpaca's trading API (the asset list), on the same port."""
+        return self.base_http
+
     def env(self) -> dict[str, str]:
         """Environment variables that point the stream client at this simulator."""
         key, secret = next(iter(self.alpaca_keys.items()))
@@ -292,6 +324,7 @@ class ExchangeSimulator:
                 "BINANCE_FUTURES_WS_URL": self.binance_ws_url,
                 "BINANCE_FUTURES_REST_URL": self.binance_rest_url,
                 "ALPACA_WS_URL": self.alpaca_ws_url, "ALPACA_REST_URL": self.alpaca_rest_url,
+                "ALPACA_TRADING_URL": self.alpaca_trading_url,
                 "ALPACA_API_KEY": key, "ALPACA_SECRET_KEY": secret}
 
     # -- the exchange's truth ----------------------------------------------------------

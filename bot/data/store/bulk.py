@@ -1,9 +1,11 @@
 """Vectorized bar aggregation of a whole tick table: the streaming aggregator's bars, fast.
 
 ``aggregate_ticks`` gives exactly the bars :class:`~bot.data.aggregation.BarAggregator`
-completes when fed the same ticks in exchange order and then advanced to
-``until``: same OHLC, trade counts, first/last trade ids and flags, and the same
-sums up to float rounding (the order of addition may differ).
+completes when fed the same ticks in exchange order and then finished where the
+data ends (:meth:`~bot.data.aggregation.BarAggregator.finish`, as
+:func:`~bot.data.store.replay` does): same OHLC, trade counts, first/last trade
+ids and flags, and the same sums up to float rounding (the order of addition may
+differ).
 
 How. Ticks sorted by ``(timestamp, trade_id)`` make every bar a contiguous run
 of rows, so a bar is a *segment reduction*: the run boundaries are where the
@@ -20,8 +22,12 @@ What the stream's rules become here: ticks with a non-positive or non-finite
 price or quantity are dropped; the first bar of each timeframe is the one
 holding the first trade, and bars opening before ``coverage_start`` (the first
 trade's time unless given) are PARTIAL; with ``emit_empty`` every interval
-without trades is an EMPTY bar with O=H=L=C=previous close and no volume; a bar
-is emitted once it ends at or before ``until``. Per-field trade eligibility
+without trades is an EMPTY bar with O=H=L=C=previous close and no volume.
+Where the data ends (``until``, by default just after the last trade), replay's
+rule holds: bars ending by then are complete; the bar of each timeframe that end
+cuts is flagged PARTIAL (the trades after it are unknown), and made only when
+something of it was seen (a trade, or with ``emit_empty`` a whole base interval);
+no bar opens at or after it. Per-field trade eligibility
 (stock sale conditions, the ``updates`` column) is not modelled: such ticks are
 refused with a ValueError rather than aggregated differently from the stream.
 """
@@ -86,11 +92,13 @@ def aggregate_ticks(ticks: pl.DataFrame | pd.DataFrame, timeframes: Iterable[str
     :meth:`TradeStore.ticks` gives), ``trade_id``, ``price``, ``volume`` and
     ``side`` (``"buy"``/``"sell"``, any other value is an unknown side);
     ``venue`` and ``symbol`` columns, when present, must hold one series.
-    ``until`` (ns) is where the clock stands: bars ending after it are still
-    open and left out. By default it is the end of the longest timeframe's bar
-    holding the last trade, so every trade is in a completed bar of every
-    timeframe. The result is polars (Bar fields) for a polars input and pandas
-    for a pandas one, shaped as :meth:`StreamManager.get_bar_dataframe`.
+    ``until`` (ns, exclusive) is where the data ends, as in replay: by default
+    just after the last trade; trades at or after it are left out. Bars ending
+    by then are complete, the one it cuts in each timeframe is flagged PARTIAL,
+    and none is made after it, so a recording stopped mid-minute never passes
+    its last minute off as whole nor gains an empty bar after it. The result is
+    polars (Bar fields) for a polars input and pandas for a pandas one, shaped
+    as :meth:`StreamManager.get_bar_dataframe`.
     """
     as_pandas = isinstance(ticks, pd.DataFrame)
     frame = ticks_from_pandas(ticks) if isinstance(ticks, pd.DataFrame) else ticks
@@ -105,19 +113,23 @@ def aggregate_ticks(ticks: pl.DataFrame | pd.DataFrame, timeframes: Iterable[str
     order = sorted(set(timeframes), key=TIMEFRAME_SECONDS.__getitem__)
     base = base_length_ns(order)
     ts, ids, price, qty, buy, sell = _clean_arrays(frame, exchange_order(venue))
+    if until is not None and len(ts) and ts[-1] >= until:
+        before = ts < until
+        ts, ids, price, qty, buy, sell = (c[before] for c in (ts, ids, price, qty, buy, sell))
     out: dict[str, pl.DataFrame] = {}
     if len(ts) == 0:
         out = {tf: pl.from_arrow(BAR_SCHEMA.empty_table()) for tf in order}  # type: ignore[misc]
         return {tf: bar_frame(f.to_dict()) for tf, f in out.items()} if as_pandas else out
     base_bars = _from_ticks(ts, ids, price, qty, buy, sell, base)
-    longest = TIMEFRAME_SECONDS[order[-1]] * NS_PER_SECOND
-    if until is None:
-        until = int(ts[-1]) - int(ts[-1]) % longest + longest
+    end = int(ts[-1]) + 1 if until is None else until
+    # An interval cut by the end is made once a whole base interval of it was seen.
+    seen_from = int(base_bars.open_time[0]) + base if emit_empty else end + 1
     coverage = int(ts[0]) if coverage_start is None else coverage_start
     for tf in order:
         length = TIMEFRAME_SECONDS[tf] * NS_PER_SECOND
         bars = base_bars if length == base else _fold(base_bars, length)
-        out[tf] = _to_frame(bars, venue, symbol, tf, length, emit_empty, coverage, until)
+        out[tf] = _to_frame(bars, venue, symbol, tf, length, emit_empty, coverage, end,
+                            seen_from, base)
     return {tf: bar_frame(f.to_dict()) for tf, f in out.items()} if as_pandas else out
 
 
@@ -263,16 +275,44 @@ def _with_empty_bars(bars: _Bars, length: int, until: int) -> _Bars:
     )
 
 
+def _cut_bar(bars: _Bars, length: int, end: int, emit_empty: bool, seen_from: int,
+             base: int) -> _Bars:
+    """The bar the data's end cuts (open before ``end``, ending after it), or no rows.
+
+    The one holding trades when there is one; else, with ``emit_empty``, an
+    empty one carrying the previous close when a whole base interval of it
+    ended by ``end`` after the first bar (``seen_from``); else none.
+    """
+    last = len(bars.open_time) - 1
+    if int(bars.open_time[last]) + length > end:
+        return _Bars(**{name: values[last:] for name, values in vars(bars).items()})
+    cut = end - end % length
+    if not emit_empty or cut == end or max(cut + base, seen_from) > end:
+        return _Bars(**{name: values[:0] for name, values in vars(bars).items()})
+    empty = {name: np.array([-1 if "trade_id" in name else 0], dtype=values.dtype)
+             for name, values in vars(bars).items()}
+    close = bars.close[last:]
+    return _Bars(**{**empty, "open_time": np.array([cut], dtype=np.int64), "open": close,
+                    "high": close, "low": close, "close": close})
+
+
 def _to_frame(bars: _Bars, venue: str, symbol: str, timeframe: str, length: int,
-              emit_empty: bool, coverage_start: int, until: int) -> pl.DataFrame:
-    """Completed bars (ending at or before ``until``) as a frame in ``BAR_SCHEMA``."""
+              emit_empty: bool, coverage_start: int, end: int, seen_from: int,
+              base: int) -> pl.DataFrame:
+    """The bars of one timeframe up to the data's ``end`` as a frame in ``BAR_SCHEMA``:
+    those ending by then, and the one it cuts flagged PARTIAL."""
+    cut = _cut_bar(bars, length, end, emit_empty, seen_from, base)
     if emit_empty:
-        bars = _with_empty_bars(bars, length, until)
+        bars = _with_empty_bars(bars, length, end)
     else:
-        done = bars.open_time + length <= until
+        done = bars.open_time + length <= end
         bars = _Bars(**{name: values[done] for name, values in vars(bars).items()})
+    cut_rows = len(cut.open_time)
+    bars = _Bars(**{name: np.concatenate((values, getattr(cut, name)))
+                    for name, values in vars(bars).items()})
+    is_cut = np.arange(len(bars.open_time)) >= len(bars.open_time) - cut_rows
     flags = (np.where(bars.trade_count == 0, int(BarFlag.EMPTY), 0)
-             | np.where(bars.open_time < coverage_start, int(BarFlag.PARTIAL), 0))
+             | np.where((bars.open_time < coverage_start) | is_cut, int(BarFlag.PARTIAL), 0))
     n = len(bars.open_time)
     columns = {
         "venue": pl.Series([venue] * n, dtype=pl.String),

@@ -35,6 +35,7 @@ import polars as pl
 from tqdm import tqdm
 
 from bot.data.errors import ConfigError
+from bot.data.frames import time_bound_ns
 from bot.data.models import BarFlag, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.store.bulk import ticks_from_pandas
@@ -78,21 +79,22 @@ async def replay(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFra
     """
     if speed is not None and not speed > 0:
         raise ValueError(f"speed={speed!r} must be > 0 (or None for as fast as possible)")
-    ticks = _load(source, series, start, end)
+    start_ns, end_ns = time_bound_ns(start, "start"), time_bound_ns(end, "end")
+    ticks = _load(source, series, start_ns, end_ns)
     if not isinstance(source, TradeStore):  # the store applied the bounds as it read
-        ticks = _within(ticks, _bound_ns(start), _bound_ns(end))
+        ticks = _within(ticks, start_ns, end_ns)
     started = time.perf_counter()
     bars_before = pipeline.bars_completed
     refused = 0
     if ticks:
         recorded = (_recorded_coverage(source, ticks, pipeline.config.supported_timeframes,
-                                       _bound_ns(start), _bound_ns(end))
+                                       start_ns, end_ns)
                     if isinstance(source, TradeStore) and until is None else {})
         for (venue, symbol), (complete_from, _) in recorded.items():
             if complete_from is not None:
                 pipeline.aggregator.configure_symbol(venue, symbol, complete_from=complete_from)
         refused = await _feed(ticks, pipeline, speed, progress, settle)
-        for (venue, symbol), data_end in _data_ends(ticks, until, _bound_ns(end)).items():
+        for (venue, symbol), data_end in _data_ends(ticks, until, end_ns).items():
             recorded_end = recorded.get((venue, symbol), (None, None))[1]
             pipeline.finish(symbol, data_end if recorded_end is None
                             else max(data_end, recorded_end))
@@ -106,9 +108,13 @@ def select_series(store: TradeStore, symbols: Sequence[str] | None,
                   ) -> list[tuple[str, str]]:
     """The recorded ``(venue, symbol)`` pairs of ``symbols`` (any case; all when None).
 
-    Raises ConfigError when the store holds no trades, or naming the symbols it
-    does not hold beside those it does.
+    Raises ConfigError when the store's directory does not exist (a mistyped path), when
+    the store holds no trades, or naming the symbols it does not hold beside those it does.
     """
+    if not store.root.is_dir():
+        raise ConfigError("store", str(store.root), "no such directory"
+                          + (" (a file: give the store's directory)"
+                             if store.root.exists() else ""))
     recorded = store.series()
     if not recorded:
         raise ConfigError("store", str(store.root), "holds no recorded trades")
@@ -179,14 +185,6 @@ def _within(ticks: list[Tick], start: int | None, end: int | None) -> list[Tick]
         return ticks
     return [t for t in ticks if (start is None or t.timestamp >= start)
             and (end is None or t.timestamp < end)]
-
-
-def _bound_ns(value: TimeBound) -> int | None:
-    """A time bound as ns since the epoch (naive datetimes are UTC)."""
-    if value is None or isinstance(value, int):
-        return value
-    stamp = pd.Timestamp(value)
-    return int((stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).value)
 
 
 def _load(source: TradeStore | Iterable[Tick] | pd.DataFrame | pl.DataFrame,

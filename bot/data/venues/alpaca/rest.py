@@ -1,4 +1,5 @@
-"""Alpaca historical stock data over REST: trades and bars (``/v2/stocks/{symbol}/...``).
+"""Alpaca over REST: historical trades and bars (``/v2/stocks/{symbol}/...``) from the
+data API, and the assets symbols are checked against (``/v2/assets``) from the trading API.
 
 A REST trade becomes the :class:`~bot.data.models.Tick` the stream session
 (:mod:`bot.data.venues.alpaca`) makes for the same trade, field by field but
@@ -11,7 +12,10 @@ caller knows it.
 Requests carry ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` (never shown in a
 repr, log or error), ``feed`` from the configuration, and follow
 ``next_page_token`` until the answer is complete (a repeated token or more than
-``MAX_PAGES`` pages end the paging with an error). A refused request raises
+``MAX_PAGES`` pages end the paging with an error). The asset list is one request
+(``GET /v2/assets?asset_class=us_equity``, every status) to ``alpaca_trading_url``,
+in the same budget (a second to the paper host when the default live host refuses
+the keys). A refused request raises
 :class:`~bot.data.rest.limits.RestError` with Alpaca's ``message`` (and
 ``code`` when it sends one); 429 waits ``Retry-After`` and retries.
 """
@@ -26,10 +30,11 @@ from typing import TypeVar
 import aiohttp
 import msgspec
 
-from bot.data.config import StreamManagerConfig
+from bot.data.config import ALPACA_TRADING_DEFAULT, StreamManagerConfig
 from bot.data.errors import ConfigError, MalformedFrame
+from bot.data.listing import Listing
 from bot.data.models import Bar, BarFlag, Side, Tick
-from bot.data.rest.limits import HttpClient, RateLimiter, RequestBudget, decode
+from bot.data.rest.limits import HttpClient, RateLimiter, RequestBudget, RestError, decode
 from bot.data.timeframes import NS_PER_SECOND, timeframe_ns
 from bot.data.venues.alpaca.conditions import updates_for
 from bot.data.venues.alpaca.session import VENUE_ALPACA, AlpacaCredentials, stock_trade_id
@@ -48,6 +53,11 @@ REST_FEEDS = {"iex": "iex", "sip": "sip", "delayed_sip": "delayed_sip", "test": 
 # MIN_LOOKBACK_NS (weekends and holidays), whichever is longer.
 MAX_SPARSITY = 64
 MIN_LOOKBACK_NS = 14 * 86_400 * NS_PER_SECOND
+ASSETS = "/v2/assets"
+# An asset's status meaning it is listed now (the other: "inactive"). An active asset
+# with tradable=false is still served as market data, so it streams.
+ACTIVE = "active"
+PAPER_TRADING_URL = "https://paper-api.alpaca.markets"
 
 
 class _Trade(msgspec.Struct, gc=False):
@@ -80,6 +90,14 @@ class _BarsPage(msgspec.Struct):
     next_page_token: str | None = None
 
 
+class _Asset(msgspec.Struct, gc=False):
+    """The fields of an Asset entity the listing needs (others ignored)."""
+
+    symbol: str
+    status: str
+
+
+_ASSETS = msgspec.json.Decoder(list[_Asset])
 _TRADES_PAGE = msgspec.json.Decoder(_TradesPage)
 _BARS_PAGE = msgspec.json.Decoder(_BarsPage)
 P = TypeVar("P", _TradesPage, _BarsPage)
@@ -96,6 +114,10 @@ class AlpacaRest(HttpClient):
     """Alpaca stock trades and bars for the configured feed."""
 
     budget = ALPACA_BUDGET
+    # Alpaca's live trading host refuses paper-trading keys and the paper host live ones;
+    # both list the same assets. At the default (live) host, refused keys are tried on the
+    # paper host once.
+    TRADING_FALLBACK = {ALPACA_TRADING_DEFAULT: PAPER_TRADING_URL}
 
     venue = VENUE_ALPACA
 
@@ -110,10 +132,35 @@ class AlpacaRest(HttpClient):
                          headers={"APCA-API-KEY-ID": credentials.key_id,
                                   "APCA-API-SECRET-KEY": credentials.secret_key})
         self.feed = REST_FEEDS[config.alpaca_feed]
+        self.trading_url = config.alpaca_trading_url or ""
         self._clock = clock
 
     def __repr__(self) -> str:
         return f"AlpacaRest(feed={self.feed!r}, base_url={self.base_url!r})"
+
+    async def listing(self) -> Listing:
+        """Every US equity Alpaca lists (active or inactive), by symbol: one request to
+        the trading API (two when the default live host refuses the keys and the paper host
+        takes them). Keys no host takes raise a RestError saying which host takes which."""
+        hosts = [self.trading_url]
+        if self.trading_url in self.TRADING_FALLBACK:
+            hosts.append(self.TRADING_FALLBACK[self.trading_url])
+        for host in hosts:
+            try:
+                body = await self._get(ASSETS, {"asset_class": "us_equity"}, base_url=host)
+                break
+            except RestError as exc:
+                if exc.status not in (401, 403):
+                    raise
+                refused = exc
+        else:
+            asked = " and ".join(f"{host}{ASSETS}" for host in hosts)
+            raise RestError(self.venue, refused.status, refused.code,
+                            f"{refused.text} (asking {asked}; live keys are answered by "
+                            f"{ALPACA_TRADING_DEFAULT}, paper-trading keys by {PAPER_TRADING_URL}: "
+                            "set ALPACA_TRADING_URL)") from None
+        assets = decode(_ASSETS, body, "assets")
+        return Listing(self.venue, {a.symbol: a.status for a in assets}, ACTIVE)
 
     async def trades(self, symbol: str, start_ns: int, end_ns: int, *,
                      previous_price: float | None = None,

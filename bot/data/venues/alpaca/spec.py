@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig
 from bot.data.venues.alpaca.session import (
@@ -13,6 +13,10 @@ from bot.data.venues.alpaca.session import (
     AlpacaSession,
 )
 from bot.data.venues.spec import VenueFacts, VenueSpec
+
+if TYPE_CHECKING:
+    from bot.data.listing import Listing
+    from bot.data.venues.alpaca.rest import AlpacaRest
 
 ALPACA_FACTS = VenueFacts(
     sequenced=False,  # stock trade ids are per exchange, not one sequence per symbol
@@ -41,6 +45,13 @@ class AlpacaStocks(VenueSpec):
         from bot.data.venues.alpaca.calendar import nyse_open
 
         return nyse_open(now_ns)
+
+    def listing_url(self, config: StreamManagerConfig) -> str | None:
+        return config.alpaca_trading_url
+
+    async def listing(self, rest: AlpacaRest) -> Listing:
+        """Alpaca's assets: every US equity it lists, with its status."""
+        return await rest.listing()
 
     def session(self, config: StreamManagerConfig, credentials: Any,
                 symbols: Iterable[str]) -> AlpacaSession:
