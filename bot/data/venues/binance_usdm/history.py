@@ -1,0 +1,143 @@
+"""USDⓈ-M trade history without an API key: the ``@trade`` stream's trades from the
+public ``trades`` and ``aggTrades``.
+
+USDⓈ-M's ``historicalTrades`` (trades by id) is a MARKET_DATA endpoint: the venue
+refuses it without an API key (``-2014 API-key format invalid.``), so a fill of the
+``@trade`` channel cannot use it. ``trades`` is public and gives the last 1000
+trades exactly: a gap that recent (a reconnect's) is filled from it alone.
+Older trades come from ``aggTrades``, public too: each of its
+records is the market trades ``f`` to ``l`` of one taker order, at one price,
+on one side, at one time. Those trades are rebuilt as ``l - f + 1`` ticks of
+equal quantity (the last takes what rounding left), so every bar the fill
+builds has the official kline's open, high, low, close, volume, quote volume,
+taker buy and sell volumes and trade count; only the split of the aggregate's
+quantity among its trades is not the venue's. So the one inexact case is an
+aggregate the stream had partly delivered before the gap: the share its
+missing trades get is not what they weighed, and the volumes of that bar are
+off by the difference (its open, high, low, close and count stay exact).
+
+Trade ids ``aggTrades`` does not cover, between two of its records (or between
+the last known trade and the first record, or the last record and the trade
+the stream resumed with), are records that are not market trades (``NA``,
+insurance fund, ADL): aggregates hold market trades only. They come back as
+ticks of price and quantity 0 with the condition ``not_market``, which the
+gate refuses as it refuses them live, so the fill covers their ids instead of
+reporting them missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from bot.data.models import Side, Tick
+from bot.data.timeframes import NS_PER_MS
+from bot.data.venues.binance.history import BinanceTradeHistory
+from bot.data.venues.binance_usdm.spec import NOT_MARKET
+from bot.data.venues.history import TradePosition
+
+if TYPE_CHECKING:
+    from bot.data.venues.binance_usdm.rest import BinanceUsdmRest, UsdmAggTrade
+
+
+
+
+class UsdmTradeHistory(BinanceTradeHistory):
+    """USDⓈ-M trades by id: the public recent ``trades`` and, for what is older, the
+    trades rebuilt from ``aggTrades`` (``@trade`` channel); or aggregate trades."""
+
+    rest: BinanceUsdmRest
+
+    async def fetch(self, symbol: str, after: TradePosition, until: Tick | None,
+                    now_ns: int) -> list[Tick]:
+        """Trades after ``after`` (or from ``after.since_ns``) up to ``until``.
+
+        The venue's last 1000 trades (``trades``, public) are exact: when they reach
+        back to the first missing id they are the whole answer. The trades older
+        than them are rebuilt from the aggregate trades from the last known trade's
+        time on.
+        """
+        if self.aggregate:
+            return await super().fetch(symbol, after, until, now_ns)
+        if after.last_id < 0 and after.since_ns is None:
+            return []
+        first_id = after.last_id + 1 if after.last_id >= 0 else None
+        until_id = until.trade_id - 1 if until is not None else None
+        if until_id is not None and first_id is not None and until_id < first_id:
+            return []
+        recent = await self.rest.recent_trades(symbol)
+        reaches_back = bool(recent) and (
+            recent[0].trade_id <= first_id if first_id is not None
+            else after.since_ns is not None and recent[0].timestamp <= after.since_ns)
+        older: list[Tick] = []
+        if not reaches_back:
+            start_ns = max(after.last_ts, 0) if first_id is not None else after.since_ns or 0
+            older_until = recent[0].trade_id - 1 if recent else until_id
+            if until_id is not None and older_until is not None:
+                older_until = min(older_until, until_id)
+            older = await self._rebuilt(symbol, start_ns, first_id, older_until)
+        known = older[-1].trade_id if older else (after.last_id if first_id is not None else -1)
+        return older + [t for t in recent if t.trade_id > known
+                        and (until_id is None or t.trade_id <= until_id)]
+
+    async def _rebuilt(self, symbol: str, start_ns: int, first_id: int | None,
+                       until_id: int | None) -> list[Tick]:
+        """Trades ``first_id`` (None: the first at ``start_ns``) to ``until_id`` rebuilt from
+        the aggregate trades from ``start_ns`` on, a page of 1000 at a time."""
+        rebuilt = _Rebuilt(symbol.upper(), self.rest.venue, first_id, until_id)
+        page = await self.rest.agg_trade_rows(symbol, start_ms=start_ns // NS_PER_MS)
+        while True:
+            rebuilt.extend(page, self.rest.receive_time_ns())
+            if rebuilt.done or len(page) < self.rest.PAGE:
+                return rebuilt.ticks
+            page = await self.rest.agg_trade_rows(symbol, from_id=page[-1].a + 1)
+
+
+class _Rebuilt:
+    """The ticks of aggregate trades, kept from ``next_id`` (None: from the first) to
+    ``until_id`` (None: all), with the uncovered ids between them as refused records."""
+
+    def __init__(self, symbol: str, venue: str, next_id: int | None,
+                 until_id: int | None) -> None:
+        self.symbol = symbol
+        self.venue = venue
+        self.next_id = next_id
+        self.until_id = until_id
+        self.ticks: list[Tick] = []
+
+    @property
+    def done(self) -> bool:
+        """Every id up to ``until_id`` is accounted for."""
+        return (self.until_id is not None and self.next_id is not None
+                and self.next_id > self.until_id)
+
+    def extend(self, rows: Iterable[UsdmAggTrade], receive_ns: int) -> None:
+        for row in rows:
+            if self.done:
+                return
+            if self.next_id is None:
+                self.next_id = row.f
+            last = row.l if self.until_id is None else min(row.l, self.until_id)
+            time_ns = row.T * NS_PER_MS
+            stop = row.f if self.until_id is None else min(row.f, self.until_id + 1)
+            for trade_id in range(self.next_id, stop):  # not market trades
+                self.ticks.append(Tick(self.venue, self.symbol, 0.0, 0.0, Side.UNKNOWN,
+                                       trade_id, time_ns, receive_ns, (NOT_MARKET,)))
+            first = max(row.f, self.next_id)
+            if first <= last:
+                self.ticks.extend(_split(row, first, last, self.venue, self.symbol, receive_ns))
+            self.next_id = max(self.next_id, last + 1, stop)
+
+
+def _split(row: UsdmAggTrade, first: int, last: int, venue: str, symbol: str,
+           receive_ns: int) -> list[Tick]:
+    """Trades ``first`` to ``last`` of the aggregate ``row``, each its equal share of the
+    aggregate's quantity; the last share takes what rounding left, so the shares of the
+    whole aggregate add up to its quantity."""
+    count = row.l - row.f + 1
+    share = row.q / count
+    side = Side.SELL if row.m else Side.BUY
+    time_ns = row.T * NS_PER_MS
+    return [Tick(venue, symbol, row.p, row.q - share * (count - 1) if trade_id == row.l else share,
+                 side, trade_id, time_ns, receive_ns)
+            for trade_id in range(first, last + 1)]
