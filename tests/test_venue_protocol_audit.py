@@ -74,12 +74,6 @@ def _recorded_usdm_payload(channel: str) -> dict[str, Any]:
 # `BASE/QUOTE:SETTLE` with the settlement currency equal to the quote" and "Symbols are checked
 # against the venue's form when they are added (...), before anything is sent"; Binance's symbols
 # are `^[A-Z0-9-_.]{1,20}$` (binance_usdm/symbols.py, Binance's error -1100).
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/venues/spec.py VenueSpec.normalise/accepts match only the regex "
-    "USDM_PERPETUAL; the SETTLE == QUOTE and 20-letter rules live in binance_usdm/symbols.py "
-    "to_raw_symbol, first called when the connection builds its session, so the connection "
-    "task crash-loops "
-    "(every other perpetual on it frozen) instead of add_crypto_symbols refusing the symbol"))
 @pytest.mark.parametrize("symbol", [
     "BTC/USDT:BUSD",  # settled in another currency than its quote
     "ABCDEFGHIJKLMNOPQRS/USDT:USDT",  # base and quote 23 letters: Binance's symbols hold 20
@@ -261,10 +255,6 @@ async def test_sim_usdm_historical_trades_refuse_a_request_without_an_api_key(
 # subscription, 410 invalid subscribe action for this feed and 411 insufficient scope; on 406 it
 # reconnects with backoff: the server releases a dropped connection's session after a while,
 # and one reconnect that comes too soon must not end the stream for good.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/venues/alpaca/session.py FATAL_ERROR_CODES holds 406 (and 405, 408): the "
-    "transport's _run fails the connection at once and never reconnects, so one reconnect that "
-    "races the server's release of the old session stops every stock symbol until restart"))
 def test_alpaca_connection_limit_exceeded_is_retried_not_fatal() -> None:
     credentials = AlpacaCredentials("audit-key-id", "audit-secret-key")
     session = AlpacaSession(StreamManagerConfig(), credentials, ["AAPL"])
@@ -278,10 +268,6 @@ def test_alpaca_connection_limit_exceeded_is_retried_not_fatal() -> None:
 # -- first hour with futures -----------------------------------------------------------------
 # README, "Binance USDⓈ-M perpetuals": "Events, bars, recovery, warm-up, the store, NATS and the
 # CLI work for it as for spot (`bot-stream live BTC/USDT:USDT --sim`)."
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/cli/session.py running_stream starts ExchangeSimulator(CATALOGUE_PAIRS, ...) with "
-    "spot pairs only, so the stream's symbol check refuses every perpetual: 'binanceusdm does "
-    "not list it'"))
 def test_cli_live_sim_streams_a_perpetual() -> None:
     result = run_cli("live", "--sim", PERPETUAL, "--sim-speed", "60", "--json",
                      "--events", "tick", "--duration", "4")

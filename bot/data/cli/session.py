@@ -148,9 +148,10 @@ async def running_stream(args: argparse.Namespace,
 
             # The simulator lists its own catalogue, as an exchange does: a pair it does
             # not list is refused by the stream's symbol check, never invented.
+            # USDⓈ-M has no catalogue: the perpetuals named are the ones it lists.
             sim = await stack.enter_async_context(ExchangeSimulator(
-                CATALOGUE_PAIRS, stocks, seed=args.sim_seed, speed=args.sim_speed,
-                history_seconds=args.sim_history))
+                CATALOGUE_PAIRS, stocks, futures_symbols=[s for s in crypto if ":" in s],
+                seed=args.sim_seed, speed=args.sim_speed, history_seconds=args.sim_history))
             # Credentials, and the endpoints of venues configured by their own package, are read
             # from the environment: the simulator's, while it runs.
             stack.enter_context(_environment(sim.env()))
