@@ -49,8 +49,11 @@ def _official() -> dict[int, list[str]]:
         return {int(row[0]): row for row in csv.reader(fh)}
 
 
+@pytest.mark.parametrize("resumed_minute", [11, None], ids=["stream-resumed", "up-to-now"])
 async def test_a_gap_older_than_the_recent_trades_is_rebuilt_from_agg_trades_as_the_klines(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resumed_minute: int | None) -> None:
+    """Known up to the last trade before 00:03; the stream resumed at ``resumed_minute``'s
+    first trade (None: the fill runs up to now, past where the recent trades start)."""
     replay, rows = _day_rows(tmp_path)
     end_ms = FIRST_MINUTE_MS + MINUTES * MINUTE_MS
     async with ExchangeSimulator([], futures_symbols=[SYMBOL], replay={SYMBOL: replay},
@@ -59,13 +62,17 @@ async def test_a_gap_older_than_the_recent_trades_is_rebuilt_from_agg_trades_as_
         config = StreamManagerConfig()
         rest = BINANCE_USDM.rest(config, None, sim.now_ns)
         history = BINANCE_USDM.history(config, rest)
-        # Known up to the last trade before 00:03; the stream resumed at 00:12's first trade.
         last = max((r for r in rows if int(r[4]) < FIRST_MINUTE_MS + 2 * MINUTE_MS),
                    key=lambda r: int(r[0]))
-        resumed = min((r for r in rows if int(r[4]) >= FIRST_MINUTE_MS + 11 * MINUTE_MS),
-                      key=lambda r: int(r[0]))
-        until = Tick("binanceusdm", SYMBOL, float(resumed[1]), float(resumed[2]), Side.BUY,
-                     int(resumed[0]), int(resumed[4]) * 10**6, 0)
+        until = None
+        end_id = int(rows[-1][0]) + 1
+        if resumed_minute is not None:
+            resumed = min((r for r in rows
+                           if int(r[4]) >= FIRST_MINUTE_MS + resumed_minute * MINUTE_MS),
+                          key=lambda r: int(r[0]))
+            until = Tick("binanceusdm", SYMBOL, float(resumed[1]), float(resumed[2]),
+                         Side.BUY, int(resumed[0]), int(resumed[4]) * 10**6, 0)
+            end_id = until.trade_id
         ticks = await history.fetch(SYMBOL, TradePosition(int(last[0]), int(last[4]) * 10**6),
                                     until, sim.now_ns())
         paths = [entry.split("?")[0] for entry in sim.rest_log]
@@ -73,12 +80,13 @@ async def test_a_gap_older_than_the_recent_trades_is_rebuilt_from_agg_trades_as_
 
     assert "/fapi/v1/historicalTrades" not in paths, "the keyless client never asks it"
     assert "/fapi/v1/aggTrades" in paths, "the gap is older than the recent 1000 trades"
-    assert [t.trade_id for t in ticks] == list(range(int(last[0]) + 1, int(resumed[0])))
+    assert [t.trade_id for t in ticks] == list(range(int(last[0]) + 1, end_id))
     minutes: dict[int, list[Tick]] = defaultdict(list)
     for tick in ticks:
         minutes[tick.timestamp // 10**6 // MINUTE_MS * MINUTE_MS].append(tick)
     official = _official()
-    assert sorted(minutes) == [FIRST_MINUTE_MS + i * MINUTE_MS for i in range(2, 11)]
+    last_minute = MINUTES if resumed_minute is None else resumed_minute
+    assert sorted(minutes) == [FIRST_MINUTE_MS + i * MINUTE_MS for i in range(2, last_minute)]
     for open_ms, trades in minutes.items():
         row = official[open_ms]
         prices = [t.price for t in trades]

@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from bot.data.venues.binance_usdm.rest import BinanceUsdmRest, UsdmAggTrade
 
 
-
-
 class UsdmTradeHistory(BinanceTradeHistory):
     """USDⓈ-M trades by id: the public recent ``trades`` and, for what is older, the
     trades rebuilt from ``aggTrades`` (``@trade`` channel); or aggregate trades."""
@@ -55,7 +53,8 @@ class UsdmTradeHistory(BinanceTradeHistory):
         The venue's last 1000 trades (``trades``, public) are exact: when they reach
         back to the first missing id they are the whole answer. The trades older
         than them are rebuilt from the aggregate trades from the last known trade's
-        time on.
+        time on, up to the end of the aggregate the recent trades start in (whole
+        aggregates add up to their quantity), and the recent trades give the rest.
         """
         if self.aggregate:
             return await super().fetch(symbol, after, until, now_ns)
@@ -72,19 +71,16 @@ class UsdmTradeHistory(BinanceTradeHistory):
         older: list[Tick] = []
         if not reaches_back:
             start_ns = max(after.last_ts, 0) if first_id is not None else after.since_ns or 0
-            older_until = recent[0].trade_id - 1 if recent else until_id
-            if until_id is not None and older_until is not None:
-                older_until = min(older_until, until_id)
-            older = await self._rebuilt(symbol, start_ns, first_id, older_until)
+            stop_after = recent[0].trade_id - 1 if recent else until_id
+            older = await self._rebuilt(symbol, start_ns, _Rebuilt(
+                symbol.upper(), self.rest.venue, first_id, until_id, stop_after))
         known = older[-1].trade_id if older else (after.last_id if first_id is not None else -1)
         return older + [t for t in recent if t.trade_id > known
                         and (until_id is None or t.trade_id <= until_id)]
 
-    async def _rebuilt(self, symbol: str, start_ns: int, first_id: int | None,
-                       until_id: int | None) -> list[Tick]:
-        """Trades ``first_id`` (None: the first at ``start_ns``) to ``until_id`` rebuilt from
-        the aggregate trades from ``start_ns`` on, a page of 1000 at a time."""
-        rebuilt = _Rebuilt(symbol.upper(), self.rest.venue, first_id, until_id)
+    async def _rebuilt(self, symbol: str, start_ns: int, rebuilt: _Rebuilt) -> list[Tick]:
+        """``rebuilt``'s trades from the aggregate trades from ``start_ns`` on, a page of
+        1000 at a time."""
         page = await self.rest.agg_trade_rows(symbol, start_ms=start_ns // NS_PER_MS)
         while True:
             rebuilt.extend(page, self.rest.receive_time_ns())
@@ -95,21 +91,23 @@ class UsdmTradeHistory(BinanceTradeHistory):
 
 class _Rebuilt:
     """The ticks of aggregate trades, kept from ``next_id`` (None: from the first) to
-    ``until_id`` (None: all), with the uncovered ids between them as refused records."""
+    ``until_id`` (None: all), with the uncovered ids between them as refused records;
+    done once the aggregate holding ``stop_after`` (default ``until_id``) is in."""
 
     def __init__(self, symbol: str, venue: str, next_id: int | None,
-                 until_id: int | None) -> None:
+                 until_id: int | None, stop_after: int | None = None) -> None:
         self.symbol = symbol
         self.venue = venue
         self.next_id = next_id
         self.until_id = until_id
+        self.stop_after = until_id if stop_after is None else stop_after
         self.ticks: list[Tick] = []
 
     @property
     def done(self) -> bool:
-        """Every id up to ``until_id`` is accounted for."""
-        return (self.until_id is not None and self.next_id is not None
-                and self.next_id > self.until_id)
+        """Every id up to ``stop_after`` is accounted for."""
+        return (self.stop_after is not None and self.next_id is not None
+                and self.next_id > self.stop_after)
 
     def extend(self, rows: Iterable[UsdmAggTrade], receive_ns: int) -> None:
         for row in rows:
