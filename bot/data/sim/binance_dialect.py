@@ -13,7 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.data.sim.binance_frames import agg_trade_event, spot_symbol_info, trade_event
+from bot.data.sim.binance_frames import (
+    agg_trade_event,
+    rest_agg_trade,
+    rest_trade,
+    spot_symbol_info,
+    trade_event,
+)
 from bot.data.sim.market import Instrument
 from bot.data.sim.trades import AggTrade, SimTrade
 
@@ -33,7 +39,9 @@ class BinanceDialect:
     venue does); ``rest_api``: the REST path prefix; ``weights``: request weight by
     endpoint; ``weight_limit``: request weight a minute; ``keyed``: endpoints refused
     without an ``X-MBX-APIKEY`` header; ``trade_event`` / ``agg_trade_event``: the
-    ``@trade`` and ``@aggTrade`` payloads; ``symbol_info``: an ``exchangeInfo`` symbol.
+    ``@trade`` and ``@aggTrade`` payloads; ``rest_trade`` / ``rest_agg_trade``: the rows of
+    ``trades`` and ``historicalTrades``, and of ``aggTrades``; ``symbol_info``: an
+    ``exchangeInfo`` symbol.
     """
 
     venue: str
@@ -44,9 +52,11 @@ class BinanceDialect:
     weight_limit: int
     trade_event: Callable[[SimTrade, int], dict[str, Any]]
     agg_trade_event: Callable[[AggTrade, str, int], dict[str, Any]]
+    rest_trade: Callable[[SimTrade, int], dict[str, Any]]
+    rest_agg_trade: Callable[[AggTrade, int], dict[str, Any]]
     symbol_info: Callable[[Instrument], dict[str, Any]]
     keyed: frozenset[str] = frozenset()
 
 
 SPOT = BinanceDialect("binance", "", {"": ALL_CHANNELS}, "/api/v3", SPOT_WEIGHTS, 6000,
-                      trade_event, agg_trade_event, spot_symbol_info)
+                      trade_event, agg_trade_event, rest_trade, rest_agg_trade, spot_symbol_info)

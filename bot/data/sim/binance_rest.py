@@ -24,8 +24,6 @@ from bot.data.sim.binance_frames import (
     MICROSECONDS,
     MILLISECONDS,
     kline_row,
-    rest_agg_trade,
-    rest_trade,
 )
 from bot.data.sim.clock import MarketClock
 from bot.data.sim.feed import MarketFeed
@@ -198,13 +196,13 @@ class SimBinanceRest:
 
     def trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
-        return [rest_trade(t, unit) for t in log.recent(_limit(request))]
+        return [self.dialect.rest_trade(t, unit) for t in log.recent(_limit(request))]
 
     def historical_trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
         limit, from_id = _limit(request), _int_param(request, "fromId")
         chosen = log.recent(limit) if from_id is None else log.from_id(from_id, limit)
-        return [rest_trade(t, unit) for t in chosen]
+        return [self.dialect.rest_trade(t, unit) for t in chosen]
 
     def agg_trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
@@ -218,7 +216,7 @@ class SimBinanceRest:
             aggs = log.aggs_between(lo, hi)[:limit]
         else:
             aggs = log.aggs[-limit:]
-        return [rest_agg_trade(a, unit) for a in aggs]
+        return [self.dialect.rest_agg_trade(a, unit) for a in aggs]
 
 
 def _error_response(exc: ApiError, headers: dict[str, str]) -> web.Response:

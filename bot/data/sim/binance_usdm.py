@@ -9,7 +9,8 @@ for on the wrong path is accepted and never delivered. REST is under
 ``historicalTrades`` needs an API key. A ``@trade`` payload carries the trade
 type ``X``: ``MARKET``, or ``NA`` for the records of price and quantity 0 the
 faults make (:meth:`ExchangeSimulator.refuse_trades`), as USDⓈ-M's stream sends
-them; neither it nor ``@aggTrade`` has spot's ``M``. Per connection: at most
+them; neither it nor ``@aggTrade`` (nor an ``aggTrades`` row) has spot's ``M``, and
+trade rows have no ``isBestMatch``. Per connection: at most
 1024 streams and 10 incoming messages a second, a ping every 3 minutes, closed
 when no pong comes back within 10.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.data.sim.binance_dialect import BinanceDialect
+from bot.data.sim.binance_frames import rest_agg_trade, rest_trade
 from bot.data.sim.binance_ws import BinanceStreamSettings
 from bot.data.sim.market import Instrument
 from bot.data.sim.trades import AggTrade, SimTrade, format_e8
@@ -48,6 +50,20 @@ def usdm_agg_trade_event(a: AggTrade, symbol: str, unit: int) -> dict[str, Any]:
             "l": a.last_id, "T": a.time_ns // unit, "m": a.buyer_is_maker}
 
 
+def usdm_rest_trade(t: SimTrade, unit: int) -> dict[str, Any]:
+    """A USDⓈ-M ``trades`` / ``historicalTrades`` row: spot's without ``isBestMatch``."""
+    row = rest_trade(t, unit)
+    del row["isBestMatch"]
+    return row
+
+
+def usdm_rest_agg_trade(a: AggTrade, unit: int) -> dict[str, Any]:
+    """A USDⓈ-M ``aggTrades`` row: spot's without ``M``."""
+    row = rest_agg_trade(a, unit)
+    del row["M"]
+    return row
+
+
 def usdm_symbol_info(instrument: Instrument) -> dict[str, Any]:
     """A USDⓈ-M ``exchangeInfo`` symbol: a perpetual settled in its quote asset, with the
     recorded exchangeInfo's fields."""
@@ -75,7 +91,7 @@ USDM = BinanceDialect(
     VENUE_USDM, USDM_WS_ROOT,
     {"/market": MARKET_CHANNELS, "/public": PUBLIC_CHANNELS, "": PUBLIC_CHANNELS},
     "/fapi/v1", USDM_WEIGHTS, USDM_WEIGHT_LIMIT, usdm_trade_event, usdm_agg_trade_event,
-    usdm_symbol_info, keyed=frozenset({"historicalTrades"}))
+    usdm_rest_trade, usdm_rest_agg_trade, usdm_symbol_info, keyed=frozenset({"historicalTrades"}))
 
 
 def usdm_stream_settings(spot: BinanceStreamSettings) -> BinanceStreamSettings:
