@@ -8,11 +8,15 @@ after run, alternately:
 
 * baseline: a bare ``websockets`` client calling ``recv()`` for every frame, no decoding;
 * ingest: the real ``transport.Connection`` with a ``BinanceSession``, each frame
-  decoded into a ``Tick`` and handed to a no-op ``on_tick``.
+  decoded into a ``Tick`` and handed to a no-op ``on_tick``;
+* beside them, when it is installed (it is no dependency), a bare ``picows``
+  client: another WebSocket library, whose frame parser is compiled, to show
+  what the library's own cost per frame is.
 
 Rates are frames per second from the first frame to the last of a run; the
 figures are medians of ``--runs`` runs and the ratio ingest/baseline is what to
-compare across machines.
+compare across machines. The client's CPU time per frame over the same span is
+printed too: on a machine shared with other work it moves less than the rates.
 
     python benchmarks/socket_ingest.py [--frames 200000] [--runs 5]
 """
@@ -21,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import multiprocessing
 import statistics
 import time
 from multiprocessing.connection import Connection as Pipe
+from typing import Any
 
 import msgspec
 import websockets
@@ -83,30 +89,75 @@ def serve_forever(wire: bytes, pipe: Pipe) -> None:
     asyncio.run(main())
 
 
-async def run_baseline(url: str, n: int) -> float:
-    """Frames/s of a bare client receiving ``n`` frames without decoding them."""
+# (frames/s, client CPU microseconds per frame) of one run
+Run = tuple[float, float]
+
+
+class Span:
+    """Wall and CPU time from the first frame to the last of a run."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.wall = self.cpu = 0.0
+
+    def start(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> Run:
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        return (self.n - 1) / wall, cpu / (self.n - 1) * 1e6
+
+
+async def run_baseline(url: str, n: int) -> Run:
+    """A bare client receiving ``n`` frames without decoding them."""
+    span = Span(n)
     async with websockets.connect(url, max_size=2**24) as ws:
         await ws.recv()
-        start = time.perf_counter()
+        span.start()
         for _ in range(n - 1):
             await ws.recv()
-        return (n - 1) / (time.perf_counter() - start)
+        return span.stop()
 
 
-async def run_ingest(url: str, n: int) -> float:
-    """Frames/s of ``Connection`` + ``BinanceSession`` turning ``n`` frames into ticks."""
+async def run_picows(url: str, n: int) -> Run:
+    """A bare picows client taking ``n`` frames' payloads without decoding them."""
+    from picows import WSListener, ws_connect
+
+    span = Span(n)
+    done: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+
+    class Listener(WSListener):
+        count = 0
+
+        def on_ws_frame(self, transport: object, frame: Any) -> None:
+            frame.get_payload_as_bytes()
+            self.count += 1
+            if self.count == 1:
+                span.start()
+            elif self.count == n:
+                done.set_result(span.stop())
+
+    transport, _ = await ws_connect(Listener, url, max_frame_size=2**24)
+    try:
+        return await asyncio.wait_for(done, 120)
+    finally:
+        transport.disconnect()
+
+
+async def run_ingest(url: str, n: int) -> Run:
+    """``Connection`` + ``BinanceSession`` turning ``n`` frames into ticks."""
     config = StreamManagerConfig(binance_ws_url=url)
-    done = asyncio.get_running_loop().create_future()
+    done: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+    span = Span(n)
     count = 0
-    start = 0.0
 
     def on_tick(_: Tick) -> None:
-        nonlocal count, start
+        nonlocal count
         count += 1
         if count == 1:
-            start = time.perf_counter()
+            span.start()
         elif count == n:
-            done.set_result(time.perf_counter() - start)
+            done.set_result(span.stop())
 
     conn = Connection("bench", lambda symbols: BinanceSession(config, symbols), PAIRS,
                       on_tick=on_tick, on_event=lambda _c, _e: None,
@@ -114,20 +165,32 @@ async def run_ingest(url: str, n: int) -> float:
                       connect_timeout=10.0, silence_timeout=10.0, stable_after=30.0)
     conn.start()
     try:
-        elapsed = await asyncio.wait_for(done, 120)
+        run = await asyncio.wait_for(done, 120)
     finally:
         await conn.stop()
     if conn.stats.malformed or conn.stats.reconnects:
         raise RuntimeError(f"the run was not clean: {conn.stats}")
-    return (n - 1) / elapsed
+    return run
 
 
-async def measure(url: str, n: int, runs: int) -> tuple[list[float], list[float]]:
-    base, ingest = [], []
+def picows_installed() -> bool:
+    return importlib.util.find_spec("picows") is not None
+
+
+async def measure(url: str, n: int, runs: int) -> dict[str, list[Run]]:
+    """Each client's runs, interleaved round by round."""
+    clients = {"baseline": run_baseline, "ingest": run_ingest}
+    if picows_installed():
+        clients["picows"] = run_picows
+    results: dict[str, list[Run]] = {name: [] for name in clients}
     for _ in range(runs):
-        base.append(await run_baseline(url, n))
-        ingest.append(await run_ingest(url, n))
-    return base, ingest
+        for name, run in clients.items():
+            results[name].append(await run(url, n))
+    return results
+
+
+def medians(runs: list[Run]) -> Run:
+    return statistics.median(r for r, _ in runs), statistics.median(c for _, c in runs)
 
 
 def main() -> None:
@@ -143,16 +206,24 @@ def main() -> None:
     server.start()
     try:
         url = f"ws://127.0.0.1:{receiver.recv()}"
-        base, ingest = asyncio.run(measure(url, len(frames), args.runs))
+        results = asyncio.run(measure(url, len(frames), args.runs))
     finally:
         server.terminate()
         server.join()
-    b, i = statistics.median(base), statistics.median(ingest)
+    (b, b_cpu), (i, i_cpu) = medians(results["baseline"]), medians(results["ingest"])
     print(f"frames: {len(frames):,} combined-stream trade frames ({len(wire) / len(frames):.0f} "
           f"bytes each on the wire) over {len(PAIRS)} symbols, runs: {args.runs}")
-    print(f"baseline (bare websockets client, recv() only): {b:,.0f} frames/s (median)")
-    print(f"ingest (Connection + BinanceSession -> Tick): {i:,.0f} frames/s (median)")
-    print(f"ratio ingest/baseline: {i / b:.3f}")
+    print(f"baseline (bare websockets client, recv() only): {b:,.0f} frames/s (median), "
+          f"client CPU {b_cpu:.2f} us/frame")
+    print(f"ingest (Connection + BinanceSession -> Tick): {i:,.0f} frames/s (median), "
+          f"client CPU {i_cpu:.2f} us/frame")
+    print(f"ratio ingest/baseline: {i / b:.3f} (by client CPU per frame: {b_cpu / i_cpu:.3f})")
+    if "picows" in results:
+        p, p_cpu = medians(results["picows"])
+        print(f"picows (no dependency), bare client, payload only: {p:,.0f} frames/s (median), "
+              f"client CPU {p_cpu:.2f} us/frame; ratio to baseline {p / b:.3f}")
+    else:
+        print("picows (no dependency): not installed, not measured")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,15 @@ CASES = {
     "bulk_aggregate.py": (["--ticks", "20000", "--runs", "1"], ["x baseline"]),
     "engine_latency.py": (["--bars", "20", "--runs", "1"],
                           ["baseline: bare pipeline", "engine: default features"]),
+    "memory.py": (["--capacity", "500", "--symbols", "2", "--bars", "50", "--appends", "5000",
+                   "--runs", "1"],
+                  ["bytes per buffered tick: ring", "bytes per bar in history",
+                   "append ns per tick: ring"]),
     "socket_ingest.py": (["--frames", "3000", "--runs", "1"], ["ratio ingest/baseline"]),
+    "nats_throughput.py": (["--ticks", "3000", "--runs", "1", "--latency-ms", "50",
+                            "--live-rate", "500", "--live-seconds", "0.5"],
+                           ["(baseline)", "end to end: Publisher -> consumer", "catch-up:",
+                            "bytes per tick", "batch window   50 ms: p50"]),
 }
 
 

@@ -72,6 +72,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "silence_timeout_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 86_401],
     "liveness_probe_timeout_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 601],
     "stable_connection_seconds": [*NOT_A_NUMBER, 0, -1, 0.01, 86_401],
+    "nats_batch_ms": [*NOT_AN_INTEGER, -1, 1001, 3, 30, 999, 2000],  # 3, 30: do not divide 1000
 }
 
 # Values at the edges of what is allowed (and the types that stand for the field's).
@@ -96,6 +97,7 @@ GOOD_VALUES: dict[str, list[Any]] = {
     "silence_timeout_seconds": [0.1, 86_400],
     "liveness_probe_timeout_seconds": [0.1, 600],
     "stable_connection_seconds": [0.1, 86_400],
+    "nats_batch_ms": [0, 1, 8, 125, 1000],
     "binance_ws_url": ["ws://127.0.0.1:9000", "wss://proxy.example/binance"],
     "alpaca_rest_url": ["http://[::1]:8080", "https://data.example/v"],
     "store_path": ["store", Path("store")],
@@ -105,7 +107,8 @@ GOOD_VALUES: dict[str, list[Any]] = {
 
 INTEGER_FIELDS = {"reconnect_attempts", "tick_buffer_size", "bar_history_size",
                   "bar_close_grace_ms", "reorder_window_ms", "async_handler_backlog",
-                  "binance_max_streams_per_connection", "store_retention_days"}
+                  "binance_max_streams_per_connection", "store_retention_days",
+                  "nats_batch_ms"}
 
 
 def _cases(table: dict[str, list[Any]]) -> list[Any]:
@@ -260,6 +263,7 @@ def _good(name: str) -> st.SearchStrategy[Any]:
         "alpaca_feed": ["iex", "sip", "delayed_sip", "test"],
         "alpaca_ws_url": ["ws://127.0.0.1:9"], "alpaca_rest_url": ["http://127.0.0.1:9"],
         "store_path": [None],
+        "nats_batch_ms": [0, 1, 2, 4, 5, 8, 10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000],
     }
     return st.sampled_from(choices[name])
 

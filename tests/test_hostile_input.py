@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.data import StreamManager
 from bot.data.config import StreamManagerConfig
-from bot.data.models import Side, Tick
+from bot.data.models import Bar, Side, Tick
 from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
 from bot.data.nats.remote import RemoteStreamManager
 from bot.data.nats.subjects import RECORD_HEADER, WATERMARK
@@ -114,19 +114,18 @@ async def test_warm_up_history_holds_only_plausible_bars_in_time_order(
 
 
 # -- NATS: a watermark from a publisher whose clock ran away -------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "RemoteStreamManager._on_message passes a watermark's through_ns to "
-    "pipeline.complete_through unchecked: a watermark a year ahead completes a year of "
-    "bars and every later trade of the symbol is refused as late"))
 def test_a_watermark_a_year_ahead_does_not_kill_a_remote_symbol() -> None:
     remote = RemoteStreamManager(StreamManagerConfig(supported_timeframes=["1m"]))
     remote.add_crypto_symbols(["BTC/USDT"])
-    remote._accepted = frozenset(remote.symbols)  # what start() subscribes to
+    source = remote.source
+    source._accepted = frozenset(remote.symbols)  # what start() subscribes to
     ticks, watermarks = tick_codec(), watermark_codec()
     now = time.time_ns()
+    completed: list[Bar] = []
+    remote.on_bar_complete(completed.append)
 
     def deliver(payload: bytes, headers: dict[str, str] | None = None) -> None:
-        remote._on_message(SimpleNamespace(subject="md.tick", data=payload,  # type: ignore[arg-type]
+        source._on_message(SimpleNamespace(subject="md.tick", data=payload,  # type: ignore[arg-type]
                                            headers=headers))
 
     for i in range(5):
@@ -138,6 +137,10 @@ def test_a_watermark_a_year_ahead_does_not_kill_a_remote_symbol() -> None:
         at = now + (10 + i) * NS_PER_SECOND
         deliver(ticks.encode(_trade(2000 + i, at, at)))
     assert remote.pipeline.ticks_accepted - before == 50
+    assert all(b.close_time < now + 120 * NS_PER_SECOND for b in completed), \
+        "the watermark completed bars a year ahead"
+    state = source.state()
+    assert (state["watermarks_refused"], state["watermarks"]) == (1, 0)
 
 
 # -- frames for symbols never subscribed ---------------------------------------------------

@@ -42,9 +42,12 @@ async def test_a_quiet_symbol_is_reported_stale_and_healthy_again_once_it_trades
         manager.on_tick(lambda e: ticks.append(e.data))
         await manager.start()
         try:
-            # Healthy and both traded: a symbol with no trade yet is not stale so soon.
+            # Healthy and both streamed (not only warmed up from REST): a symbol with no
+            # trade yet is not stale so soon.
             await wait_for(lambda: manager.get_health()["status"] == "healthy"
-                           and {"BTC/USDT", "ETH/USDT"} <= {t.symbol for t in ticks})
+                           and {"BTC/USDT", "ETH/USDT"} <= {t.symbol for t in ticks}
+                           and all(_symbol(manager.get_health(), s)["last_tick_age_s"]
+                                   is not None for s in ("BTC/USDT", "ETH/USDT")))
 
             sim.go_quiet("ETH/USDT")
             quiet_from_id = sim.trades("binance", "ETH/USDT")[-1].trade_id
@@ -162,3 +165,20 @@ async def test_a_symbol_added_late_is_stale_only_a_threshold_after_it_became_exp
     assert not _symbol(became_expected, "ETH/USDT")["stale"]
     assert not _symbol(five_s_later, "ETH/USDT")["stale"]
     assert _symbol(past_threshold, "ETH/USDT")["stale"]
+
+
+def test_ticks_last_minute_and_last_tick_age_come_from_the_packed_tick_buffer() -> None:
+    now = 1_767_225_600 * NS_PER_SECOND
+    manager = StreamManager(fast_config(warm_up=False, backfill=False, check_symbols=False,
+                                        tick_buffer_size=1000), source=_Silent(),
+                            clock=lambda: now)
+    manager.add_crypto_symbols(["BTC/USDT"])
+    old, recent = 300, 450  # more than a packed chunk each: rows and waiting ticks both count
+    for i in range(old + recent):
+        traded = now - (120 if i < old else 50) * NS_PER_SECOND + i * 1000
+        assert manager.pipeline.process(Tick("binance", "BTC/USDT", 100.0, 1.0, Side.BUY,
+                                             i + 1, traded, traded + 2 * NS_PER_SECOND))
+    btc = _symbol(manager.get_health(), "BTC/USDT")
+    assert btc["ticks_last_minute"] == recent
+    newest = now - 50 * NS_PER_SECOND + (old + recent - 1) * 1000 + 2 * NS_PER_SECOND
+    assert btc["last_tick_age_s"] == round((now - newest) / 1e9, 3)

@@ -37,6 +37,7 @@ ALPACA_FEEDS = ("iex", "sip", "delayed_sip", "test")
 BINANCE_TRADE_CHANNELS = ("trade", "aggTrade")
 BINANCE_TICKER_CHANNELS = (None, "bookTicker", "ticker")
 MAX_STREAMS_PER_BINANCE_CONNECTION = 1024  # Binance's published limit
+DEFAULT_NATS_BATCH_MS = 50
 
 
 def _env(name: str) -> str | None:
@@ -117,6 +118,11 @@ class StreamManagerConfig:
     liveness_probe_timeout_seconds: float = 5.0
     stable_connection_seconds: float = 30.0
 
+    # NATS ingest workers: ticks go out in batches of a symbol's trades in one window of
+    # this much exchange time (0: every trade its own message). A trade waits at most
+    # about twice this before it is published.
+    nats_batch_ms: int = DEFAULT_NATS_BATCH_MS
+
     def __post_init__(self) -> None:
         from_env = self._resolve_urls()
         for name, rule in FIELD_RULES.items():
@@ -174,18 +180,23 @@ class Number:
     high: float
     unit: str = ""
     optional: bool = False  # None is allowed too
+    divides: int | None = None  # a value other than 0 must divide this
 
     def allowed(self) -> str:
         what = "an integer" if self.kind is int else "a number"
         unit = f" {self.unit}" if self.unit else ""
         none = ", or None" if self.optional else ""
-        return f"must be {what} from {_number(self.low)} to {_number(self.high)}{unit}{none}"
+        divides = f", 0 or a divisor of {self.divides}" if self.divides else ""
+        return (f"must be {what} from {_number(self.low)} to {_number(self.high)}{unit}"
+                f"{divides}{none}")
 
     def check(self, name: str, value: Any) -> int | float | None:
         if value is None and self.optional:
             return None
         # A comparison with NaN is False, so NaN and the infinities fall out of range.
         if not self._is_kind(value) or not self.low <= value <= self.high:
+            raise ConfigError(name, value, self.allowed())
+        if self.divides and value and self.divides % value:
             raise ConfigError(name, value, self.allowed())
         return self.kind(value)
 
@@ -335,6 +346,8 @@ FIELD_RULES: dict[str, Rule] = {
     "silence_timeout_seconds": Number(float, 0.1, DAY_S, _SECONDS),
     "liveness_probe_timeout_seconds": Number(float, 0.1, 600.0, _SECONDS),
     "stable_connection_seconds": Number(float, 0.1, DAY_S, _SECONDS),
+    # A window dividing a second never spans two bars.
+    "nats_batch_ms": Number(int, 0, 1000, "ms", divides=1000),
 }
 
 

@@ -193,6 +193,12 @@ class TickGate:
         elif offset > clock.offset:
             clock.offset = offset
 
+    def venue_time_ns(self, venue: str, local_ns: int) -> int:
+        """The venue's clock at local time ``local_ns`` as estimated (the local clock
+        itself while the venue has told nothing)."""
+        clock = self._clocks.get(venue)
+        return local_ns + (clock.offset if clock is not None else 0)
+
     def venue_delay_ns(self, tick: Tick) -> int:
         """How long after its exchange time ``tick`` was received, on the venue's clock.
 

@@ -21,6 +21,7 @@ from bot.data.events import EventBus, EventType
 from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, TickGate
 from bot.data.history import BarHistory
 from bot.data.models import Bar, Tick
+from bot.data.tick_buffer import TickRing
 from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS
 from bot.data.venues.registry import facts_of, gate_rules
 
@@ -59,7 +60,7 @@ class TickPipeline:
             reorder_window_ns=config.reorder_window_ms * NS_PER_MS,
             emit_empty=config.emit_empty_bars,
         )
-        self.ticks: dict[str, deque[Tick]] = {}
+        self.ticks: dict[str, TickRing] = {}
         self.bars: dict[tuple[str, str], BarHistory] = {}
         self.bars_completed = 0
         self.ticks_accepted = 0
@@ -86,7 +87,7 @@ class TickPipeline:
         buf = self.ticks.get(tick.symbol)
         if buf is None:  # the symbol's first tick: its venue's policy first
             self.configure(tick.venue, tick.symbol)
-            buf = self.ticks[tick.symbol] = deque(maxlen=self.config.tick_buffer_size)
+            buf = self.ticks[tick.symbol] = TickRing(self.config.tick_buffer_size)
         bars = self.aggregator.add(tick)
         if bars is None:
             return False
@@ -156,11 +157,7 @@ class TickPipeline:
     def recent_ticks(self, symbol: str, limit: int | None = None) -> list[Tick]:
         """The last ``limit`` ticks of ``symbol`` (all kept when None), oldest first."""
         buf = self.ticks.get(symbol)
-        if not buf:
-            return []
-        if limit is None or limit >= len(buf):
-            return list(buf)
-        return list(buf)[-limit:] if limit > 0 else []
+        return buf.recent(limit) if buf is not None else []
 
     def forget(self, symbol: str) -> None:
         """Drop everything kept for ``symbol`` (after it is unsubscribed)."""

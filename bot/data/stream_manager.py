@@ -37,7 +37,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from itertools import takewhile
 from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig, symbol_list
@@ -670,14 +669,13 @@ class StreamManager:
             ticks = self.pipeline.ticks.get(symbol)
             # Trades of the last minute by exchange time: whatever their source, unlike
             # receive times (REST and remote workers stamp theirs by their own clocks).
-            recent = sum(1 for _ in takewhile(lambda t: t.timestamp >= minute_ago,
-                                               reversed(ticks))) if ticks else 0
+            recent = ticks.count_since(minute_ago) if ticks is not None else 0
             # The stream's last trade, received by this manager's clock; a manager fed
             # without venue connections (NATS) hears its trades only through the pipeline.
             heard = self._heard.get(symbol)
-            if ticks and not self._connections and (
-                    heard is None or ticks[-1].receive_timestamp > heard):
-                heard = ticks[-1].receive_timestamp
+            last = ticks.last_receive_timestamp() if ticks is not None else None
+            if last is not None and not self._connections and (heard is None or last > heard):
+                heard = last
             venue = venue_of[symbol]
             expected = self._expectations.observe(
                 symbol, now, connected=self._feed_up(symbol) and trading[venue],

@@ -10,9 +10,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from nats.js import JetStreamContext
+
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Side, Tick
+from bot.data.nats.codec import batch_codec, tick_codec
 from bot.data.nats.remote import RemoteStreamManager
+from bot.data.nats.subjects import BATCH, RECORD_HEADER, WATERMARK
 from bot.data.sim import ExchangeSimulator, SimTrade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +115,25 @@ def assert_exact_trade_sequence(ticks: Sequence[Tick], truth: Sequence[SimTrade]
         assert round(tick.volume * 1e8) == trade.qty_e8, tick
         assert tick.side is (Side.SELL if trade.buyer_is_maker else Side.BUY), tick
         assert tick.timestamp // NS_PER_MS == trade.time_ns // NS_PER_MS, tick
+
+
+def ticks_of(data: bytes, headers: dict[str, str] | None) -> list[Tick]:
+    """The ticks one MD_TICKS message carries: a batch's, a single tick, none for a watermark."""
+    kind = (headers or {}).get(RECORD_HEADER)
+    if kind == BATCH:
+        return batch_codec().decode(data)
+    if kind == WATERMARK:
+        return []
+    assert kind is None, f"unknown record kind {kind!r}"
+    return [tick_codec().decode(data)]
+
+
+async def stored_ticks(js: JetStreamContext, last: int | None = None) -> list[Tick]:
+    """Every tick stored in MD_TICKS up to stream sequence ``last`` (all), in stream order."""
+    if last is None:
+        last = (await js.stream_info("MD_TICKS")).state.last_seq
+    out: list[Tick] = []
+    for seq in range(1, last + 1):
+        msg = await js.get_msg("MD_TICKS", seq)
+        out += ticks_of(msg.data or b"", msg.headers)
+    return out

@@ -17,7 +17,6 @@ import pytest
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Bar, BarFlag, Tick
 from bot.data.nats.client import connect
-from bot.data.nats.codec import tick_codec
 from bot.data.nats.server import NatsServer
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
@@ -27,6 +26,7 @@ from tests.nats.support import (
     assert_exact_trade_sequence,
     remote,
     start_worker,
+    stored_ticks,
     wait_for,
 )
 
@@ -127,10 +127,11 @@ async def test_redundant_workers_either_killed_mid_run_deliver_each_trade_once(
             await worker.stop()
         await nc.close()
     assert_exact_trade_sequence(ticks, sim.trades("binance", SYMBOL))
-    # JetStream, not the consumer, collapsed the copies: none reached the aggregator.
+    # JetStream, not the consumer, collapsed the copies: both workers cut the same batches,
+    # stored once; none carried a trade another had delivered, none reached the aggregator.
     counters = far.get_metrics()["counters"]
     assert counters["duplicate_ticks"] == 0
-    assert counters["nats_messages"] == len(ticks) + counters["nats_watermarks"]
+    assert counters["nats_ticks"] == len(ticks) and counters["nats_overlapping_ticks"] == 0
     assert health["w-b"]["publish_duplicates"] + health["w-b"]["publish_stored"] > 0
 
 
@@ -145,13 +146,16 @@ async def test_killed_consumer_resumes_after_its_last_ack_without_loss_or_repeat
     third: list[Tick] = []
     try:
         printed = [int(await killed.readline()) for _ in range(400)]
+        # A batch carries many ticks: killed mid-run once it has acknowledged some.
+        while not getattr((await js.consumer_info("MD_TICKS", "resume")).ack_floor,
+                          "stream_seq", 0):
+            printed += [int(await killed.readline()) for _ in range(20)]
         killed.kill()
         await killed.proc.wait()
         printed += [int(line) for line in await killed.remaining_lines()]
         floor = (await js.consumer_info("MD_TICKS", "resume")).ack_floor
         assert floor is not None and floor.stream_seq
-        stored = await js.get_msg("MD_TICKS", floor.stream_seq)
-        acked_last = tick_codec().decode(stored.data or b"")
+        acked_last = (await stored_ticks(js, floor.stream_seq))[-1]  # the floor's batch's last
 
         async def run(into: list[Tick], count: int) -> None:
             manager = remote(nats_server.url, "resume")
@@ -194,3 +198,29 @@ async def test_nats_server_crash_and_restart_loses_no_trade(
     assert ticks[0].trade_id < during - 300, "the crash happened mid-run"
     assert_exact_trade_sequence(ticks, sim.trades("binance", SYMBOL))
     assert far.get_metrics()["counters"]["duplicate_ticks"] == 0
+
+
+async def test_workers_cutting_batches_differently_still_deliver_each_trade_once_in_order(
+        nats_server: NatsServer, sim: ExchangeSimulator) -> None:
+    """A worker sending every trade alone beside one batching 100 ms windows (a rolling change
+    of --batch-ms): their messages differ, both are stored, the consumer merges them."""
+    alone = await start_worker(nats_server.url, sim, "w-alone", [SYMBOL], "--batch-ms", "0")
+    batching = await start_worker(nats_server.url, sim, "w-batch", [SYMBOL], "--batch-ms", "100")
+    far = remote(nats_server.url, "mixed")
+    ticks: list[Tick] = []
+    far.on_tick(lambda e: ticks.append(e.data))
+    try:
+        await far.start()
+        await wait_for(lambda: len(ticks) >= 300, 20, "ticks from both workers")
+        alone.kill()
+        seen = len(ticks)
+        await wait_for(lambda: len(ticks) >= seen + 300, 20, "ticks after the kill")
+    finally:
+        await far.stop()
+        await alone.stop()
+        await batching.stop()
+    assert_exact_trade_sequence(ticks, sim.trades("binance", SYMBOL))
+    counters = far.get_metrics()["counters"]
+    assert counters["duplicate_ticks"] == 0 and counters["late_ticks"] == 0
+    assert counters["nats_ticks"] == len(ticks), "every copy skipped before the pipeline"
+    assert counters["nats_overlapping_ticks"] > 0, "both workers' messages were read"

@@ -12,11 +12,12 @@ from nats.aio.client import Client
 from bot.data.events import EventBus, EventType
 from bot.data.models import Bar, BarFlag, Prediction, Side, Signal, SignalDirection, Tick
 from bot.data.nats.client import connect
-from bot.data.nats.codec import SignalCodec, Watermark, bar_codec, tick_codec, watermark_codec
+from bot.data.nats.codec import SignalCodec, Watermark, bar_codec, batch_codec, watermark_codec
 from bot.data.nats.publisher import Publisher
 from bot.data.nats.server import NatsServer
 from bot.data.nats.streams import default_streams, ensure_streams
-from tests.nats.support import wait_for
+from bot.data.nats.subjects import batch_msg_id
+from tests.nats.support import stored_ticks, wait_for
 
 T0 = 1_735_689_600_000_000_000
 
@@ -39,12 +40,9 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
     await client.close()
 
 
-async def stored_trade_ids(nc: Client, count: int) -> list[int]:
-    """Trade ids of the first ``count`` messages of MD_TICKS, in stream order."""
-    js = nc.jetstream()
-    codec = tick_codec()
-    return [codec.decode((await js.get_msg("MD_TICKS", seq)).data or b"").trade_id
-            for seq in range(1, count + 1)]
+async def stored_trade_ids(nc: Client) -> list[int]:
+    """Trade ids of every tick stored in MD_TICKS, in stream order (batches unpacked)."""
+    return [t.trade_id for t in await stored_ticks(nc.jetstream())]
 
 
 async def test_bus_records_land_on_their_subjects_with_ids_that_collapse_copies(
@@ -76,34 +74,44 @@ async def test_bus_records_land_on_their_subjects_with_ids_that_collapse_copies(
                                   "md.tick.binance.BTC_USDT"]
     ids = [m.headers["Nats-Msg-Id"] for m in received]
     through = T0 + 60_000_000_000  # the completed bar's end: one watermark, after its trades
-    assert ids == ["binance:BTC/USDT:42", f"binance:BTC/USDT:through:{through}",
+    batch_id = batch_msg_id("binance", "BTC/USDT", [42])
+    assert batch_id.startswith("binance:BTC/USDT:42-42:1:")
+    assert ids == [batch_id, f"binance:BTC/USDT:through:{through}",
                    f"binance:BTC/USDT:1m:{T0}", f"binance:BTC/USDT:1m:{T0}:2",
-                   f"binance:BTC/USDT:1m:{T0}:buy", "binance:BTC/USDT:42"]
+                   f"binance:BTC/USDT:1m:{T0}:buy", batch_id]
     assert received[1].subject == "md.tick.binance.BTC_USDT"
+    assert received[0].headers["Md-Record"] == "batch"
     assert received[1].headers["Md-Record"] == "watermark"
     assert watermark_codec().decode(received[1].data) == Watermark("binance", "BTC/USDT",
                                                                    through)
-    assert tick_codec().decode(received[0].data) == tick
+    assert batch_codec().decode(received[0].data) == [tick]
     assert bar_codec().decode(received[3].data) == partial
     assert SignalCodec().decode(received[4].data) == signal
     assert (publisher.counters.stored, publisher.counters.duplicates) == (5, 1)
 
 
-async def test_two_publishers_of_the_same_trades_store_each_once(nc: Client) -> None:
-    first, second = Publisher(nc), Publisher(nc)
+async def test_two_publishers_of_the_same_trades_at_different_paces_store_each_once(
+        nc: Client) -> None:
+    trades = [Tick("binance", "BTC/USDT", 60_000.0 + i, 0.01, Side.BUY, i,
+                   T0 + i * 10_000_000, T0 + i * 10_000_000) for i in range(300)]  # 10 ms apart
+    first, second = Publisher(nc, batch_ms=50), Publisher(nc, batch_ms=50)
     await first.start()
     await second.start()
-    for tick in ticks(0, 300):
+    for tick in trades:  # all at once
         first.publish(tick)
-        second.publish(tick)
+    for start in range(0, 300, 7):  # a few at a time, the sending task running in between
+        for tick in trades[start:start + 7]:
+            second.publish(tick)
+        await asyncio.sleep(0.002)
     assert await first.flush(10) and await second.flush(10)
     await first.stop()
     await second.stop()
     info = await nc.jetstream().stream_info("MD_TICKS")
-    assert info.state.messages == 300
-    assert await stored_trade_ids(nc, 300) == list(range(300))
+    assert info.state.messages == 60, "one batch per 50 ms window, stored once"
+    assert await stored_trade_ids(nc) == list(range(300))
     assert first.counters.stored + second.counters.stored == 300
     assert first.counters.duplicates + second.counters.duplicates == 300
+    assert first.counters.tick_messages == second.counters.tick_messages == 60
 
 
 async def test_overflow_drops_the_oldest_records_and_says_so(nc: Client) -> None:
@@ -116,7 +124,7 @@ async def test_overflow_drops_the_oldest_records_and_says_so(nc: Client) -> None
     await publisher.start()
     assert await publisher.flush(10)
     await publisher.stop()
-    assert await stored_trade_ids(nc, 100) == list(range(50, 150))
+    assert await stored_trade_ids(nc) == list(range(50, 150))
 
 
 async def test_records_published_through_a_server_crash_are_all_stored_once(
@@ -133,9 +141,7 @@ async def test_records_published_through_a_server_crash_are_all_stored_once(
     await asyncio.to_thread(nats_server.start)
     assert await publisher.flush(20)
     await publisher.stop()
-    info = await nc.jetstream().stream_info("MD_TICKS")
-    assert info.state.messages == 500
-    assert await stored_trade_ids(nc, 500) == list(range(500))
+    assert await stored_trade_ids(nc) == list(range(500))
     assert publisher.health()["ok"]
 
 
@@ -164,4 +170,4 @@ async def test_a_sending_task_that_raises_is_restarted_reported_and_loses_nothin
     assert supervisor.failures == 1
     assert supervisor.tasks()["nats-publisher"]["restarts"] == 1
     assert "injected publisher fault" in supervisor.reasons()[0]
-    assert await stored_trade_ids(nc, 5) == [1, 2, 3, 4, 5]
+    assert await stored_trade_ids(nc) == [1, 2, 3, 4, 5]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 from nats.aio.client import Client
@@ -16,7 +17,7 @@ from nats.aio.client import Client
 from bot.data.errors import StreamError, UnknownSeriesError
 from bot.data.models import Bar, Side, Tick
 from bot.data.nats.client import connect
-from bot.data.nats.codec import Watermark
+from bot.data.nats.codec import Watermark, batch_codec, tick_codec
 from bot.data.nats.publisher import Publisher
 from bot.data.nats.server import NatsServer
 from bot.data.nats.streams import default_streams, ensure_streams
@@ -60,7 +61,7 @@ async def test_backlog_far_behind_the_clock_builds_every_bar_whole(
     manager.on_bar_complete(completed.append)
     await manager.start()
     try:
-        await wait_for(lambda: manager.get_metrics()["source"]["position"] == len(ticks), 30,
+        await wait_for(lambda: manager.get_metrics()["source"]["ticks"] == len(ticks), 30,
                        "the whole backlog read")
         counters = manager.get_metrics()["counters"]
         # Once caught up, the clock completes the empty minutes from 2025 until now too:
@@ -173,3 +174,86 @@ async def test_a_bar_waits_for_the_workers_watermark_not_the_local_clock(
     bar = completed[0]
     assert (bar.open_time, bar.trade_count, bar.volume) == (T0, 6000, pytest.approx(3000.0))
     assert counters["late_ticks"] == 0 and counters["nats_watermarks"] == 1
+
+
+async def test_a_batch_cut_short_beside_the_whole_one_delivers_each_trade_once_in_order(
+        nats_server: NatsServer, publisher: Publisher) -> None:
+    """A worker that could fill a batch only partly stores it beside another's whole one."""
+    nc = await connect(nats_server.url, "hasty")
+    now = time.time_ns()
+    ticks = synthetic("BTC/USDT", 0, 200, now)  # 10 ms apart: five per 50 ms window
+    steps = iter(range(0, 1 << 62, 10**9))
+    hasty = Publisher(nc, clock=lambda: next(steps))  # every open batch is overdue at once
+    await hasty.start()
+    for start in range(0, len(ticks), 3):
+        for tick in ticks[start:start + 3]:
+            hasty.publish(tick)
+        await asyncio.sleep(0.005)
+    for tick in ticks:
+        publisher.publish(tick)
+    assert await hasty.flush(10) and await publisher.flush(10)
+    await hasty.stop()
+    await nc.close()
+    manager = remote(nats_server.url, "overlap")
+    seen: list[int] = []
+    manager.on_tick(lambda e: seen.append(e.data.trade_id))
+    await manager.start()
+    try:
+        await wait_for(lambda: len(seen) >= 200, 20, "every trade")
+        await asyncio.sleep(0.2)  # anything more would be a repeat
+        counters = manager.get_metrics()["counters"]
+    finally:
+        await manager.stop()
+    windows = len({t.timestamp // 50_000_000 for t in ticks})
+    assert hasty.counters.tick_messages > publisher.counters.tick_messages == windows
+    assert seen == list(range(200))
+    assert counters["nats_ticks"] == 200 and counters["duplicate_ticks"] == 0
+    assert counters["nats_overlapping_ticks"] > 0
+
+
+def test_batches_single_ticks_and_overlaps_reach_the_pipeline_once_in_order() -> None:
+    manager = remote("nats://127.0.0.1:1", "unused")
+    source = manager.source
+    source._accepted = frozenset(manager.symbols)  # what start() subscribes to
+    seen: list[int] = []
+    manager.on_tick(lambda e: seen.append(e.data.trade_id))
+    ticks = synthetic("BTC/USDT", 0, 9, time.time_ns())
+    codec, single = batch_codec(), tick_codec()
+
+    def deliver(payload: bytes, kind: str | None = "batch") -> None:
+        headers = None if kind is None else {"Md-Record": kind}
+        source._on_message(SimpleNamespace(subject="md.tick.binance.BTC_USDT",  # type: ignore[arg-type]
+                                           data=payload, headers=headers))
+
+    deliver(codec.encode("binance", "BTC/USDT", ticks[:3]))  # one worker's, cut short
+    deliver(codec.encode("binance", "BTC/USDT", ticks[:6]))  # another's, whole
+    deliver(codec.encode("binance", "BTC/USDT", ticks[3:6]))  # the first worker's rest
+    deliver(single.encode(ticks[6]), kind=None)  # a tick as published before batches
+    deliver(codec.encode("binance", "BTC/USDT", ticks[7:]))
+    deliver(b"\x93\x01", kind="batch")  # garbage
+    deliver(codec.encode("binance", "BTC/USDT", ticks[7:]), kind="future-kind")
+    state = source.state()
+    assert seen == list(range(9))
+    assert (state["ticks"], state["overlapping_ticks"], state["decode_errors"]) == (9, 6, 2)
+    assert manager.get_metrics()["counters"]["duplicate_ticks"] == 0
+
+
+def test_overlapping_batches_of_an_unsequenced_venue_reach_the_pipeline_once_in_order() -> None:
+    """Stock trade ids are not consecutive: a partial batch and the whole one still merge."""
+    manager = remote("nats://127.0.0.1:1", "unused", symbols=())
+    manager.add_stock_symbols(["AAPL"])
+    source = manager.source
+    source._accepted = frozenset(manager.symbols)
+    seen: list[int] = []
+    manager.on_tick(lambda e: seen.append(e.data.trade_id))
+    now = time.time_ns()
+    ids = [52_983_525_029_461, 7, 52_983_525_027_888, 3_000, 12, 52_983_525_033_020]
+    ticks = [Tick("alpaca", "AAPL", 180.0 + k, 10.0, Side.UNKNOWN, tid, now + k * STEP_NS,
+                  now + k * STEP_NS) for k, tid in enumerate(ids)]
+    codec = batch_codec()
+    for part in (ticks[:2], ticks[:4], ticks[2:4], ticks[4:]):  # cut short, whole, rest, next
+        source._on_message(SimpleNamespace(subject="md.tick.alpaca.AAPL",  # type: ignore[arg-type]
+                                           data=codec.encode("alpaca", "AAPL", part),
+                                           headers={"Md-Record": "batch"}))
+    assert seen == ids
+    assert (source.state()["ticks"], source.state()["overlapping_ticks"]) == (6, 4)

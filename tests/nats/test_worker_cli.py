@@ -23,7 +23,7 @@ def test_arguments_become_settings(tmp_path: Path) -> None:
         "--symbols", "BTC/USDT", "--symbols-file", str(universe), "--shard", "1/3",
         "--worker-id", "ingest-1a", "--nats", "nats://a:4222,nats://b:4222",
         "--duplicate-window", "5m", "--tick-retention", "12h", "--health-interval", "2",
-        "--timeframes", "1m", "5m"])
+        "--timeframes", "1m", "5m", "--batch-ms", "20"])
     assert settings.universe == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
     assert settings.shard == Shard(1, 3)
     assert settings.servers == ["nats://a:4222", "nats://b:4222"]
@@ -31,6 +31,7 @@ def test_arguments_become_settings(tmp_path: Path) -> None:
     assert settings.health_interval_s == 2.0
     assert settings.crypto_symbols() == Shard(1, 3).select(settings.universe)
     assert settings.manager_config().supported_timeframes == ["1m", "5m"]
+    assert settings.manager_config().nats_batch_ms == 20
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -42,6 +43,7 @@ def test_arguments_become_settings(tmp_path: Path) -> None:
     (["--symbols", "BTCUSDT"], "must look like 'BASE/QUOTE'"),
     (["--symbols", "BTC/USDT", "--timeframes", "7m"], "supported_timeframes='7m'"),
     (["--symbols-file", "/nonexistent/universe.txt"], "readable file"),
+    (["--symbols", "BTC/USDT", "--batch-ms", "30"], "nats_batch_ms=30 is invalid"),
 ])
 def test_bad_arguments_exit_2_naming_the_problem(argv: list[str], message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

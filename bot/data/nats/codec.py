@@ -7,6 +7,11 @@ and it is array-like with the model's defaults: a payload from a publisher
 that knows fewer trailing fields decodes with their defaults, and trailing
 fields a consumer does not know are ignored. Signals are rare and nested, and
 travel as maps.
+
+A batch of one symbol's ticks (:class:`BatchCodec`) is ``[venue, symbol,
+rows]``, each row a tick's fields after the venue and the symbol, with the
+same tolerance for fewer or more trailing fields (about 48 bytes per Binance
+tick).
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ class Watermark(msgspec.Struct, frozen=True, gc=False):
 _astuple = msgspec.structs.astuple
 
 
-def _wire_type(model: type[msgspec.Struct]) -> type[msgspec.Struct]:
-    """An array-like Struct with ``model``'s fields, types and defaults."""
+def _wire_type(model: type[msgspec.Struct], skip: int = 0) -> type[msgspec.Struct]:
+    """An array-like Struct with ``model``'s fields (after the first ``skip``), types and
+    defaults."""
     fields: list[Any] = []
-    for f in msgspec.structs.fields(model):
+    for f in msgspec.structs.fields(model)[skip:]:
         if f.default is not msgspec.NODEFAULT:
             fields.append((f.name, f.type, f.default))
         elif f.default_factory is not msgspec.NODEFAULT:
@@ -62,6 +68,32 @@ class RecordCodec(Generic[R]):
     def decode(self, payload: bytes) -> R:
         """The record; ``msgspec.DecodeError`` (a ValueError) names what is wrong."""
         return self.model(*_astuple(self._decoder.decode(payload)))
+
+
+_HEAD = tuple(f.name for f in msgspec.structs.fields(Tick)[:2])
+assert _HEAD == ("venue", "symbol"), "a batch row is a tick's fields after these two"
+
+
+class BatchCodec:
+    """One symbol's ticks as one payload: ``[venue, symbol, rows]``, in the given order."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        row = _wire_type(Tick, skip=2)
+        self._decoder = msgspec.msgpack.Decoder(
+            msgspec.defstruct("TickBatchWire", [("venue", str), ("symbol", str),
+                                                ("rows", list[row])],  # type: ignore[valid-type]
+                              array_like=True, gc=False))
+
+    def encode(self, venue: str, symbol: str, ticks: list[Tick]) -> bytes:
+        """``ticks`` must all be of ``venue`` and ``symbol`` (the rows do not repeat them)."""
+        return self._encoder.encode((venue, symbol, [_astuple(t)[2:] for t in ticks]))
+
+    def decode(self, payload: bytes) -> list[Tick]:
+        """The ticks, in the batch's order; ``msgspec.DecodeError`` names what is wrong."""
+        wire: Any = self._decoder.decode(payload)
+        venue, symbol = wire.venue, wire.symbol
+        return [Tick(venue, symbol, *_astuple(row)) for row in wire.rows]
 
 
 class SignalCodec:
@@ -88,3 +120,7 @@ def bar_codec() -> RecordCodec[Bar]:
 
 def watermark_codec() -> RecordCodec[Watermark]:
     return RecordCodec(Watermark)
+
+
+def batch_codec() -> BatchCodec:
+    return BatchCodec()

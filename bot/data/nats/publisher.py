@@ -4,26 +4,34 @@ Subjects, message ids and payloads are those of :mod:`bot.data.nats.subjects`
 and :mod:`bot.data.nats.codec`.
 
 The hot path pays one deque append per record: the bus handlers only queue the
-record, and a background task encodes and publishes in batches of up to
-``max_in_flight`` messages with JetStream's asynchronous publish, then awaits
-their acknowledgements together (one round trip per batch, not per message).
+record, and a background task takes it from there. Ticks go out in batches,
+one message per batch of a symbol's trades in one window of exchange time
+(``batch_ms``; :mod:`bot.data.nats.batching` says where a batch ends, the same
+on every redundant worker). A completed bar's watermark goes out after its
+symbol's open batch. The task publishes up to ``max_in_flight`` messages with
+JetStream's asynchronous publish, then awaits their acknowledgements together
+(one round trip per round, not per message).
 
 Nothing is dropped silently:
 
 * A message whose acknowledgement fails (timeout, NATS unreachable, stream
-  error) is counted in ``failed_attempts`` and goes back to the front of the
-  queue, in order, to be retried after a backoff (``retry_delay`` doubling up
-  to ``max_retry_delay``). A retry of a message that was in fact stored is
-  acknowledged as a duplicate, thanks to its ``Nats-Msg-Id``; the stream's
-  duplicate window must therefore exceed the longest outage retried through.
-  While the client is disconnected nothing is sent; the queue fills.
+  error) is counted in ``failed_attempts`` (per record) and goes back to the
+  front of the line, in order, to be retried after a backoff (``retry_delay``
+  doubling up to ``max_retry_delay``). A retry of a message that was in fact
+  stored is acknowledged as a duplicate, thanks to its ``Nats-Msg-Id``; the
+  stream's duplicate window must therefore exceed the longest outage retried
+  through. While the client is disconnected nothing is sent; the queue fills.
 * The queue holds at most ``max_queue`` records. On overflow the *oldest*
   queued record is dropped (fresh market data matters more than stale), and
   each drop is counted in ``dropped_overflow``, logged (rate-limited) and makes
   :meth:`health` report ``ok: false`` for the next ``DROP_ALERT_S`` seconds. A
   redundant worker on the same shard covers such a loss; a lone worker shows it.
-* At :meth:`stop` the queue is flushed for up to ``stop_timeout`` seconds;
-  whatever is left is counted in ``unpublished_at_stop`` and logged.
+* At :meth:`stop` the open batches are closed and everything is flushed for up
+  to ``stop_timeout`` seconds; whatever is left is counted in
+  ``unpublished_at_stop`` and logged.
+
+Counters count records (a batch of 40 ticks stored is 40 ``stored``);
+``tick_messages`` counts the batches acknowledged.
 
 A retried message lands after messages queued behind it only if the server
 refused that one message while storing later ones (e.g. a full stream with a
@@ -37,25 +45,28 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from nats.aio.client import Client
 from nats.js.api import PubAck
 
+from bot.data.config import DEFAULT_NATS_BATCH_MS
 from bot.data.events import EventBus, StreamEvent
 from bot.data.models import Bar, Signal, Tick
-from bot.data.nats.codec import SignalCodec, Watermark, bar_codec, tick_codec, watermark_codec
+from bot.data.nats.batching import TickBatch, TickBatcher
+from bot.data.nats.codec import SignalCodec, Watermark, bar_codec, batch_codec, watermark_codec
 from bot.data.nats.subjects import (
+    BATCH,
     MSG_ID_HEADER,
     RECORD_HEADER,
     WATERMARK,
     bar_msg_id,
     bar_subject,
+    batch_msg_id,
     signal_msg_id,
     signal_subject,
-    tick_msg_id,
     tick_subject,
     watermark_msg_id,
 )
@@ -65,8 +76,15 @@ from bot.data.throttle import LogThrottle
 logger = logging.getLogger(__name__)
 
 DROP_ALERT_S = 300.0  # how long health stays "not ok" after a record was dropped
+MAX_BATCH_TICKS = 1000  # ticks per message at most (about 50 KB)
 Record = Tick | Bar | Signal | Watermark
+Outgoing = TickBatch | Bar | Signal | Watermark  # one message each
 Message = tuple[str, bytes, dict[str, str]]
+
+
+def _records(messages: Iterable[Outgoing]) -> int:
+    """How many records ``messages`` carry (a batch carries its ticks)."""
+    return sum(len(m.ticks) if type(m) is TickBatch else 1 for m in messages)
 
 
 @dataclass
@@ -79,7 +97,8 @@ class PublisherCounters:
     failed_attempts: int = 0  # sends that failed; each was queued again
     dropped_overflow: int = 0
     unpublished_at_stop: int = 0
-    batches: int = 0
+    batches: int = 0  # rounds of messages sent together
+    tick_messages: int = 0  # tick batches acknowledged (stored or duplicate)
 
 
 class Publisher:
@@ -87,14 +106,19 @@ class Publisher:
 
     ``ticks``, ``bars`` and ``signals`` choose what :meth:`attach` subscribes to.
     The streams must exist (:func:`bot.data.nats.streams.ensure_streams`).
+    ``batch_ms``: the exchange-time window of a tick batch (0: every trade alone;
+    :attr:`~bot.data.config.StreamManagerConfig.nats_batch_ms`).
     """
 
     def __init__(self, nc: Client, *, ticks: bool = True, bars: bool = True,
                  signals: bool = True, max_queue: int = 200_000, max_in_flight: int = 512,
                  ack_timeout: float = 5.0, retry_delay: float = 0.1,
                  max_retry_delay: float = 5.0, stop_timeout: float = 10.0,
-                 supervisor: Supervisor | None = None) -> None:
-        """``supervisor`` runs the sending task (a failure is logged, counted, restarted)."""
+                 batch_ms: int = DEFAULT_NATS_BATCH_MS, max_batch_ticks: int = MAX_BATCH_TICKS,
+                 supervisor: Supervisor | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+        """``supervisor`` runs the sending task (a failure is logged, counted, restarted);
+        ``clock`` (ns) times out open batches."""
         if max_in_flight < 1 or max_queue < max_in_flight:
             raise ValueError(f"need 1 <= max_in_flight ({max_in_flight}) <= max_queue "
                              f"({max_queue})")
@@ -113,6 +137,9 @@ class Publisher:
         self.stop_timeout = stop_timeout
         self.counters = PublisherCounters()
         self._queue: deque[Record] = deque()
+        self._batcher = TickBatcher(batch_ms * 1_000_000, max_ticks=max_batch_ticks)
+        self._ready: deque[Outgoing] = deque()  # messages to send, in order
+        self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -122,7 +149,7 @@ class Publisher:
         self._last_error: str | None = None
         self._last_ack_ns: int | None = None
         self._last_drop: float | None = None
-        self._tick_codec = tick_codec()
+        self._batch_codec = batch_codec()
         self._bar_codec = bar_codec()
         self._signal_codec = SignalCodec()
         self._watermark_codec = watermark_codec()
@@ -181,7 +208,8 @@ class Publisher:
                                                on_failure=self._run_failed)
 
     async def stop(self) -> None:
-        """Publish what is queued (up to ``stop_timeout`` s), then end; counts what was left."""
+        """Close the open batches, publish what waits (up to ``stop_timeout`` s), then end;
+        counts what was left."""
         task, self._task = self._task, None
         if task is None:
             return
@@ -193,7 +221,7 @@ class Publisher:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        left = len(self._queue) + self._in_flight
+        left = self._waiting() + self._in_flight
         if left:
             self.counters.unpublished_at_stop += left
             logger.error("publisher stopped with %d records unpublished (NATS unreachable or "
@@ -209,25 +237,63 @@ class Publisher:
             future.cancel()
 
     async def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued so far is acknowledged; False after ``timeout`` s."""
+        """Wait until everything queued so far is acknowledged (open batches go out when
+        their window is over); False after ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        while self._queue or self._in_flight:
+        while self._queue or self._ready or self._batcher or self._in_flight:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.005)
         return True
 
+    def _waiting(self) -> int:
+        """Records not yet sent: queued, in open batches, or in messages waiting to go."""
+        return len(self._queue) + self._batcher.open_ticks + _records(self._ready)
+
     def _run_failed(self, exc: BaseException) -> None:
         """The sending task raised (it is restarted): health says so until a batch goes out."""
         self._last_error = f"sending task failed: {exc!r}"
 
+    def _collect(self) -> None:
+        """Move queued records into batches and messages, up to a round of messages.
+
+        A batch times out only once the queue is empty: a tick queued behind
+        another of its window goes into that batch, however late the task runs.
+        """
+        queue, ready, batcher = self._queue, self._ready, self._batcher
+        emit = ready.append
+        now = self._clock()
+        while queue and len(ready) < self.max_in_flight:
+            record = queue.popleft()
+            if isinstance(record, Tick):
+                batcher.add(record, emit, now)
+                continue
+            if type(record) is Watermark:  # after every trade of its symbol before it
+                batcher.close_through(record.symbol, record.through_ns, emit)
+            emit(record)
+        if not queue:
+            if self._stopping:
+                batcher.close_all(emit)
+            elif batcher:
+                batcher.due(now, emit)
+
+    async def _idle(self) -> None:
+        """Wait for a record, or for the next open batch to time out."""
+        self._wake.clear()
+        due = self._batcher.next_deadline()
+        if due is None:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, (due - self._clock()) / 1e9))
+
     async def _run(self) -> None:
         while True:
-            if not self._queue:
-                if self._stopping:
+            self._collect()
+            if not self._ready:
+                if self._stopping and not self._queue:
                     return
-                self._wake.clear()
-                await self._wake.wait()
+                await self._idle()
                 continue
             if not self._nc.is_connected:
                 if self._nc.is_closed:
@@ -235,25 +301,25 @@ class Publisher:
                     return
                 await asyncio.sleep(self._delay)
                 continue
-            n = min(len(self._queue), self.max_in_flight)
-            batch = [self._queue.popleft() for _ in range(n)]
-            self._in_flight = n
+            n = min(len(self._ready), self.max_in_flight)
+            batch = [self._ready.popleft() for _ in range(n)]
+            self._in_flight = _records(batch)
             try:
                 failed = await self._send(batch)
             except BaseException:  # cancelled, or a fault the supervisor restarts us after
-                self._queue.extendleft(reversed(batch))  # still owed (ids dedupe a resend)
+                self._ready.extendleft(reversed(batch))  # still owed (ids dedupe a resend)
                 raise
             finally:
                 self._in_flight = 0
             if failed:
-                self._queue.extendleft(reversed(failed))
+                self._ready.extendleft(reversed(failed))
                 await asyncio.sleep(self._delay)
                 self._delay = min(self._delay * 2, self.max_retry_delay)
             else:
                 self._delay = self.retry_delay
 
-    async def _send(self, batch: list[Record]) -> list[Record]:
-        """Publish a batch and await its acks; returns the records to retry, in order."""
+    async def _send(self, batch: list[Outgoing]) -> list[Outgoing]:
+        """Publish a round of messages and await their acks; returns those to retry, in order."""
         self.counters.batches += 1
         futures: list[asyncio.Future[PubAck]] = []
         self._futures = futures
@@ -270,26 +336,32 @@ class Publisher:
         if futures:
             await asyncio.wait(futures, timeout=self.ack_timeout)
         self._futures = []
-        failed = []
+        failed: list[Outgoing] = []
         c = self.counters
         for record, future in zip(batch, futures, strict=False):
             if not future.done():
                 future.cancel()
                 failed.append(record)
                 error = error or TimeoutError(f"no ack within {self.ack_timeout}s")
-            elif future.cancelled():
+                continue
+            if future.cancelled():
                 failed.append(record)
                 error = error or ConnectionError("connection lost before the ack")
-            elif future.exception() is not None:
+                continue
+            if future.exception() is not None:
                 failed.append(record)
                 error = error or future.exception()
-            elif future.result().duplicate:
-                c.duplicates += 1
+                continue
+            records = _records((record,))
+            if type(record) is TickBatch:
+                c.tick_messages += 1
+            if future.result().duplicate:
+                c.duplicates += records
             else:
-                c.stored += 1
+                c.stored += records
         failed.extend(batch[len(futures):])
         if failed:
-            c.failed_attempts += len(failed)
+            c.failed_attempts += _records(failed)
             self._last_error = repr(error)
             self._throttle.log("send", logging.WARNING,
                                "publisher: %d of %d messages not acknowledged (%r); retrying",
@@ -299,10 +371,14 @@ class Publisher:
             self._last_ack_ns = time.time_ns()
         return failed
 
-    def _message(self, record: Record) -> Message:
-        if type(record) is Tick:
-            return (tick_subject(record.venue, record.symbol), self._tick_codec.encode(record),
-                    {MSG_ID_HEADER: tick_msg_id(record)})
+    def _message(self, record: Outgoing) -> Message:
+        if type(record) is TickBatch:
+            ticks = record.ticks
+            return (tick_subject(record.venue, record.symbol),
+                    self._batch_codec.encode(record.venue, record.symbol, ticks),
+                    {MSG_ID_HEADER: batch_msg_id(record.venue, record.symbol,
+                                                 [t.trade_id for t in ticks]),
+                     RECORD_HEADER: BATCH})
         if type(record) is Bar:
             return (bar_subject(record.timeframe, record.venue, record.symbol),
                     self._bar_codec.encode(record), {MSG_ID_HEADER: bar_msg_id(record)})
@@ -329,7 +405,7 @@ class Publisher:
         return {
             "ok": ok,
             "connected": self._nc.is_connected,
-            "queue_depth": len(self._queue),
+            "queue_depth": self._waiting(),
             "in_flight": self._in_flight,
             "last_error": self._last_error,
             "last_ack_ns": self._last_ack_ns,

@@ -13,11 +13,18 @@ connection::
     await manager.start()
     df = manager.get_bar_dataframe("BTC/USDT", "1m")
 
-Delivery (see :mod:`bot.data.nats.reader`): ticks arrive in stream order, each
-once; a batch is acknowledged after the pipeline processed it, and a restart
-resumes right after the last acknowledged tick. Ticks a killed process had
-processed but not yet acknowledged go to its successor, whose pipeline has
-never seen them. The aggregator refuses a trade id it already folded in, too.
+Delivery (see :mod:`bot.data.nats.reader`): messages arrive in stream order,
+each once; a fetch is acknowledged after the pipeline processed it, and a
+restart resumes right after the last acknowledged message. Ticks a killed
+process had processed but not yet acknowledged go to its successor, whose
+pipeline has never seen them. A message carries a batch of one symbol's
+trades (:mod:`bot.data.nats.batching`), unpacked into the pipeline in order; a
+single tick (as published before batches) is read too. A batch a worker cut
+short beside another worker's whole one holds trades that arrived already:
+they are skipped (``overlapping_ticks``), so each trade reaches the pipeline
+once (:class:`~bot.data.nats.delivered.DeliveredIds` remembers every id passed
+on where the venue's ids are one sequence; elsewhere the ids of the symbol's
+recent bars tell).
 
 Bar completion. This process's clock never completes a bar: every symbol is
 held (:meth:`BarAggregator.hold`). Bars complete by the trades' own times (the
@@ -26,7 +33,10 @@ completes a bar publishes, on the symbol's tick subject and so after its
 trades, that every trade before the bar's end is in the stream
 (:class:`~bot.data.nats.codec.Watermark`). A backlog after a restart, NATS
 going away, or a worker recovering a gap from REST therefore never completes a
-bar short here: the bar waits for the trades and the worker's word.
+bar short here: the bar waits for the trades and the worker's word. A
+watermark ahead of the venue's clock as the gate estimates it (by more than
+the gate's future window) is refused and counted (``watermarks_refused``): a
+worker whose clock ran away cannot complete a year of bars here.
 
 The exchange-facing features of the configuration (REST gap recovery and
 warm-up) are switched off here: the ingest workers do them, and what they
@@ -55,15 +65,18 @@ from nats.aio.msg import Msg
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import ConfigError
 from bot.data.health import HealthReport
+from bot.data.models import Tick
 from bot.data.nats.client import connect, connected_url
-from bot.data.nats.codec import Watermark, tick_codec, watermark_codec
+from bot.data.nats.codec import Watermark, batch_codec, tick_codec, watermark_codec
+from bot.data.nats.delivered import DeliveredIds
 from bot.data.nats.reader import DELIVER_POLICIES, NATS_ERRORS, StreamReader
-from bot.data.nats.subjects import RECORD_HEADER, WATERMARK, check_token, tick_subject
+from bot.data.nats.subjects import BATCH, RECORD_HEADER, WATERMARK, check_token, tick_subject
 from bot.data.pipeline import TickPipeline
 from bot.data.stream_manager import StreamManager
 from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 from bot.data.venue_group import VenueGroup
+from bot.data.venues.registry import facts_of
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +88,15 @@ class JetStreamSource:
     name a restarted process resumes from (one process per name); None makes
     an ephemeral consumer that starts over each time. ``deliver``: where a
     *new* consumer starts, ``"all"`` retained ticks (the default) or ``"new"``.
-    ``stream``: the ticks' stream. ``batch``: messages per fetch.
+    ``stream``: the ticks' stream. ``batch``: messages per fetch. ``clock`` (ns
+    since the epoch) is the one watermarks are judged on.
     """
 
     def __init__(self, *, servers: str | Sequence[str] = "nats://127.0.0.1:4222",
                  durable: str | None = None, stream: str = "MD_TICKS", deliver: str = "all",
                  batch: int = 500, fetch_timeout: float = 1.0, ack_timeout: float = 2.0,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0,
+                 clock: Callable[[], int] = time.time_ns) -> None:
         if durable is not None:
             check_token("durable", durable)
         if deliver not in DELIVER_POLICIES:
@@ -100,8 +115,13 @@ class JetStreamSource:
         self.ack_timeout = ack_timeout
         self.connect_timeout = connect_timeout
         self.decode_errors = 0
+        self.ticks = 0  # handed to the pipeline
+        self.overlapping_ticks = 0  # delivered by an earlier batch already: skipped
         self.watermarks = 0
+        self.watermarks_refused = 0  # ahead of the venue's clock: not applied
+        self._clock = clock
         self._codec = tick_codec()
+        self._batch_codec = batch_codec()
         self._watermark_codec = watermark_codec()
         self._pipeline: TickPipeline | None = None
         self._groups: Mapping[str, VenueGroup] = {}
@@ -114,6 +134,7 @@ class JetStreamSource:
         self._stopping = False
         self._behind = True
         self._held: set[str] = set()
+        self._delivered: dict[str, DeliveredIds | None] = {}  # None: ids not one sequence
         self._subjects_lock = asyncio.Lock()
         self._throttle = LogThrottle(logger)
 
@@ -154,6 +175,7 @@ class JetStreamSource:
 
     def forget(self, symbol: str) -> None:
         self._held.discard(symbol)
+        self._delivered.pop(symbol, None)
         self._accepted = self._accepted - {symbol}
 
     async def stop(self) -> None:
@@ -226,24 +248,76 @@ class JetStreamSource:
         pipeline = self._pipeline
         assert pipeline is not None, "attach() binds the source to a pipeline first"
         headers = msg.headers
-        watermark = bool(headers) and headers.get(RECORD_HEADER) == WATERMARK  # type: ignore[union-attr]
+        kind = headers.get(RECORD_HEADER) if headers else None
         try:
-            record = (self._watermark_codec if watermark else self._codec).decode(msg.data)
+            if kind == BATCH:
+                ticks = self._batch_codec.decode(msg.data)
+            elif kind == WATERMARK:
+                self._on_watermark(self._watermark_codec.decode(msg.data))
+                return
+            elif kind is None:
+                ticks = [self._codec.decode(msg.data)]
+            else:
+                raise ValueError(f"unknown {RECORD_HEADER} {kind!r}; known: {BATCH}, "
+                                 f"{WATERMARK}")
         except (msgspec.DecodeError, TypeError, ValueError) as exc:
             self.decode_errors += 1
             self._throttle.log("decode", logging.WARNING,
                                "remote: undecodable message on %s: %r", msg.subject, exc)
             return
-        if record.symbol not in self._accepted:  # removed while its ticks were in flight
+        if not ticks or ticks[0].symbol not in self._accepted:  # removed while in flight
             return
-        if isinstance(record, Watermark):
-            self.watermarks += 1
-            pipeline.complete_through(record.symbol, record.through_ns)
+        self._process(pipeline, ticks)
+
+    def _process(self, pipeline: TickPipeline, ticks: list[Tick]) -> None:
+        """One symbol's ticks into the pipeline, in order, skipping those it has already:
+        by every id passed on when the venue's ids are one sequence, else by the ids of the
+        symbol's recent bars (the aggregator's check)."""
+        first = ticks[0]
+        symbol = first.symbol
+        if symbol not in self._delivered:
+            self._delivered[symbol] = (DeliveredIds() if facts_of(first.venue).sequenced
+                                       else None)
+        delivered = self._delivered[symbol]
+        process = pipeline.process
+        passed = 0
+        if delivered is not None:
+            add = delivered.add
+            for tick in ticks:
+                if add(tick.trade_id):
+                    process(tick)
+                    passed += 1
+        else:
+            is_duplicate = pipeline.aggregator.is_duplicate
+            for tick in ticks:
+                if not is_duplicate(tick):
+                    process(tick)
+                    passed += 1
+        self.ticks += passed
+        self.overlapping_ticks += len(ticks) - passed
+        if symbol not in self._held:  # from its first trade on, only watermarks and
+            pipeline.aggregator.hold(symbol)  # trades complete its bars
+            self._held.add(symbol)
+
+    def _on_watermark(self, watermark: Watermark) -> None:
+        """Complete the symbol's bars up to the watermark, unless it is ahead of the venue."""
+        pipeline = self._pipeline
+        assert pipeline is not None
+        if watermark.symbol not in self._accepted:
             return
-        pipeline.process(record)
-        if record.symbol not in self._held:  # from its first trade on, only watermarks and
-            pipeline.aggregator.hold(record.symbol)  # trades complete its bars
-            self._held.add(record.symbol)
+        gate = pipeline.gate
+        limit = gate.venue_time_ns(watermark.venue, self._clock()) + gate.future_window_ns
+        if watermark.through_ns > limit:
+            self.watermarks_refused += 1
+            self._throttle.log("watermark", logging.WARNING,
+                               "remote: refused a watermark of %s %s at %d, %.0f s ahead of "
+                               "the venue's clock (allowed: %.0f s)", watermark.venue,
+                               watermark.symbol, watermark.through_ns,
+                               (watermark.through_ns - limit + gate.future_window_ns) / 1e9,
+                               gate.future_window_ns / 1e9)
+            return
+        self.watermarks += 1
+        pipeline.complete_through(watermark.symbol, watermark.through_ns)
 
     async def _on_disconnected(self) -> None:
         self._behind = True  # caught up again after the next read that finds nothing pending
@@ -261,7 +335,10 @@ class JetStreamSource:
             "pending": None if reader is None else reader.pending,
             "position": None if reader is None else reader.position,
             "decode_errors": self.decode_errors,
+            "ticks": self.ticks,
+            "overlapping_ticks": self.overlapping_ticks,
             "watermarks": self.watermarks,
+            "watermarks_refused": self.watermarks_refused,
             **(asdict(reader.counters) if reader is not None else {}),
         }
 
@@ -287,4 +364,4 @@ class RemoteStreamManager(StreamManager):
         super().__init__(config, clock=clock, source=JetStreamSource(
             servers=servers, durable=durable, stream=stream, deliver=deliver, batch=batch,
             fetch_timeout=fetch_timeout, ack_timeout=ack_timeout,
-            connect_timeout=config.connect_timeout))
+            connect_timeout=config.connect_timeout, clock=clock))

@@ -2,7 +2,7 @@
 
 Subjects::
 
-    md.tick.<venue>.<SYMBOL>                 one trade, or a watermark (header Md-Record)
+    md.tick.<venue>.<SYMBOL>                 a batch of trades, or a watermark (header Md-Record)
     md.bar.<timeframe>.<venue>.<SYMBOL>      one completed bar
     md.signal.<venue>.<SYMBOL>               one trading signal
     md.health.<worker>                       a worker's health and metrics (JSON)
@@ -16,15 +16,22 @@ is reversible (:func:`token_symbol`) because unified symbols never hold ``_``,
 
 Message ids (the ``Nats-Msg-Id`` header) make JetStream drop a message it
 already stored within the stream's duplicate window, which is what lets two
-redundant workers publish the same trades: ``venue:SYMBOL:trade_id`` for a
-tick, ``venue:SYMBOL:timeframe:open_time`` for a bar. A bar that knows it lacks
+redundant workers publish the same trades. A batch of trades is named by
+exactly the trades it holds, in order (:func:`batch_msg_id`): two workers
+holding the same trades publish one message, and a batch a worker could fill
+only partly never shadows the whole one. ``venue:SYMBOL:trade_id`` names a
+single tick (as published before batches),
+``venue:SYMBOL:timeframe:open_time`` a bar. A bar that knows it lacks
 trades (PARTIAL or GAP) gets its flags appended, so a worker that joined late
 never shadows another worker's complete bar of the same interval.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from array import array
+from collections.abc import Sequence
 
 from bot.data.models import Bar, BarFlag, Signal, Tick
 
@@ -36,6 +43,7 @@ HEALTH = f"{PREFIX}.health"
 MSG_ID_HEADER = "Nats-Msg-Id"
 RECORD_HEADER = "Md-Record"  # set on what a tick subject carries besides ticks
 WATERMARK = "watermark"
+BATCH = "batch"
 
 _SYMBOL = re.compile(r"[A-Za-z0-9]+(?:[/.:][A-Za-z0-9]+)*")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -82,6 +90,13 @@ def health_subject(worker: str) -> str:
 
 def tick_msg_id(tick: Tick) -> str:
     return f"{tick.venue}:{tick.symbol}:{tick.trade_id}"
+
+
+def batch_msg_id(venue: str, symbol: str, trade_ids: Sequence[int]) -> str:
+    """``venue:SYMBOL:first-last:count:digest``: the digest (BLAKE2b, 64 bits) is of every
+    trade id in order, so two batches share an id only when they hold the same trades."""
+    digest = hashlib.blake2b(array("q", trade_ids).tobytes(), digest_size=8).hexdigest()
+    return f"{venue}:{symbol}:{trade_ids[0]}-{trade_ids[-1]}:{len(trade_ids)}:{digest}"
 
 
 def bar_msg_id(bar: Bar) -> str:

@@ -7,8 +7,8 @@ owns (:mod:`bot.data.nats.sharding`), streams them with an ordinary
 exchange connections within the venue's limits, recovers gaps and warms up
 from REST), and publishes every tick and completed bar to JetStream through a
 :class:`~bot.data.nats.publisher.Publisher`. Two workers given the same shard
-publish the same trades under the same message ids, and JetStream stores
-each once: either may die without a trade going missing.
+publish the same trades in the same batches under the same message ids, and
+JetStream stores each once: either may die without a trade going missing.
 
 Every ``--health-interval`` seconds the worker publishes its health and
 metrics as JSON on ``md.health.<worker-id>``; ``--status-port`` serves them
@@ -38,6 +38,7 @@ from nats.aio.client import Client
 from bot.data.config import (
     BINANCE_VENUES,
     DEFAULT_BINANCE_VENUE,
+    DEFAULT_NATS_BATCH_MS,
     MAX_STREAMS_PER_BINANCE_CONNECTION,
     StreamManagerConfig,
 )
@@ -78,6 +79,7 @@ class WorkerSettings:
     max_bytes: int = -1
     replicas: int = 1
     queue_size: int = 200_000
+    batch_ms: int = DEFAULT_NATS_BATCH_MS
     health_interval_s: float = 5.0
     status_host: str = "127.0.0.1"
     status_port: int | None = None
@@ -107,7 +109,8 @@ class WorkerSettings:
         return StreamManagerConfig(
             supported_timeframes=list(self.timeframes), default_timeframe=self.timeframes[0],
             binance_venue=self.binance_venue,
-            binance_max_streams_per_connection=self.max_streams_per_connection)
+            binance_max_streams_per_connection=self.max_streams_per_connection,
+            nats_batch_ms=self.batch_ms)
 
 
 def default_worker_id() -> str:
@@ -140,7 +143,9 @@ class IngestWorker:
             duplicate_window_s=s.duplicate_window_s, max_bytes=s.max_bytes,
             replicas=s.replicas))
         self.publisher = Publisher(self.nc, ticks=s.publish_ticks, bars=s.publish_bars,
-                                   max_queue=s.queue_size, supervisor=self.manager.supervisor)
+                                   max_queue=s.queue_size,
+                                   batch_ms=self.manager.config.nats_batch_ms,
+                                   supervisor=self.manager.supervisor)
         await self.publisher.start()
         self._detach = self.publisher.attach(self.manager.bus)
         crypto, stocks = s.crypto_symbols(), s.stock_symbols()
@@ -324,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="size limit of each stream in bytes (default -1: none)")
     nats_group.add_argument("--replicas", type=int, default=1, choices=(1, 3, 5),
                             help="stream replicas in a cluster (default 1)")
+    nats_group.add_argument("--batch-ms", type=int, default=DEFAULT_NATS_BATCH_MS, metavar="MS",
+                            help="publish a symbol's trades in batches of this much exchange "
+                                 "time, one message each; a trade waits at most about twice "
+                                 "this (0: every trade alone; a divisor of 1000; default "
+                                 "%(default)s)")
     nats_group.add_argument("--queue-size", type=int, default=200_000, metavar="N",
                             help="records queued while NATS is slow or away; beyond, the oldest "
                                  "are dropped and counted (default %(default)s)")
@@ -370,6 +380,7 @@ def parse_args(argv: Sequence[str]) -> WorkerSettings:
         publish_bars=not args.no_bars, tick_retention_s=args.tick_retention,
         bar_retention_s=args.bar_retention, duplicate_window_s=args.duplicate_window,
         max_bytes=args.max_bytes, replicas=args.replicas, queue_size=args.queue_size,
+        batch_ms=args.batch_ms,
         health_interval_s=args.health_interval, status_host=args.status_host,
         status_port=args.status_port, binance_venue=args.venue,
         max_streams_per_connection=args.max_streams_per_connection, log_level=args.log_level,
