@@ -14,7 +14,7 @@ import pytest
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator
-from bot.data.venues.binance_usdm.history import _Rebuilt
+from bot.data.venues.binance_usdm.history import UsdmTradeHistory
 from bot.data.venues.binance_usdm.rest import UsdmAggTrade
 from bot.data.venues.binance_usdm.spec import BINANCE_USDM, NOT_MARKET
 from bot.data.venues.history import TradePosition
@@ -104,13 +104,57 @@ def _agg(a: int, first: int, last: int, qty: float, time_ms: int) -> UsdmAggTrad
     return UsdmAggTrade(a=a, p=100.0, q=qty, f=first, l=last, T=time_ms, m=False)
 
 
-def test_ids_no_aggregate_trade_covers_come_back_as_refused_not_market_records() -> None:
-    rebuilt = _Rebuilt(SYMBOL, "binanceusdm", next_id=10, until_id=19)
-    rebuilt.extend([_agg(1, 8, 10, 3.0, 1), _agg(2, 12, 13, 1.0, 2), _agg(3, 21, 21, 1.0, 3)],
-                   receive_ns=0)
-    assert rebuilt.done
-    assert [t.trade_id for t in rebuilt.ticks] == list(range(10, 20))
-    refused = [t.trade_id for t in rebuilt.ticks if t.conditions == (NOT_MARKET,)]
+def _trade(trade_id: int) -> Tick:
+    return Tick("binanceusdm", SYMBOL, 100.0, 1.0, Side.BUY, trade_id, trade_id * 10**6, 0)
+
+
+class _ScriptedRest:
+    """The two public USDⓈ-M trade lists, scripted; counts the aggTrades pages asked."""
+
+    venue = "binanceusdm"
+    PAGE = 1000
+
+    def __init__(self, recent: list[Tick], aggs: list[UsdmAggTrade]) -> None:
+        self.recent = recent
+        self.aggs = aggs
+        self.agg_pages = 0
+
+    async def recent_trades(self, symbol: str) -> list[Tick]:
+        return self.recent
+
+    async def agg_trade_rows(self, symbol: str, *, start_ms: int | None = None,
+                             from_id: int | None = None) -> list[UsdmAggTrade]:
+        self.agg_pages += 1
+        return self.aggs if from_id is None else []
+
+    def receive_time_ns(self) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("source", ["aggTrades", "recent trades"])
+async def test_ids_the_trade_lists_do_not_hold_come_back_as_refused_not_market_records(
+        source: str) -> None:
+    """USDⓈ-M's aggregates (and, on the venue, its trade lists) hold market trades only: the
+    ids between, and up to the stream's next trade once the answer reaches past it, are
+    records of price 0 the gate refuses, so the fill leaves no gap."""
+    if source == "aggTrades":
+        rest = _ScriptedRest([], [_agg(1, 8, 10, 3.0, 1), _agg(2, 12, 13, 1.0, 2),
+                                  _agg(3, 21, 21, 1.0, 3)])
+    else:
+        rest = _ScriptedRest([_trade(i) for i in (9, 10, 12, 13, 21)], [])
+    history = UsdmTradeHistory(rest, BINANCE_USDM.facts, aggregate=False)  # type: ignore[arg-type]
+    ticks = await history.fetch(SYMBOL, TradePosition(9, 9 * 10**6), _trade(20), 0)
+    assert [t.trade_id for t in ticks] == list(range(10, 20))
+    refused = [t.trade_id for t in ticks if t.conditions == (NOT_MARKET,)]
     assert refused == [11, 14, 15, 16, 17, 18, 19]
-    assert all(t.price == 0 and t.volume == 0 for t in rebuilt.ticks if t.conditions)
-    assert [t.volume for t in rebuilt.ticks if not t.conditions] == [1.0, 0.5, 0.5]
+    assert all(t.price == 0 and t.volume == 0 for t in ticks if t.conditions)
+    assert rest.agg_pages == (1 if source == "aggTrades" else 0)
+    if source == "aggTrades":
+        assert [t.volume for t in ticks if not t.conditions] == [1.0, 0.5, 0.5]
+
+
+async def test_ids_past_what_the_venue_answered_are_left_missing_not_invented() -> None:
+    rest = _ScriptedRest([_trade(i) for i in (9, 10, 12)], [])
+    history = UsdmTradeHistory(rest, BINANCE_USDM.facts, aggregate=False)  # type: ignore[arg-type]
+    ticks = await history.fetch(SYMBOL, TradePosition(9, 9 * 10**6), _trade(20), 0)
+    assert [t.trade_id for t in ticks] == [10, 11, 12]

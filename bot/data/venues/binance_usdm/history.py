@@ -69,30 +69,42 @@ class UsdmTradeHistory(BinanceTradeHistory):
             recent[0].trade_id <= first_id if first_id is not None
             else after.since_ns is not None and recent[0].timestamp <= after.since_ns)
         older: list[Tick] = []
+        covered = -1  # the last id the answers account for
+        if recent:
+            covered = recent[-1].trade_id
         if not reaches_back:
             start_ns = max(after.last_ts, 0) if first_id is not None else after.since_ns or 0
             stop_after = recent[0].trade_id - 1 if recent else until_id
-            older = await self._rebuilt(symbol, start_ns, _Rebuilt(
+            rebuilt = await self._rebuilt(symbol, start_ns, _Rebuilt(
                 symbol.upper(), self.rest.venue, first_id, until_id, stop_after))
+            older = rebuilt.ticks
+            covered = max(covered, (rebuilt.next_id or 0) - 1)
         known = older[-1].trade_id if older else (after.last_id if first_id is not None else -1)
-        return older + [t for t in recent if t.trade_id > known
-                        and (until_id is None or t.trade_id <= until_id)]
+        ticks = older + [t for t in recent if t.trade_id > known
+                         and (until_id is None or t.trade_id <= until_id)]
+        # Ids the answers cover but do not hold are not market trades: aggregates and (on
+        # the venue) the trade lists hold market trades only. From the first missing id
+        # when the answers reach back to it, up to the stream's next trade when they reach it.
+        start = first_id if reaches_back or older else None
+        end = until_id if until_id is not None and covered >= until_id else None
+        return _not_market_filled(ticks, start, end, self.rest.receive_time_ns())
 
-    async def _rebuilt(self, symbol: str, start_ns: int, rebuilt: _Rebuilt) -> list[Tick]:
-        """``rebuilt``'s trades from the aggregate trades from ``start_ns`` on, a page of
-        1000 at a time."""
+    async def _rebuilt(self, symbol: str, start_ns: int, rebuilt: _Rebuilt) -> _Rebuilt:
+        """``rebuilt`` filled from the aggregate trades from ``start_ns`` on, a page of 1000
+        at a time."""
         page = await self.rest.agg_trade_rows(symbol, start_ms=start_ns // NS_PER_MS)
         while True:
             rebuilt.extend(page, self.rest.receive_time_ns())
             if rebuilt.done or len(page) < self.rest.PAGE:
-                return rebuilt.ticks
+                return rebuilt
             page = await self.rest.agg_trade_rows(symbol, from_id=page[-1].a + 1)
 
 
 class _Rebuilt:
     """The ticks of aggregate trades, kept from ``next_id`` (None: from the first) to
-    ``until_id`` (None: all), with the uncovered ids between them as refused records;
-    done once the aggregate holding ``stop_after`` (default ``until_id``) is in."""
+    ``until_id`` (None: all); done once the aggregate holding ``stop_after`` (default
+    ``until_id``) is in. ``next_id`` follows the last id accounted for, in an aggregate
+    or between two."""
 
     def __init__(self, symbol: str, venue: str, next_id: int | None,
                  until_id: int | None, stop_after: int | None = None) -> None:
@@ -116,15 +128,35 @@ class _Rebuilt:
             if self.next_id is None:
                 self.next_id = row.f
             last = row.l if self.until_id is None else min(row.l, self.until_id)
-            time_ns = row.T * NS_PER_MS
             stop = row.f if self.until_id is None else min(row.f, self.until_id + 1)
-            for trade_id in range(self.next_id, stop):  # not market trades
-                self.ticks.append(Tick(self.venue, self.symbol, 0.0, 0.0, Side.UNKNOWN,
-                                       trade_id, time_ns, receive_ns, (NOT_MARKET,)))
             first = max(row.f, self.next_id)
             if first <= last:
                 self.ticks.extend(_split(row, first, last, self.venue, self.symbol, receive_ns))
             self.next_id = max(self.next_id, last + 1, stop)
+
+
+def _not_market_filled(ticks: list[Tick], start: int | None, end: int | None,
+                       receive_ns: int) -> list[Tick]:
+    """``ticks`` (ordered by id) with a refused ``not_market`` record for every id missing
+    between them, and from ``start`` and up to ``end`` when given (None: not known)."""
+    out: list[Tick] = []
+    expected = start
+    for tick in ticks:
+        if expected is not None:
+            out.extend(_not_market(tick, trade_id, tick.timestamp, receive_ns)
+                       for trade_id in range(expected, tick.trade_id))
+        out.append(tick)
+        expected = tick.trade_id + 1
+    if end is not None and expected is not None and out:
+        out.extend(_not_market(out[-1], trade_id, out[-1].timestamp, receive_ns)
+                   for trade_id in range(expected, end + 1))
+    return out
+
+
+def _not_market(like: Tick, trade_id: int, time_ns: int, receive_ns: int) -> Tick:
+    """A record of price and quantity 0 that is not a market trade, in ``like``'s symbol."""
+    return Tick(like.venue, like.symbol, 0.0, 0.0, Side.UNKNOWN, trade_id, time_ns, receive_ns,
+                (NOT_MARKET,))
 
 
 def _split(row: UsdmAggTrade, first: int, last: int, venue: str, symbol: str,
