@@ -57,3 +57,26 @@ async def test_usdm_book_tickers_are_delivered_on_the_public_path(sim: ExchangeS
                 while not frames:
                     frames.append(json.loads(await ws.recv()))
     assert frames and frames[0]["stream"] == "btcusdt@bookTicker"
+
+
+async def test_usdm_trade_lists_leave_out_records_that_are_not_market_trades(
+        sim: ExchangeSimulator) -> None:
+    sim.refuse_trades(PERPETUAL, 2)
+    for _ in range(100):
+        refused = [t.trade_id for t in sim.trades("binanceusdm", PERPETUAL) if not t.is_market]
+        if len(refused) == 2:
+            break
+        await asyncio.sleep(0.05)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sim.binance_rest_url}/fapi/v1/trades",
+                            params={"symbol": "BTCUSDT", "limit": "1000"}) as response:
+            recent = await response.json()
+        async with http.get(f"{sim.binance_rest_url}/fapi/v1/historicalTrades",
+                            params={"symbol": "BTCUSDT", "fromId": str(refused[0] - 1),
+                                    "limit": "5"},
+                            headers={"X-MBX-APIKEY": "any-key"}) as response:
+            older = await response.json()
+    assert len(refused) == 2
+    assert not {row["id"] for row in recent} & set(refused)
+    assert refused[0] - 1 in {row["id"] for row in recent}, "the list spans the records"
+    assert len(older) == 5 and not {row["id"] for row in older} & set(refused)

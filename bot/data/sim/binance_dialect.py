@@ -37,11 +37,12 @@ class BinanceDialect:
     paths under it (before ``/stream`` and ``/ws``) and the channels each delivers
     (a stream of another channel is accepted there and never delivered, as the
     venue does); ``rest_api``: the REST path prefix; ``weights``: request weight by
-    endpoint; ``weight_limit``: request weight a minute; ``keyed``: endpoints refused
-    without an ``X-MBX-APIKEY`` header; ``trade_event`` / ``agg_trade_event``: the
-    ``@trade`` and ``@aggTrade`` payloads; ``rest_trade`` / ``rest_agg_trade``: the rows of
-    ``trades`` and ``historicalTrades``, and of ``aggTrades``; ``symbol_info``: an
-    ``exchangeInfo`` symbol.
+    endpoint; ``weight_limit``: request weight a minute; ``trade_event`` /
+    ``agg_trade_event``: the ``@trade`` and ``@aggTrade`` payloads; ``rest_trade`` /
+    ``rest_agg_trade``: the rows of ``trades`` and ``historicalTrades``, and of
+    ``aggTrades``; ``symbol_info``: an ``exchangeInfo`` symbol; ``keyed``: endpoints
+    refused without an ``X-MBX-APIKEY`` header; ``market_trades_only``: ``trades`` and
+    ``historicalTrades`` leave out the records that are not market trades.
     """
 
     venue: str
@@ -56,6 +57,7 @@ class BinanceDialect:
     rest_agg_trade: Callable[[AggTrade, int], dict[str, Any]]
     symbol_info: Callable[[Instrument], dict[str, Any]]
     keyed: frozenset[str] = frozenset()
+    market_trades_only: bool = False
 
 
 SPOT = BinanceDialect("binance", "", {"": ALL_CHANNELS}, "/api/v3", SPOT_WEIGHTS, 6000,

@@ -196,12 +196,15 @@ class SimBinanceRest:
 
     def trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
-        return [self.dialect.rest_trade(t, unit) for t in log.recent(_limit(request))]
+        return [self.dialect.rest_trade(t, unit)
+                for t in log.recent(_limit(request), self.dialect.market_trades_only)]
 
     def historical_trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
         limit, from_id = _limit(request), _int_param(request, "fromId")
-        chosen = log.recent(limit) if from_id is None else log.from_id(from_id, limit)
+        market_only = self.dialect.market_trades_only
+        chosen = (log.recent(limit, market_only) if from_id is None
+                  else log.from_id(from_id, limit, market_only))
         return [self.dialect.rest_trade(t, unit) for t in chosen]
 
     def agg_trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:

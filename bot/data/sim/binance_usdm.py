@@ -6,13 +6,14 @@ routed by path as the venue routes them: ``/market`` (``/market/stream``,
 tickers, and an unrouted connection only what ``/public`` does. A stream asked
 for on the wrong path is accepted and never delivered. REST is under
 ``/fapi/v1`` with USDⓈ-M's request weights and its limit of 2400 a minute;
-``historicalTrades`` needs an API key. A ``@trade`` payload carries the trade
-type ``X``: ``MARKET``, or ``NA`` for the records of price and quantity 0 the
-faults make (:meth:`ExchangeSimulator.refuse_trades`), as USDⓈ-M's stream sends
-them; neither it nor ``@aggTrade`` (nor an ``aggTrades`` row) has spot's ``M``, and
-trade rows have no ``isBestMatch``. Per connection: at most
-1024 streams and 10 incoming messages a second, a ping every 3 minutes, closed
-when no pong comes back within 10.
+``historicalTrades`` needs an API key, and it and ``trades`` list market trades
+only ("the insurance fund trades and ADL trades won't be returned"). A ``@trade``
+payload carries the trade type ``X``: ``MARKET``, or ``NA`` for the records of
+price and quantity 0 the faults make (:meth:`ExchangeSimulator.refuse_trades`),
+as USDⓈ-M's stream sends them; neither it nor ``@aggTrade`` (nor an ``aggTrades``
+row) has spot's ``M``, and trade rows have no ``isBestMatch``. Per connection: at
+most 1024 streams and 10 incoming messages a second, a ping every 3 minutes,
+closed when no pong comes back within 10.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ USDM = BinanceDialect(
     VENUE_USDM, USDM_WS_ROOT,
     {"/market": MARKET_CHANNELS, "/public": PUBLIC_CHANNELS, "": PUBLIC_CHANNELS},
     "/fapi/v1", USDM_WEIGHTS, USDM_WEIGHT_LIMIT, usdm_trade_event, usdm_agg_trade_event,
-    usdm_rest_trade, usdm_rest_agg_trade, usdm_symbol_info, keyed=frozenset({"historicalTrades"}))
+    usdm_rest_trade, usdm_rest_agg_trade, usdm_symbol_info, keyed=frozenset({"historicalTrades"}),
+    market_trades_only=True)
 
 
 def usdm_stream_settings(spot: BinanceStreamSettings) -> BinanceStreamSettings:

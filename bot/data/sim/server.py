@@ -426,8 +426,9 @@ class ExchangeSimulator:
         (a perpetual, ``"BTC/USDT:USDT"``, on USDⓈ-M, its records typed ``NA``).
 
         The ids stay consecutive: the records are in the trade log, the stream
-        and REST ``historicalTrades``, but not in klines or aggregate trades, as
-        with the non-``MARKET`` records of Binance USDⓈ-M trade data.
+        and spot's REST ``historicalTrades``, but not in klines or aggregate trades
+        (nor USDⓈ-M's trade lists), as with the non-``MARKET`` records of Binance
+        USDⓈ-M trade data.
         """
         venue = self._replay_venue(symbol)
         self.faults.refused_pending[(venue, self._known(venue, symbol))] += count
