@@ -376,6 +376,11 @@ class BarAggregator:
     def symbols(self) -> list[str]:
         return list(self._symbols)
 
+    def symbol_state(self, venue: str, symbol: str) -> _SymbolState:
+        """``symbol``'s state (made on first use), for the pipeline's fast path, which
+        applies :meth:`add`'s fast case to it directly."""
+        return self._state(venue, symbol)
+
     def is_duplicate(self, tick: Tick) -> bool:
         """True when ``tick``'s trade id is already in one of its symbol's recent bars."""
         st = self._symbols.get(tick.symbol)

@@ -62,7 +62,7 @@ class StreamEvent(msgspec.Struct, frozen=True):
 Handler = Callable[[Any], Any]
 _TICK = EventType.TICK
 HANDLER_SAMPLES = 1000
-TICK_TIMING_EVERY = 16  # a power of two
+TICK_TIMING_EVERY = 16
 _perf_ns = time.perf_counter_ns
 
 
@@ -98,7 +98,8 @@ class EventBus:
         self._sync: dict[EventType, list[_Subscription]] = {t: [] for t in EventType}
         self._tick_subs: list[_Subscription] = []
         self._tick_plain: list[Handler] | None = []
-        self._tick_dispatches = -1  # the first dispatch is timed
+        self._untimed_ticks = 0  # TICK dispatches before the next timed one (small ints: no
+        # allocation per tick); the first dispatch is timed
         self.counters = BusCounters()
         # Where the async handlers' workers run; the StreamManager puts its own here.
         self.supervisor = Supervisor()
@@ -193,14 +194,16 @@ class EventBus:
             return
         event = StreamEvent(_TICK, tick, timestamp, source)
         plain = self._tick_plain
-        self._tick_dispatches = count = self._tick_dispatches + 1
-        if plain is not None and count & (TICK_TIMING_EVERY - 1):
+        untimed = self._untimed_ticks
+        if plain is not None and untimed:
+            self._untimed_ticks = untimed - 1
             for fn in plain:
                 try:
                     fn(event)
                 except Exception as exc:
                     self._failed(next(s for s in subs if s.fn is fn), exc)
             return
+        self._untimed_ticks = TICK_TIMING_EVERY - 1
         for sub in subs:
             if sub.is_async:
                 self._enqueue(sub, tick if sub.payload_only else event)

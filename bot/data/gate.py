@@ -199,6 +199,14 @@ class TickGate:
         clock = self._clocks.get(venue)
         return local_ns + (clock.offset if clock is not None else 0)
 
+    def venue_clock(self, venue: str) -> _VenueClock:
+        """``venue``'s clock estimate (made on first use): the pipeline's fast path
+        applies :meth:`admit`'s common case to it directly."""
+        clock = self._clocks.get(venue)
+        if clock is None:
+            clock = self._clocks[venue] = _VenueClock()
+        return clock
+
     def venue_delay_ns(self, tick: Tick) -> int:
         """How long after its exchange time ``tick`` was received, on the venue's clock.
 

@@ -6,26 +6,44 @@ remote (NATS) source all feed :meth:`TickPipeline.process` (recovery, which must
 see a tick's verdict before deciding whether it opens a gap, calls the two halves
 itself: :attr:`TickPipeline.gate` then :meth:`TickPipeline.build`), so every tick
 is checked once and they cannot disagree on how bars are built.
+
+The fast path. Most ticks are the common case: a valid trade of a symbol
+already started, inside its venue's clock window, newer than every trade of its
+symbol and inside the one bar it has open. :meth:`TickPipeline.fast_process`
+takes those in one frame, with the symbol's state gathered in one object (a
+:class:`_Lane`): the gate's decision, the bar update, the tick buffer and the
+TICK event, exactly as :meth:`TickGate.admit`, :meth:`BarAggregator.add` and
+:meth:`TickPipeline.build` would give them. Anything else (a first tick, an
+invalid field, a suspect time or one held, a venue rule, a duplicate, a late
+trade, a new interval) is left untouched for the general path.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from bot.data.aggregation import BarAggregator
 from bot.data.config import StreamManagerConfig
 from bot.data.errors import UnknownSeriesError
 from bot.data.events import EventBus, EventType
-from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, TickGate
+from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, MAX_INT64, TickGate
 from bot.data.history import BarHistory
-from bot.data.models import Bar, Tick
+from bot.data.models import Bar, Side, Tick
 from bot.data.tick_buffer import TickRing
 from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS
 from bot.data.venues.registry import facts_of, gate_rules
 
+if TYPE_CHECKING:
+    from bot.data.aggregation import _SymbolState
+
 PAST_WINDOW_MARGIN_NS = 3600 * NS_PER_SECOND
+_INF = math.inf
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 
 def past_window_ns(config: StreamManagerConfig) -> int:
@@ -40,14 +58,30 @@ def past_window_ns(config: StreamManagerConfig) -> int:
             + PAST_WINDOW_MARGIN_NS)
 
 
+class _Lane:
+    """What the fast path needs of one symbol, found with one lookup: its bar state,
+    its tick buffer, its venue's clock estimate and the gate's windows."""
+
+    __slots__ = ("bars", "clock", "future_ns", "past_ns", "ticks", "venue")
+
+    def __init__(self, venue: str, bars: _SymbolState, ticks: TickRing, gate: TickGate) -> None:
+        self.venue = venue
+        self.bars = bars
+        self.ticks = ticks
+        self.clock = gate.venue_clock(venue)
+        self.future_ns = gate.future_window_ns
+        self.past_ns = gate.past_window_ns
+
+
 class TickPipeline:
     """Aggregates ticks into bars, keeps bounded history and publishes events."""
 
     def __init__(self, config: StreamManagerConfig, bus: EventBus | None = None, *,
                  gate: TickGate | None = None,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, fast_path: bool = True) -> None:
         """``clock`` (ns since the epoch) is the one receive times come from: dispatch
-        latency is measured on it."""
+        latency is measured on it. ``fast_path=False`` sends every tick the general
+        way (the tests hold the two equal)."""
         self.config = config
         self._clock = clock
         self.bus = bus if bus is not None else EventBus(config.async_handler_backlog)
@@ -62,6 +96,8 @@ class TickPipeline:
         )
         self.ticks: dict[str, TickRing] = {}
         self.bars: dict[tuple[str, str], BarHistory] = {}
+        self._fast_path = fast_path
+        self._lanes: dict[str, _Lane] = {}
         self.bars_completed = 0
         self.ticks_accepted = 0
         # Receive (or clock) time -> BAR_COMPLETE dispatch, for the latency metrics.
@@ -73,6 +109,8 @@ class TickPipeline:
         A tick the gate holds (a suspect time) returns False now and is built
         when the next tick of its venue confirms it.
         """
+        if self.fast_process(tick):
+            return True
         gate = self.gate
         if not gate.admit(tick):
             return False
@@ -88,6 +126,11 @@ class TickPipeline:
         if buf is None:  # the symbol's first tick: its venue's policy first
             self.configure(tick.venue, tick.symbol)
             buf = self.ticks[tick.symbol] = TickRing(self.config.tick_buffer_size)
+            # A venue with its own rule sends every tick the general way.
+            if self._fast_path and tick.venue not in self.gate.venue_rules:
+                self._lanes[tick.symbol] = _Lane(
+                    tick.venue, self.aggregator.symbol_state(tick.venue, tick.symbol), buf,
+                    self.gate)
         bars = self.aggregator.add(tick)
         if bars is None:
             return False
@@ -96,6 +139,71 @@ class TickPipeline:
         self.bus.emit_tick(tick, tick.venue, tick.receive_timestamp)
         if bars:
             self.publish_bars(bars, tick.receive_timestamp)
+        return True
+
+    def fast_process(self, tick: Tick) -> bool:
+        """Gate and build ``tick`` if it is the common case (see the module's docstring);
+        False, with nothing changed, when the general path must take it.
+
+        The same effect as ``gate.admit(tick)`` then :meth:`build` for such a
+        tick, without their calls and lookups.
+        """
+        lane = self._lanes.get(tick.symbol)
+        if lane is None:
+            return False
+        st = lane.bars
+        b = st.cur
+        clock = lane.clock
+        tid = tick.trade_id
+        ts = tick.timestamp
+        price = tick.price
+        qty = tick.volume
+        # The gate's checks, the aggregator's fast case; anything else is the general path's.
+        if (b is None or tid <= st.max_id or not b.open_time <= ts < b.end_time
+                or type(tid) is not int or tid > MAX_INT64 or type(ts) is not int
+                or not (0.0 < price < _INF and 0.0 < qty < _INF) or tick.updates != 7
+                or clock.suspect is not None or tick.venue != lane.venue):
+            return False
+        recv = tick.receive_timestamp
+        ahead = ts - recv - clock.offset
+        if ahead > 0:
+            if ahead > lane.future_ns:
+                return False
+            clock.offset = ts - recv  # the venue's clock is at least here
+        elif -ahead > lane.past_ns:
+            return False
+        # Admitted: BarAggregator.add's fast case.
+        st.max_id = tid
+        b.ids.add(tid)
+        if ts > st.max_ts:
+            st.max_ts = ts
+        if price > b.high:
+            b.high = price
+        elif price < b.low:
+            b.low = price
+        # Its id is above every id so far, so it closes a tie and never opens one.
+        if ts >= b.close_ts:
+            b.close = price
+            b.close_ts = ts
+            b.last_id = tid
+        elif ts < b.open_ts:
+            b.open = price
+            b.open_ts = ts
+            b.first_id = tid
+        quote = price * qty
+        b.volume += qty
+        b.quote += quote
+        side = tick.side
+        if side is _BUY:
+            b.buy_volume += qty
+            b.buy_quote += quote
+        elif side is _SELL:
+            b.sell_volume += qty
+        b.count += 1
+        # build's remainder: the tick buffer and the TICK event (it completed no bar).
+        lane.ticks.append(tick)
+        self.ticks_accepted += 1
+        self.bus.emit_tick(tick, tick.venue, recv)
         return True
 
     def configure(self, venue: str, symbol: str) -> None:
@@ -164,6 +272,7 @@ class TickPipeline:
         self.gate.forget(symbol)
         self.aggregator.forget(symbol)
         self.ticks.pop(symbol, None)
+        self._lanes.pop(symbol, None)
         for key in [k for k in self.bars if k[0] == symbol]:
             del self.bars[key]
 

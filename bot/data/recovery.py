@@ -124,6 +124,7 @@ class GapRecovery:
                  concurrency: int = 4, fetch_timeout: float = 60.0,
                  max_buffered: int = MAX_BUFFERED) -> None:
         self.pipeline = pipeline
+        self._fast_process = pipeline.fast_process
         self.fetchers = fetchers
         self.counters = RecoveryCounters()
         self._clock = clock
@@ -200,6 +201,17 @@ class GapRecovery:
         cur = self._cursors.get(tick.symbol)
         if cur is None:
             return  # not (or no longer) subscribed: in flight before the unsubscribe took effect
+        pos = cur.position
+        # The common case: the next trade of a symbol with no fill running, which the
+        # pipeline's fast path takes whole (else it changes nothing and all goes below).
+        if (tick.trade_id == pos.last_id + 1 and not cur.filling and cur.tick_rule is None
+                and self._fast_process(tick)):
+            pos.last_id = tick.trade_id  # as _pass_on moves the cursor
+            if tick.timestamp >= pos.last_ts:
+                pos.last_ts = tick.timestamp
+                pos.last_price = tick.price
+                pos.last_side = tick.side
+            return
         gate = self.pipeline.gate
         if not gate.admit(tick):  # refused, or held as a suspect
             self._seen(tick)

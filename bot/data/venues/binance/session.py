@@ -214,13 +214,15 @@ class BinanceCodec:
         Invalid JSON raises ``msgspec.DecodeError``.
         """
         try:
-            msg = self._trade_decoder.decode(frame)
+            d = self._trade_decoder.decode(frame).data
         except msgspec.ValidationError:
             return None
-        d = msg.data
         if d.e != self._event:
             return None
-        return self._tick(d, receive_ns)
+        # _tick's body, inlined: one call less per trade.
+        return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
+                    _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns,
+                    _NO_CONDITIONS if d.X == MARKET else (d.X,))
 
 
 class BinanceSession(BinanceCodec):
