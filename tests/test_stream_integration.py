@@ -42,19 +42,26 @@ async def test_bad_credentials_fail_at_start_with_the_exchange_code_and_no_retry
         assert sim.counters.connections_accepted == 1, "a fatal answer is not retried"
 
 
-async def test_second_alpaca_connection_gets_406_as_a_typed_error(
+async def test_a_connection_refused_with_406_reconnects_and_streams_once_the_key_is_free(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    async with ExchangeSimulator([], ["AAPL"], seed=2) as sim:
+    """Alpaca's 406 (connection limit exceeded) is retried with backoff, not fatal: the
+    second manager on one key streams as soon as the first lets the session go."""
+    async with ExchangeSimulator([], ["AAPL"], seed=2, speed=20.0) as sim:
         point_at(sim, monkeypatch)
         first = StreamManager(fast_config())
         first.add_stock_symbols(["AAPL"])
         await first.start()
-        second = StreamManager(fast_config())
+        second = StreamManager(fast_config(reconnect_attempts=1000))
         second.add_stock_symbols(["AAPL"])
-        with pytest.raises(ExchangeError) as err:
-            await second.start()
+        ticks: list[object] = []
+        second.on_tick(ticks.append)
+        starting = asyncio.create_task(second.start(wait_connected=30))
+        await wait_for(lambda: sim.counters.connections_accepted >= 4)  # refused, retried
+        assert not starting.done()
         await first.stop()
-    assert err.value.code == 406
+        await starting
+        await wait_for(lambda: ticks, 10)
+        await second.stop()
 
 
 async def test_malformed_frames_are_skipped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:

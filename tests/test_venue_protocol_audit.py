@@ -74,12 +74,6 @@ def _recorded_usdm_payload(channel: str) -> dict[str, Any]:
 # `BASE/QUOTE:SETTLE` with the settlement currency equal to the quote" and "Symbols are checked
 # against the venue's form when they are added (...), before anything is sent"; Binance's symbols
 # are `^[A-Z0-9-_.]{1,20}$` (binance_usdm/symbols.py, Binance's error -1100).
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/venues/spec.py VenueSpec.normalise/accepts match only the regex "
-    "USDM_PERPETUAL; the SETTLE == QUOTE and 20-letter rules live in binance_usdm/symbols.py "
-    "to_raw_symbol, first called when the connection builds its session, so the connection "
-    "task crash-loops "
-    "(every other perpetual on it frozen) instead of add_crypto_symbols refusing the symbol"))
 @pytest.mark.parametrize("symbol", [
     "BTC/USDT:BUSD",  # settled in another currency than its quote
     "ABCDEFGHIJKLMNOPQRS/USDT:USDT",  # base and quote 23 letters: Binance's symbols hold 20
@@ -136,10 +130,6 @@ def test_a_full_spot_connection_url_stays_within_binances_length_limit() -> None
 # receives /public data. ... btcusdt@markPrice belongs to /market and will not deliver. This
 # fails silently rather than erroring." (Legacy unrouted URLs were retired on 2026-04-23:
 # https://www.treeofalpha.com/preview_article?id=1772787601395.)
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/server.py ExchangeSimulator.env points BINANCE_FUTURES_WS_URL at the host that "
-    "serves Binance spot's /stream, so a futures client that forgets the /market path receives "
-    "spot trades as if they were the perpetual's instead of nothing"))
 async def test_sim_usdm_trades_asked_for_without_the_market_path_are_never_delivered(
         sim: ExchangeSimulator) -> None:
     base = sim.env()["BINANCE_FUTURES_WS_URL"]
@@ -150,10 +140,6 @@ async def test_sim_usdm_trades_asked_for_without_the_market_path_are_never_deliv
 # Same page: "/public | High-frequency public market data"; the project's own USDⓈ-M session
 # (bot/data/venues/binance_usdm/session.py) and README say book tickers belong to /public and
 # are never delivered on /market.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/binance_ws.py BinanceStreams serves every channel on every dialect's prefix: "
-    "the simulator's USDⓈ-M /market path delivers @bookTicker, which the venue routes to "
-    "/public only"))
 async def test_sim_usdm_book_tickers_are_not_delivered_on_the_market_path(
         sim: ExchangeSimulator) -> None:
     base = sim.env()["BINANCE_FUTURES_WS_URL"]
@@ -166,9 +152,6 @@ async def test_sim_usdm_book_tickers_are_not_delivered_on_the_market_path(
 # "The websocket server will send a ping frame every 3 minutes. If the websocket server does not
 # receive a pong frame back from the connection within a 10 minute period, the connection will
 # be disconnected."
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/binance_usdm.py usdm_stream_settings copies spot's keepalive (ping every "
-    "20 s, pong within 60 s) into the USDⓈ-M server"))
 def test_sim_usdm_pings_every_three_minutes_and_waits_ten_for_the_pong() -> None:
     settings = usdm_stream_settings(BinanceStreamSettings())
     assert (settings.ping_interval, settings.pong_timeout) == (180.0, 600.0)
@@ -176,9 +159,6 @@ def test_sim_usdm_pings_every_three_minutes_and_waits_ten_for_the_pong() -> None
 
 # Same page: "A single connection can listen to a maximum of 1024 streams." (The client may
 # carry fewer; the simulator, speaking the venue, must accept what the venue accepts.)
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/binance_usdm.py usdm_stream_settings caps the simulator's USDⓈ-M connections "
-    "at 200 streams, refusing a SUBSCRIBE the venue accepts"))
 def test_sim_usdm_connection_takes_the_documented_1024_streams() -> None:
     assert usdm_stream_settings(BinanceStreamSettings()).max_streams == 1024
 
@@ -187,9 +167,6 @@ def test_sim_usdm_connection_takes_the_documented_1024_streams() -> None:
 # aggTrade payloads carry e E a s p q f l T m, and no `M` (spot's "Was the trade the best price
 # match?"), e.g. {"e":"aggTrade","E":1618677448238,"a":52599685,"s":"YFIUSDT","p":"49966.7",
 # "q":"0.001","f":64902163,"l":64902163,"T":1618677448084,"m":false}.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/binance_ws.py SimBinanceSession.on_trades builds every dialect's aggTrade "
-    "with spot's binance_frames.agg_trade_event, which adds spot's `M`"))
 async def test_sim_usdm_agg_trade_payload_has_the_recorded_fields(
         sim: ExchangeSimulator) -> None:
     base = sim.env()["BINANCE_FUTURES_WS_URL"]
@@ -204,11 +181,6 @@ async def test_sim_usdm_agg_trade_payload_has_the_recorded_fields(
 # "Binance USDⓈ-M perpetuals": records whose type `X` is not `MARKET` ("`NA` records of price
 # and quantity 0") are what the venue's gate rule refuses. The simulator must be able to make
 # them on USDⓈ-M, and only there when asked for a perpetual.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/server.py ExchangeSimulator.refuse_trades (and _queue_fates behind "
-    "lose/duplicate/delay_trade_frames) key every per-trade fault to venue 'binance': for "
-    "'BTC/USDT:USDT' it refuses spot BTCUSDT's trades when spot lists it (KeyError otherwise), "
-    "so no USDⓈ-M NA record can be made and the futures gap-fill path with price 0 goes untested"))
 async def test_sim_refused_trades_of_a_perpetual_are_made_on_usdm_only(
         sim: ExchangeSimulator) -> None:
     spot_before = len(sim.trades("binance", "BTC/USDT"))
@@ -231,10 +203,6 @@ async def test_sim_refused_trades_of_a_perpetual_are_made_on_usdm_only(
 # "rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,
 # "limit":2400}, ...]; the project's USDⓈ-M client says the same (binance_usdm/rest.py: "The IP
 # limit is 2400 weight a minute").
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/server.py ExchangeSimulator gives the USDⓈ-M REST server spot's "
-    "rest_weight_limit (6000): the simulator lets a USDⓈ-M client spend 2.5 times what the venue "
-    "allows before its 429"))
 async def test_sim_usdm_request_weight_limit_is_the_venues_2400(
         sim: ExchangeSimulator) -> None:
     base = sim.env()["BINANCE_FUTURES_REST_URL"]
@@ -248,9 +216,6 @@ async def test_sim_usdm_request_weight_limit_is_the_venues_2400(
 # The same recorded exchangeInfo: each USDⓈ-M symbol carries pair, contractType,
 # deliveryDate, onboardDate, marginAsset, underlyingType (and no spot-only fields such as
 # isSpotTradingAllowed or permissionSets).
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/binance_rest.py SimBinanceRest.exchange_info builds USDⓈ-M symbols from spot's "
-    "_symbol_info and adds only contractType and marginAsset"))
 async def test_sim_usdm_exchange_info_symbols_have_the_futures_fields(
         sim: ExchangeSimulator) -> None:
     base = sim.env()["BINANCE_FUTURES_REST_URL"]
@@ -266,11 +231,6 @@ async def test_sim_usdm_exchange_info_symbols_have_the_futures_fields(
 # (https://pub.dev/documentation/binance_futures/latest/binance_futures/MarketEndpoints/oldTradesLookup.html),
 # path fapi/v1/historicalTrades: "This endpoint need your API key only, not the secret key."
 # (USDⓈ-M's "Old Trades Lookup (MARKET_DATA)").
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/binance_rest.py SimBinanceRest.historical_trades answers /fapi/v1/"
-    "historicalTrades without an X-MBX-APIKEY, so the USDⓈ-M end-to-end test's fills succeed in "
-    "the simulator while the real venue refuses the client's keyless request and every @trade "
-    "fill becomes a GAP"))
 async def test_sim_usdm_historical_trades_refuse_a_request_without_an_api_key(
         sim: ExchangeSimulator) -> None:
     base = sim.env()["BINANCE_FUTURES_REST_URL"]
@@ -291,10 +251,6 @@ async def test_sim_usdm_historical_trades_refuse_a_request_without_an_api_key(
 # subscription, 410 invalid subscribe action for this feed and 411 insufficient scope; on 406 it
 # reconnects with backoff: the server releases a dropped connection's session after a while,
 # and one reconnect that comes too soon must not end the stream for good.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/venues/alpaca/session.py FATAL_ERROR_CODES holds 406 (and 405, 408): the "
-    "transport's _run fails the connection at once and never reconnects, so one reconnect that "
-    "races the server's release of the old session stops every stock symbol until restart"))
 def test_alpaca_connection_limit_exceeded_is_retried_not_fatal() -> None:
     credentials = AlpacaCredentials("audit-key-id", "audit-secret-key")
     session = AlpacaSession(StreamManagerConfig(), credentials, ["AAPL"])
@@ -321,10 +277,6 @@ def test_cli_live_sim_streams_a_perpetual() -> None:
 # "Trades ... are asked for on `/market` (`/market/stream?streams=btcusdt@trade`)" and "REST:
 # `https://fapi.binance.com/fapi/v1`". The example URLs it prints for a perpetual must be the
 # perpetual's, on USDⓈ-M's paths.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/sim/__main__.py serve prints fixed spot examples (/stream?streams=btcusdt@trade, "
-    "/api/v3/klines?symbol=BTCUSDT) whatever --symbols holds: for a perpetual they point at "
-    "Binance spot's paths, where the simulator does not serve it"))
 async def test_sim_command_shows_a_perpetuals_usdm_urls() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.data.sim", "--symbols", PERPETUAL, "--port", "0",

@@ -79,3 +79,37 @@ async def test_usdm_bars_streamed_through_drops_equal_the_official_klines(
     assert metrics["counters"]["reconnects"] >= 1, "the connection was dropped and came back"
     assert [c["name"] for c in health["connections"]] == ["binanceusdm-0"]
     assert set(metrics["rest"]) == {"binanceusdm"}
+
+
+async def test_usdm_gap_across_refused_records_is_filled_to_the_simulators_klines(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lost frames that hold NA records (price 0) and market trades are filled without an API
+    key; the bars around them are the venue's klines and no gap is left."""
+    async with ExchangeSimulator([], futures_symbols=[SYMBOL], seed=7, speed=30.0,
+                                 history_seconds=120) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(supported_timeframes=["1m"], bar_history_size=5),
+                                clock=sim.now_ns)
+        manager.add_crypto_symbols([SYMBOL])
+        bars: list[Bar] = []
+        manager.on_bar_complete(bars.append)
+        await manager.start()
+        await wait_for(lambda: bars, 30)
+        faulted_from = bars[-1].close_time + 1
+        sim.refuse_trades(SYMBOL, 3)
+        sim.lose_trade_frames(SYMBOL, 10)
+        await wait_for(lambda: sum(b.open_time >= faulted_from for b in bars) >= 2, 30)
+        counters = manager.get_metrics()["counters"]
+        await manager.stop()
+        klines = {k.open_time_ns: k for k in sim.klines(SYMBOL, "1m")}
+        refused = [t for t in sim.trades("binanceusdm", SYMBOL) if not t.is_market]
+
+    assert len(refused) == 3
+    assert counters["gaps_found"] >= 1 and counters["gaps_unfilled"] == 0, counters
+    for bar in (b for b in bars if b.open_time >= faulted_from):
+        kline = klines[bar.open_time]
+        assert (bar.open, bar.high, bar.low, bar.close, bar.trade_count) == (
+            float(kline.open_e8) / 1e8, float(kline.high_e8) / 1e8, float(kline.low_e8) / 1e8,
+            float(kline.close_e8) / 1e8, kline.count)
+        assert bar.volume == pytest.approx(kline.volume_e8 / 1e8, rel=1e-9)
+        assert bar.is_complete_data, bar

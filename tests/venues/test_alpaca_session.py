@@ -151,7 +151,7 @@ def test_every_error_code_becomes_a_typed_exchange_error(code: int) -> None:
     (error,) = out.events
     assert isinstance(error, ExchangeError)
     assert (error.venue, error.code, error.text) == ("alpaca", code, text)
-    assert error.fatal is (code in {402, 405, 406, 408, 409})
+    assert error.fatal is (code in {402, 405, 408, 409, 410, 411})
     assert str(code) in str(error) and text in str(error)
 
 

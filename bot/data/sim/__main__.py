@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bot.data.sim",
                                      description="Local Binance + Alpaca market-data simulator.")
     parser.add_argument("--symbols", nargs="*", default=["BTC/USDT", "ETH/USDT"],
-                        help="Binance pairs, e.g. BTC/USDT")
+                        help="Binance pairs, e.g. BTC/USDT, and USDⓈ-M perpetuals, e.g. "
+                             "BTC/USDT:USDT")
     parser.add_argument("--stocks", nargs="*", default=["AAPL"], help="Alpaca stocks")
     parser.add_argument("--alpaca-crypto", nargs="*", default=[],
                         help="Alpaca crypto pairs, e.g. BTC/USD")
@@ -36,6 +37,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def binance_examples(sim: ExchangeSimulator) -> list[str]:
+    """Example stream and klines URLs of the first pair each Binance venue serves: spot's
+    ``/stream`` and ``/api/v3``, a perpetual's USDⓈ-M ``/market/stream`` and ``/fapi/v1``."""
+    lines = []
+    if sim.instruments:
+        raw = next(iter(sim.instruments))
+        lines += [f"Binance streams  {sim.binance_ws_url}/stream?streams={raw.lower()}@trade",
+                  f"Binance REST     {sim.binance_rest_url}/api/v3/klines?symbol={raw}"
+                  "&interval=1m"]
+    if sim.futures_instruments:
+        raw = next(iter(sim.futures_instruments))
+        lines += [f"USDⓈ-M streams   {sim.usdm_ws_url}/market/stream?streams={raw.lower()}@trade",
+                  f"USDⓈ-M REST      {sim.binance_rest_url}/fapi/v1/klines?symbol={raw}"
+                  "&interval=1m"]
+    return lines
+
+
 async def serve(args: argparse.Namespace) -> None:
     sim = ExchangeSimulator(args.symbols, args.stocks, alpaca_crypto_symbols=args.alpaca_crypto,
                             seed=args.seed, host=args.host, port=args.port, speed=args.speed,
@@ -45,8 +63,8 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with sim:
-        print(f"Binance streams  {sim.binance_ws_url}/stream?streams=btcusdt@trade")
-        print(f"Binance REST     {sim.binance_rest_url}/api/v3/klines?symbol=BTCUSDT&interval=1m")
+        for line in binance_examples(sim):
+            print(line)
         print(f"Alpaca streams   {sim.alpaca_ws_url}/v2/iex  (crypto: /v1beta3/crypto/us)")
         print(f"Alpaca REST      {sim.alpaca_rest_url}/v2/stocks/AAPL/trades")
         print(f"Alpaca assets    {sim.alpaca_trading_url}/v2/assets")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.data.sim.klines import Kline
+from bot.data.sim.market import Instrument
 from bot.data.sim.trades import AggTrade, SimTrade, TradeLog, format_e8, format_e16
 
 MILLISECONDS = 1_000_000
@@ -87,3 +88,27 @@ def kline_row(k: Kline, unit: int) -> list[Any]:
             format_e8(k.low_e8), format_e8(k.close_e8), format_e8(k.volume_e8),
             (k.close_time_ns + 1) // unit - 1, format_e16(k.quote_e16), k.count,
             format_e8(k.taker_buy_volume_e8), format_e16(k.taker_buy_quote_e16), "0"]
+
+
+def spot_symbol_info(instrument: Instrument) -> dict[str, Any]:
+    """A Binance spot ``exchangeInfo`` symbol."""
+    return {
+        "symbol": instrument.symbol, "status": "TRADING", "baseAsset": instrument.base,
+        "baseAssetPrecision": 8, "quoteAsset": instrument.quote, "quotePrecision": 8,
+        "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True,
+        "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": instrument.tick_str(),
+             "maxPrice": "1000000.00000000", "tickSize": instrument.tick_str()},
+            {"filterType": "LOT_SIZE", "minQty": instrument.lot_str(),
+             "maxQty": "9000.00000000", "stepSize": instrument.lot_str()},
+        ],
+        "permissions": [], "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
+

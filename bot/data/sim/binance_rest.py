@@ -4,7 +4,9 @@ Answers follow the documentation: JSON arrays oldest first, prices as
 eight-decimal strings, errors as ``{"code":..,"msg":..}`` with HTTP 400, an
 ``X-MBX-USED-WEIGHT-1M`` header on every answer, and HTTP 429 with
 ``Retry-After`` once a minute's request weight is spent. The header
-``X-MBX-TIME-UNIT: MICROSECOND`` switches times to microseconds. Everything is
+``X-MBX-TIME-UNIT: MICROSECOND`` switches times to microseconds. An endpoint the
+dialect keys (USDⓈ-M's ``historicalTrades``) answers HTTP 401 ``-2014 API-key format
+invalid.`` to a request without an ``X-MBX-APIKEY`` header. Everything is
 computed from the simulator's own trade logs, so klines are the official bars
 of the simulated market.
 """
@@ -22,8 +24,6 @@ from bot.data.sim.binance_frames import (
     MICROSECONDS,
     MILLISECONDS,
     kline_row,
-    rest_agg_trade,
-    rest_trade,
 )
 from bot.data.sim.clock import MarketClock
 from bot.data.sim.feed import MarketFeed
@@ -97,7 +97,8 @@ class SimBinanceRest:
         self.feed = feed
         self.clock = clock
         self.instruments = instruments
-        self.weights = WeightMeter(clock.clock, weight_limit)
+        # The venue's own limit, or a lower one a test asks for.
+        self.weights = WeightMeter(clock.clock, min(weight_limit, dialect.weight_limit))
 
     def routes(self) -> list[web.RouteDef]:
         handlers: dict[str, Callable[[web.Request, int], Any]] = {
@@ -122,6 +123,8 @@ class SimBinanceRest:
                     status=429), headers)
             unit_name = request.headers.get("X-MBX-TIME-UNIT", "MILLISECOND").upper()
             try:
+                if name in self.dialect.keyed and not request.headers.get("X-MBX-APIKEY"):
+                    raise ApiError(-2014, "API-key format invalid.", status=401)
                 if unit_name not in ("MILLISECOND", "MICROSECOND"):
                     raise ApiError(-1194, "Invalid value for time unit; expected either "
                                           "MICROSECOND or MILLISECOND.")
@@ -157,11 +160,7 @@ class SimBinanceRest:
                                       "{0,}){0,1}\\]$'.") from None
         if any(s not in self.instruments for s in wanted):
             raise ApiError(-1121, "Invalid symbol.")
-        symbols = [_symbol_info(self.instruments[s]) for s in wanted]
-        if self.dialect.contract_type is not None:  # futures settled in their quote asset
-            for info in symbols:
-                info.update(contractType=self.dialect.contract_type,
-                            marginAsset=info["quoteAsset"])
+        symbols = [self.dialect.symbol_info(self.instruments[s]) for s in wanted]
         return {
             "timezone": "UTC",
             "serverTime": self.clock.now() // unit,
@@ -197,13 +196,16 @@ class SimBinanceRest:
 
     def trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
-        return [rest_trade(t, unit) for t in log.recent(_limit(request))]
+        return [self.dialect.rest_trade(t, unit)
+                for t in log.recent(_limit(request), self.dialect.market_trades_only)]
 
     def historical_trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
         limit, from_id = _limit(request), _int_param(request, "fromId")
-        chosen = log.recent(limit) if from_id is None else log.from_id(from_id, limit)
-        return [rest_trade(t, unit) for t in chosen]
+        market_only = self.dialect.market_trades_only
+        chosen = (log.recent(limit, market_only) if from_id is None
+                  else log.from_id(from_id, limit, market_only))
+        return [self.dialect.rest_trade(t, unit) for t in chosen]
 
     def agg_trades(self, request: web.Request, unit: int) -> list[dict[str, Any]]:
         _symbol, log = self._log(request)
@@ -217,32 +219,9 @@ class SimBinanceRest:
             aggs = log.aggs_between(lo, hi)[:limit]
         else:
             aggs = log.aggs[-limit:]
-        return [rest_agg_trade(a, unit) for a in aggs]
+        return [self.dialect.rest_agg_trade(a, unit) for a in aggs]
 
 
 def _error_response(exc: ApiError, headers: dict[str, str]) -> web.Response:
     return web.json_response({"code": exc.code, "msg": exc.msg}, status=exc.status,
                              headers=headers)
-
-
-def _symbol_info(instrument: Instrument) -> dict[str, Any]:
-    return {
-        "symbol": instrument.symbol, "status": "TRADING", "baseAsset": instrument.base,
-        "baseAssetPrecision": 8, "quoteAsset": instrument.quote, "quotePrecision": 8,
-        "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True,
-        "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
-        "isMarginTradingAllowed": False,
-        "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": instrument.tick_str(),
-             "maxPrice": "1000000.00000000", "tickSize": instrument.tick_str()},
-            {"filterType": "LOT_SIZE", "minQty": instrument.lot_str(),
-             "maxQty": "9000.00000000", "stepSize": instrument.lot_str()},
-        ],
-        "permissions": [], "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
-    }
-

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import re
 import time
@@ -27,7 +28,6 @@ from bot.data.sim.binance_dialect import SPOT, BinanceDialect
 from bot.data.sim.binance_frames import (
     MICROSECONDS,
     MILLISECONDS,
-    agg_trade_event,
     book_ticker_event,
     server_shutdown_event,
     ticker_event,
@@ -77,8 +77,9 @@ class SimBinanceSession:
     """One client connection: its streams, options, keepalive and incoming-rate limit."""
 
     def __init__(self, hub: BinanceStreams, conn: SimConnection, streams: list[str],
-                 combined: bool, unit: int) -> None:
+                 combined: bool, unit: int, channels: frozenset[str]) -> None:
         self.hub = hub
+        self.channels = channels  # what the connection's path delivers
         self.conn = conn
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.combined = combined
@@ -97,14 +98,15 @@ class SimBinanceSession:
         if self.hub.faults.is_quiet(self.hub.dialect.venue, symbol):
             return
         lower = symbol.lower()
-        if (stream := f"{lower}@trade") in self.streams:
+        if "trade" in self.channels and (stream := f"{lower}@trade") in self.streams:
             for t in batch:
                 self._emit_trade(stream, symbol, t)
-        if (stream := f"{lower}@aggTrade") in self.streams:
+        if "aggTrade" in self.channels and (stream := f"{lower}@aggTrade") in self.streams:
             for a in aggs:
-                self.emit(stream, agg_trade_event(a, symbol, self.unit))
+                self.emit(stream, self.hub.dialect.agg_trade_event(a, symbol, self.unit))
         market = [t for t in batch if t.is_market]
-        if market and (stream := f"{lower}@bookTicker") in self.streams:
+        if (market and "bookTicker" in self.channels
+                and (stream := f"{lower}@bookTicker") in self.streams):
             self.emit(stream, book_ticker_event(self.hub.next_book_id(symbol), market[-1],
                                                 self.hub.tick_e8(symbol)))
 
@@ -140,7 +142,7 @@ class SimBinanceSession:
         for stream in self.streams:
             symbol, _, channel = stream.partition("@")
             log = self.hub.feed.log(self.hub.dialect.venue, symbol.upper())
-            if (channel != "ticker" or log is None
+            if (channel != "ticker" or channel not in self.channels or log is None
                     or self.hub.faults.is_quiet(self.hub.dialect.venue, symbol.upper())):
                 continue
             payload = ticker_event(log, symbol.upper(), now, self.hub.tick_e8(symbol.upper()),
@@ -252,21 +254,28 @@ class BinanceStreams:
         return self._book_ids[symbol]
 
     def routes(self) -> list[web.RouteDef]:
-        prefix = self.dialect.stream_prefix
-        return [web.get(f"{prefix}/stream", self.handle_combined),
-                web.get(f"{prefix}/ws", self.handle_raw),
-                web.get(prefix + "/ws/{streams:.*}", self.handle_raw)]
+        """``/stream``, ``/ws`` and ``/ws/<streams>`` under each of the dialect's paths."""
+        routes = []
+        for path, channels in self.dialect.routes.items():
+            prefix = self.dialect.ws_root + path
+            combined = functools.partial(self.handle_combined, channels=channels)
+            raw = functools.partial(self.handle_raw, channels=channels)
+            routes += [web.get(f"{prefix}/stream", combined), web.get(f"{prefix}/ws", raw),
+                       web.get(prefix + "/ws/{streams:.*}", raw)]
+        return routes
 
-    async def handle_combined(self, request: web.Request) -> web.StreamResponse:
+    async def handle_combined(self, request: web.Request, *,
+                              channels: frozenset[str]) -> web.StreamResponse:
         names = [s for s in request.query.get("streams", "").split("/") if s]
-        return await self._serve(request, names, combined=True)
+        return await self._serve(request, names, True, channels)
 
-    async def handle_raw(self, request: web.Request) -> web.StreamResponse:
+    async def handle_raw(self, request: web.Request, *,
+                         channels: frozenset[str]) -> web.StreamResponse:
         names = [s for s in request.match_info.get("streams", "").split("/") if s]
-        return await self._serve(request, names, combined=False)
+        return await self._serve(request, names, False, channels)
 
-    async def _serve(self, request: web.Request, names: list[str],
-                     combined: bool) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, names: list[str], combined: bool,
+                     channels: frozenset[str]) -> web.StreamResponse:
         unit_name = request.query.get("timeUnit", "MILLISECOND").upper()
         if unit_name not in ("MILLISECOND", "MICROSECOND"):
             return web.json_response({"code": -1194, "msg": "Invalid value for time unit; "
@@ -289,7 +298,7 @@ class BinanceStreams:
         self.counters.connections_open += 1
         conn = SimConnection(request, ws, self.faults, self.counters, _encode_frames)
         unit = MICROSECONDS if unit_name == "MICROSECOND" else MILLISECONDS
-        session = SimBinanceSession(self, conn, names, combined, unit)
+        session = SimBinanceSession(self, conn, names, combined, unit, channels)
         self.sessions.add(session)
         self.feed.subscribe(self.dialect.venue, session.on_trades)
         keepalive = asyncio.create_task(self._keepalive(session), name="sim-binance-keepalive")

@@ -28,7 +28,7 @@ from bot.data.sim.alpaca_assets import SimAlpacaAssets
 from bot.data.sim.alpaca_rest import SimAlpacaRest
 from bot.data.sim.alpaca_ws import AlpacaStreams, AlpacaStreamSettings
 from bot.data.sim.binance_rest import SimBinanceRest
-from bot.data.sim.binance_usdm import USDM, VENUE_USDM, usdm_stream_settings
+from bot.data.sim.binance_usdm import USDM, USDM_WS_ROOT, VENUE_USDM, usdm_stream_settings
 from bot.data.sim.binance_ws import BinanceStreams, BinanceStreamSettings
 from bot.data.sim.clock import Clock, MarketClock
 from bot.data.sim.connection import Counters, RawFrame
@@ -305,6 +305,11 @@ class ExchangeSimulator:
         return self.base_http
 
     @property
+    def usdm_ws_url(self) -> str:
+        """USDⓈ-M's stream host: ``/market/stream`` and ``/public/stream`` are under it."""
+        return self.binance_ws_url + USDM_WS_ROOT
+
+    @property
     def alpaca_ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
@@ -321,7 +326,7 @@ class ExchangeSimulator:
         """Environment variables that point the stream client at this simulator."""
         key, secret = next(iter(self.alpaca_keys.items()))
         return {"BINANCE_WS_URL": self.binance_ws_url, "BINANCE_REST_URL": self.binance_rest_url,
-                "BINANCE_FUTURES_WS_URL": self.binance_ws_url,
+                "BINANCE_FUTURES_WS_URL": self.usdm_ws_url,
                 "BINANCE_FUTURES_REST_URL": self.binance_rest_url,
                 "ALPACA_WS_URL": self.alpaca_ws_url, "ALPACA_REST_URL": self.alpaca_rest_url,
                 "ALPACA_TRADING_URL": self.alpaca_trading_url,
@@ -451,13 +456,16 @@ class ExchangeSimulator:
         self.faults.refuse_connections_until = time.monotonic() + seconds
 
     def refuse_trades(self, symbol: str, count: int = 1) -> None:
-        """Record the next ``count`` trades of Binance ``symbol`` as price 0, quantity 0.
+        """Record the next ``count`` trades of Binance ``symbol`` as price 0, quantity 0
+        (a perpetual, ``"BTC/USDT:USDT"``, on USDⓈ-M, its records typed ``NA``).
 
         The ids stay consecutive: the records are in the trade log, the stream
-        and REST ``historicalTrades``, but not in klines or aggregate trades, as
-        with the non-``MARKET`` records of Binance USDⓈ-M trade data.
+        and spot's REST ``historicalTrades``, but not in klines or aggregate trades
+        (nor USDⓈ-M's trade lists), as with the non-``MARKET`` records of Binance
+        USDⓈ-M trade data.
         """
-        self.faults.refused_pending[("binance", self._known("binance", symbol))] += count
+        venue = self._replay_venue(symbol)
+        self.faults.refused_pending[(venue, self._known(venue, symbol))] += count
 
     def lose_trade_frames(self, symbol: str, count: int = 1) -> None:
         """Do not stream the next ``count`` trades of Binance ``symbol`` (REST still has them)."""
@@ -473,7 +481,8 @@ class ExchangeSimulator:
         self._queue_fates(symbol, [Fate.DELAY] * count)
 
     def _queue_fates(self, symbol: str, fates: list[Fate]) -> None:
-        key = ("binance", self._known("binance", symbol))
+        venue = self._replay_venue(symbol)
+        key = (venue, self._known(venue, symbol))
         self.faults.fates_pending.setdefault(key, []).extend(fates)
 
     def _known(self, venue: str, symbol: str) -> str:

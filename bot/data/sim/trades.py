@@ -9,6 +9,7 @@ retention, which is how a test can ask for a trade the exchange no longer has.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -139,15 +140,26 @@ class TradeLog:
     def __len__(self) -> int:
         return len(self.trades)
 
-    def from_id(self, trade_id: int, limit: int) -> list[SimTrade]:
-        """Up to ``limit`` trades starting at ``trade_id``; empty if it was not retained."""
+    def from_id(self, trade_id: int, limit: int, market_only: bool = False) -> list[SimTrade]:
+        """Up to ``limit`` trades starting at ``trade_id`` (market trades only, when asked);
+        empty if it was not retained."""
         if not self.trades or trade_id < self.trades[0].trade_id:
             return []
         start = trade_id - self.trades[0].trade_id
-        return self.trades[start:start + limit]
+        if not market_only:
+            return self.trades[start:start + limit]
+        market = (self.trades[i] for i in range(start, len(self.trades))
+                  if self.trades[i].is_market)
+        return list(itertools.islice(market, limit))
 
-    def recent(self, limit: int) -> list[SimTrade]:
-        return self.trades[-limit:] if limit > 0 else []
+    def recent(self, limit: int, market_only: bool = False) -> list[SimTrade]:
+        """The last ``limit`` trades (market trades only, when asked), oldest first."""
+        if limit <= 0:
+            return []
+        if not market_only:
+            return self.trades[-limit:]
+        market = (t for t in reversed(self.trades) if t.is_market)
+        return list(itertools.islice(market, limit))[::-1]
 
     def between(self, start_ns: int, end_ns: int) -> list[SimTrade]:
         """Trades with ``start_ns <= time_ns <= end_ns``."""

@@ -82,8 +82,12 @@ ERROR_CODES = {
     411: "insufficient scope",
     500: "internal error",
 }
-# Errors that reconnecting with the same credentials and symbols cannot cure.
-FATAL_ERROR_CODES = frozenset({402, 405, 406, 408, 409})
+# Errors that reconnecting with the same credentials and symbols cannot cure: auth failed,
+# symbol limit exceeded, v2 not enabled, insufficient subscription, invalid subscribe action
+# for this feed, insufficient scope. Not 406 (connection limit exceeded): the server frees a
+# dropped connection's session after a while, so the transport reconnects with backoff, as
+# Alpaca's own client does.
+FATAL_ERROR_CODES = frozenset({402, 405, 408, 409, 410, 411})
 
 _TRADE_ID_BITS = 56
 _TRADE_ID_MASK = (1 << _TRADE_ID_BITS) - 1

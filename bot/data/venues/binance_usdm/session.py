@@ -14,8 +14,10 @@ a type ``X``: ``MARKET`` for order-book trades, others (``INSURANCE_FUND``,
 the venue's gate rule refuses them. ``@aggTrade`` gives one tick per aggregate
 of market trades (id ``a``); its gaps are filled from the public ``aggTrades``.
 
-Limits (USDⓈ-M WebSocket documentation): 10 incoming messages a second per
-connection, 200 streams per connection, a connection lives 24 hours.
+Limits: USDⓈ-M's WebSocket documentation allows 10 incoming messages a second
+and 1024 streams per connection, and a connection lives 24 hours; this session
+carries at most 200 streams, a cap of its own (fewer symbols lost and
+re-subscribed with one connection).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.data.config import StreamManagerConfig
 from bot.data.models import Tick
@@ -53,6 +53,13 @@ class BinanceUsdm(BinanceProtocol):
         from bot.data.venues.binance_usdm.rest import BinanceUsdmRest
 
         return BinanceUsdmRest
+
+    def history(self, config: StreamManagerConfig, rest: Any) -> Any:
+        """Trades rebuilt from the public ``aggTrades``: USDⓈ-M's ``historicalTrades`` needs
+        an API key."""
+        from bot.data.venues.binance_usdm.history import UsdmTradeHistory
+
+        return UsdmTradeHistory(rest, self.facts, aggregate=self.aggregate_trades(config))
 
 
 BINANCE_USDM = BinanceUsdm()
