@@ -92,10 +92,6 @@ def test_a_perpetual_outside_the_documented_form_is_refused_when_added(symbol: s
 # that form too (bot/data/sim/binance_ws.py SimBinanceSession.answer). The documentation's
 # table (tests/data/binance/docs/binance-spot-api-docs_web-socket-streams.md, "Error Messages")
 # writes code and msg at the top level; a client must take either as a refusal.
-@pytest.mark.xfail(strict=True, reason=(
-    "bot/data/venues/binance/session.py _Envelope has no `error` field, so _receive_other "
-    "reads {'error': {...}, 'id': N} as a reply without a code and _settle reports the refused "
-    "SUBSCRIBE as ok: the symbol stays in the session's set and never streams, silently"))
 def test_a_nested_error_reply_is_a_refused_subscription() -> None:
     session = BinanceSession(StreamManagerConfig(check_symbols=False), ["BTC/USDT"])
     session.url()

@@ -147,14 +147,25 @@ class _Shutdown(msgspec.Struct):
     E: int | None = None
 
 
+class _ErrorBody(msgspec.Struct):
+    code: int | None = None
+    msg: str | None = None
+
+
 class _Envelope(msgspec.Struct):
-    """Any frame: a stream event, a reply to a request, or an error reply."""
+    """Any frame: a stream event, a reply to a request, or an error reply.
+
+    Error replies come in two shapes: the documented flat one (``{"code": 2, "msg":
+    "...", "id": 1}``) and one seen from the live servers with the code nested
+    (``{"error": {"code": 2, "msg": "..."}, "id": 1}``); both refuse the request.
+    """
 
     stream: str | None = None
     data: msgspec.Raw = msgspec.Raw()  # empty when absent
     id: int | msgspec.UnsetType | None = msgspec.UNSET
     code: int | None = None
     msg: str | None = None
+    error: _ErrorBody | None = None
 
 
 # Binance's legal range for a symbol is ``^[A-Z0-9-_.]{1,20}$`` (error -1100); spot pairs
@@ -413,7 +424,7 @@ class BinanceSession(BinanceCodec):
             raise MalformedFrame(f"not a Binance stream frame or reply: {exc}", frame) from None
         if env.stream is not None and len(env.data):
             return self._stream_event(env.stream, env.data, frame, receive_ns)
-        if env.code is not None:
+        if env.code is not None or env.error is not None:
             return Received(events=[self._error_reply(env)])
         if env.id is not msgspec.UNSET:
             return Received(events=[self._settle(env.id, None, None)])
@@ -441,8 +452,11 @@ class BinanceSession(BinanceCodec):
         return Received(events=[item])
 
     def _error_reply(self, env: _Envelope) -> ControlEvent:
-        code = env.code if env.code is not None else -1
-        text = env.msg or WS_ERROR_CODES.get(code, "unknown error")
+        nested = env.error if env.error is not None else _ErrorBody()
+        code = env.code if env.code is not None else nested.code
+        if code is None:
+            code = -1
+        text = env.msg or nested.msg or WS_ERROR_CODES.get(code, "unknown error")
         if isinstance(env.id, int):
             return self._settle(env.id, code, text)
         return ExchangeError(self.venue, code, text, fatal=False)
