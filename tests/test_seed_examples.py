@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,8 +86,10 @@ async def test_accessing_data_example_runs_on_a_live_manager(
 
 
 def _fitted_model_on_simulator_bars(sim: ExchangeSimulator) -> LogisticRegression:
-    """A LogisticRegression fitted on the simulator's own 1m klines (history before start)."""
-    rows = sim.klines("BTC/USDT", "1m", limit=1000)
+    """A LogisticRegression fitted on the simulator's own 1m klines of the history before its
+    start: the same model whenever the test gets here (at 300x, later means more bars)."""
+    rows = sim.klines("BTC/USDT", "1m", limit=1000,
+                      end_ns=sim.clock.origin_ns - 60 * 10**9)  # whole minutes only
     closes = np.array([k.close_e8 / 1e8 for k in rows])
     feats, labels = [], []
     for i in range(40, len(rows) - 1):
@@ -107,9 +110,13 @@ def _fitted_model_on_simulator_bars(sim: ExchangeSimulator) -> LogisticRegressio
 
 async def test_engine_example_runs_unchanged_with_sklearn_model_and_paper_executor(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # 300x: the engine needs 30 bars of history before its first prediction.
+    # 300x: the engine needs 30 bars of history before its first prediction. Started on a
+    # minute boundary, the market falls into the same bars every run: the model fitted on
+    # them and its predictions do not depend on the second the test runs at.
+    minute = 60 * 10**9
     async with ExchangeSimulator(["BTC/USDT"], seed=7, speed=300.0,
-                                 history_seconds=3 * 3600) as sim:
+                                 history_seconds=3 * 3600,
+                                 start_time_ns=-(-time.time_ns() // minute) * minute) as sim:
         for key, value in sim.env().items():
             monkeypatch.setenv(key, value)
         namespace: dict[str, Any] = {
@@ -135,8 +142,9 @@ async def test_engine_example_runs_unchanged_with_sklearn_model_and_paper_execut
             await namespace["run_trading"]()
         finally:
             StreamManager.start = original_start  # type: ignore[method-assign]
-        for _ in range(300):
-            if events["signal"]:
+        executor = namespace["my_order_executor"]
+        for _ in range(300):  # a fill comes at the first trade after a signal
+            if executor.trades:
                 break
             await asyncio.sleep(0.1)
         await managers[0].stop()
@@ -144,5 +152,4 @@ async def test_engine_example_runs_unchanged_with_sklearn_model_and_paper_execut
     prediction = events["prediction"][0].data
     assert 0.0 <= prediction.probability_up <= 1.0 and prediction.symbol == "BTC/USDT"
     assert events["signal"], "confident predictions became signals"
-    executor = namespace["my_order_executor"]
     assert executor.trades, "the paper executor filled the signals at the next trade"
