@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -80,3 +81,22 @@ async def test_usdm_trade_lists_leave_out_records_that_are_not_market_trades(
     assert not {row["id"] for row in recent} & set(refused)
     assert refused[0] - 1 in {row["id"] for row in recent}, "the list spans the records"
     assert len(older) == 5 and not {row["id"] for row in older} & set(refused)
+
+
+RECORDED_INFO = Path(__file__).parents[1] / "data" / "binance" / \
+    "usdm_ws_capture_2021-04-17" / "fapi_v1_exchangeInfo_head.json"
+
+
+async def test_usdm_exchange_info_has_the_recorded_fields_and_rate_limits() -> None:
+    """The simulator's /fapi/v1/exchangeInfo answers with the real one's top-level fields, in
+    its order, and its rateLimits (request weight 2400, orders by minute and 10 s), not spot's."""
+    recorded = json.loads(RECORDED_INFO.read_text())
+    async with ExchangeSimulator([], futures_symbols=["BTC/USDT:USDT"], seed=3) as sim:
+        base = sim.env()["BINANCE_FUTURES_REST_URL"]
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{base}/fapi/v1/exchangeInfo") as response:
+            info = await response.json()
+    assert list(info) == list(recorded)
+    assert info["rateLimits"] == recorded["rateLimits"]
+    assert info["futuresType"] == recorded["futuresType"]
+    assert [set(asset) for asset in info["assets"]] == [set(a) for a in recorded["assets"]]

@@ -10,7 +10,7 @@ take one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.data.sim.binance_frames import (
@@ -42,7 +42,10 @@ class BinanceDialect:
     ``rest_agg_trade``: the rows of ``trades`` and ``historicalTrades``, and of
     ``aggTrades``; ``symbol_info``: an ``exchangeInfo`` symbol; ``keyed``: endpoints
     refused without an ``X-MBX-APIKEY`` header; ``market_trades_only``: ``trades`` and
-    ``historicalTrades`` leave out the records that are not market trades.
+    ``historicalTrades`` leave out the records that are not market trades;
+    ``order_limits``: the ``rateLimits`` of ``exchangeInfo`` after the request weight;
+    ``info_head`` / ``info_tail``: its venue's own top-level fields before ``rateLimits``
+    and after ``exchangeFilters``.
     """
 
     venue: str
@@ -58,7 +61,36 @@ class BinanceDialect:
     symbol_info: Callable[[Instrument], dict[str, Any]]
     keyed: frozenset[str] = frozenset()
     market_trades_only: bool = False
+    order_limits: tuple[Mapping[str, Any], ...] = ()
+    info_head: Mapping[str, Any] = field(default_factory=dict)
+    info_tail: Mapping[str, Any] = field(default_factory=dict)
+
+    def exchange_info(self, server_time: int, weight_limit: int,
+                      symbols: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ``exchangeInfo`` answer, its fields in the venue's order."""
+        return {
+            "timezone": "UTC",
+            "serverTime": server_time,
+            **self.info_head,
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": weight_limit},
+                *self.order_limits,
+            ],
+            "exchangeFilters": [],
+            **self.info_tail,
+            "symbols": symbols,
+        }
+
+
+def rate_limit(kind: str, interval: str, num: int, limit: int) -> dict[str, Any]:
+    """One entry of ``exchangeInfo``'s ``rateLimits``."""
+    return {"rateLimitType": kind, "interval": interval, "intervalNum": num, "limit": limit}
 
 
 SPOT = BinanceDialect("binance", "", {"": ALL_CHANNELS}, "/api/v3", SPOT_WEIGHTS, 6000,
-                      trade_event, agg_trade_event, rest_trade, rest_agg_trade, spot_symbol_info)
+                      trade_event, agg_trade_event, rest_trade, rest_agg_trade, spot_symbol_info,
+                      order_limits=(rate_limit("ORDERS", "SECOND", 10, 100),
+                                    rate_limit("ORDERS", "DAY", 1, 200000),
+                                    rate_limit("RAW_REQUESTS", "MINUTE", 5, 61000)),
+                      info_tail={"sors": []})

@@ -161,23 +161,7 @@ class SimBinanceRest:
         if any(s not in self.instruments for s in wanted):
             raise ApiError(-1121, "Invalid symbol.")
         symbols = [self.dialect.symbol_info(self.instruments[s]) for s in wanted]
-        return {
-            "timezone": "UTC",
-            "serverTime": self.clock.now() // unit,
-            "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": self.weights.limit},
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
-                 "limit": 100},
-                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
-                 "limit": 200000},
-                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5,
-                 "limit": 61000},
-            ],
-            "exchangeFilters": [],
-            "symbols": symbols,
-            "sors": [],
-        }
+        return self.dialect.exchange_info(self.clock.now() // unit, self.weights.limit, symbols)
 
     def klines(self, request: web.Request, unit: int) -> list[list[Any]]:
         _symbol, log = self._log(request)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.data.sim.binance_dialect import BinanceDialect
+from bot.data.sim.binance_dialect import BinanceDialect, rate_limit
 from bot.data.sim.binance_frames import rest_agg_trade, rest_trade
 from bot.data.sim.binance_ws import BinanceStreamSettings
 from bot.data.sim.market import Instrument
@@ -93,7 +93,15 @@ USDM = BinanceDialect(
     {"/market": MARKET_CHANNELS, "/public": PUBLIC_CHANNELS, "": PUBLIC_CHANNELS},
     "/fapi/v1", USDM_WEIGHTS, USDM_WEIGHT_LIMIT, usdm_trade_event, usdm_agg_trade_event,
     usdm_rest_trade, usdm_rest_agg_trade, usdm_symbol_info, keyed=frozenset({"historicalTrades"}),
-    market_trades_only=True)
+    market_trades_only=True,
+    # As the recorded /fapi/v1/exchangeInfo has them
+    # (tests/data/binance/usdm_ws_capture_2021-04-17/fapi_v1_exchangeInfo_head.json).
+    order_limits=(rate_limit("ORDERS", "MINUTE", 1, 1200), rate_limit("ORDERS", "SECOND", 10, 300)),
+    info_head={"futuresType": "U_MARGINED"},
+    info_tail={"assets": [
+        {"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-1000"},
+        {"asset": "BNB", "marginAvailable": False, "autoAssetExchange": "0"},
+        {"asset": "BUSD", "marginAvailable": True, "autoAssetExchange": "-1000"}]})
 
 
 def usdm_stream_settings(spot: BinanceStreamSettings) -> BinanceStreamSettings:
