@@ -78,7 +78,8 @@ async def test_health_and_metrics_name_a_late_trade_and_the_bar_it_missed(
             await manager.stop()
     finally:
         await fake.stop()
-    minute = old_ms * 1_000_000 - old_ms * 1_000_000 % MINUTE
+    late_ns = (old_ms + 1000) * 1_000_000  # the late trade's minute (old_ms's or the next)
+    minute = late_ns - late_ns % MINUTE
     assert [(b["symbol"], b["timeframe"], b["open_time"], b["trades"])
             for b in health["late_bars"]] == [("BTC/USDT", "1m", minute, 1)]
     assert health["status"] == "degraded"
