@@ -7,9 +7,11 @@ silently points every later test at a server that no longer exists.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from tests.support.fakex import FakeBinance
 
 WATCHED = ("BINANCE_WS_URL", "BINANCE_REST_URL", "ALPACA_WS_URL", "ALPACA_REST_URL",
            "ALPACA_TRADING_URL",
@@ -38,3 +40,14 @@ def _fresh_symbol_listings() -> Iterator[None]:
     LISTINGS.clear()
     yield
     LISTINGS.clear()
+
+
+@pytest.fixture
+async def fx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBinance]:
+    """The independent scripted fake Binance, started, with the environment pointed at it."""
+    fake = FakeBinance()
+    await fake.start()
+    for key, value in fake.env().items():
+        monkeypatch.setenv(key, value)
+    yield fake
+    await fake.stop()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from aiohttp import web
 
 from bot.data import StreamManager
@@ -13,16 +11,6 @@ from bot.data.config import StreamManagerConfig
 from bot.data.rest.limits import RateLimiter, Reply, RequestBudget
 from tests.rest.conftest import ManualClock
 from tests.support.fakex import FakeBinance
-
-
-@pytest.fixture
-async def fx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBinance]:
-    fake = FakeBinance()
-    await fake.start()
-    for key, value in fake.env().items():
-        monkeypatch.setenv(key, value)
-    yield fake
-    await fake.stop()
 
 
 async def test_a_fill_held_by_a_429_makes_health_degraded_naming_the_symbol_and_why(

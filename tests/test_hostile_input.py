@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,16 +69,6 @@ def _klines_answer(kind: str, end_ms: int) -> list[list[object]]:
     if kind == "repeated":
         return [_kline(opens[-1])] * 10
     return [_kline(o) for o in reversed(opens)]  # "unordered": newest first
-
-
-@pytest.fixture
-async def fx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBinance]:
-    fake = FakeBinance()
-    await fake.start()
-    for key, value in fake.env().items():
-        monkeypatch.setenv(key, value)
-    yield fake
-    await fake.stop()
 
 
 @pytest.mark.parametrize("kind", ["nan", "negative", "repeated", "unordered"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -24,16 +24,6 @@ from tests.streaming import wait_for
 from tests.support.fakex import FakeBinance, trade_frame
 
 Script = Callable[[Any, Any], Awaitable[None]]
-
-
-@pytest.fixture
-async def fx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBinance]:
-    fake = FakeBinance()
-    await fake.start()
-    for key, value in fake.env().items():
-        monkeypatch.setenv(key, value)
-    yield fake
-    await fake.stop()
 
 
 def stream(fx: FakeBinance, trades: list[tuple[int, str, str, int]], pause: float = 0.005
