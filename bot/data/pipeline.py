@@ -15,7 +15,9 @@ takes those in one frame, with the symbol's state gathered in one object (a
 TICK event, exactly as :meth:`TickGate.admit`, :meth:`BarAggregator.add` and
 :meth:`TickPipeline.build` would give them. Anything else (a first tick, an
 invalid field, a suspect time or one held, a venue rule, a duplicate, a late
-trade, a new interval) is left untouched for the general path.
+trade, a new interval) is left untouched for the general path. Its bar update
+repeats :meth:`BarAggregator.add`'s on purpose (a call per trade is what it
+saves); tests/test_fast_path_equality.py holds the two equal, event for event.
 """
 
 from __future__ import annotations
