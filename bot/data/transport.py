@@ -586,6 +586,8 @@ class Connection:
                 self._callback_error("on_tick", exc)
         if isinstance(out, Tick):
             return
+        for bad in out.malformed:  # messages the session skipped; the frame's others went on
+            self._parse_error(bad, bad.sample)
         for event in out.events:
             if isinstance(event, ExchangeError):
                 if event.fatal:

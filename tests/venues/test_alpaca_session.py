@@ -214,17 +214,24 @@ def test_messages_the_session_does_not_handle_are_skipped() -> None:
     assert len(out.ticks) == 1 and out.events == [] and out.send == []
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"{", b'{"T":"t"}', b"[1]", b'[{"S":"AAPL"}]',
-    frame(dict(DOC_TRADE, p="126.55")),
-    frame({k: v for k, v in DOC_TRADE.items() if k != "t"}),
-    frame(dict(DOC_TRADE, t="2021-02-22 15:51:44Z")),
-    frame({k: v for k, v in DOC_TRADE.items() if k != "x"}),
-    frame({"T": "error", "msg": "no code"}),
-])
-def test_malformed_frames_raise_malformed_frame(data: bytes) -> None:
+@pytest.mark.parametrize("data", [b"", b"{", b'{"T":"t"}', b"[1", b'"text"'])
+def test_frames_that_are_no_message_array_raise_malformed_frame(data: bytes) -> None:
     with pytest.raises(MalformedFrame):
         ready_session("AAPL").receive(data, 0)
+
+
+@pytest.mark.parametrize("message", [
+    1, {"S": "AAPL"},
+    dict(DOC_TRADE, p="126.55"),
+    {k: v for k, v in DOC_TRADE.items() if k != "t"},
+    dict(DOC_TRADE, t="2021-02-22 15:51:44Z"),
+    {k: v for k, v in DOC_TRADE.items() if k != "x"},
+    {"T": "error", "msg": "no code"},
+])
+def test_a_malformed_message_is_reported_and_skipped(message: object) -> None:
+    out = ready_session("AAPL").receive(json.dumps([message]), 0)
+    assert out.ticks == [] and out.events == []
+    assert [type(bad) for bad in out.malformed] == [MalformedFrame]
 
 
 def test_credentials_read_from_either_pair_of_environment_variables() -> None:

@@ -19,7 +19,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
-from bot.data.errors import ExchangeError
+from bot.data.errors import ExchangeError, MalformedFrame
 from bot.data.models import Tick
 
 VenueError: TypeAlias = ExchangeError
@@ -80,12 +80,15 @@ class Received(msgspec.Struct):
     """Everything one frame produced besides the single-trade fast path.
 
     ``send`` holds frames the transport must send now, in order; ``events`` the
-    control events, in the order the frame carried them.
+    control events, in the order the frame carried them. ``malformed``: the
+    frame's messages the session could not read and skipped (a frame of many
+    messages loses only those); the transport counts each as a parse error.
     """
 
     ticks: list[Tick] = msgspec.field(default_factory=list)
     send: list[str] = msgspec.field(default_factory=list)
     events: list[ControlEvent] = msgspec.field(default_factory=list)
+    malformed: list[MalformedFrame] = msgspec.field(default_factory=list)
 
 
 class SecretFrame(str):

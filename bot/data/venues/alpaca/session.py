@@ -271,11 +271,19 @@ class AlpacaSession:
         return self._request("unsubscribe", gone) if self._authenticated else []
 
     def receive(self, frame: bytes | str, receive_ns: int) -> Received:
-        """Decode one frame (a JSON array of messages) into ticks, replies and events."""
+        """Decode one frame (a JSON array of messages) into ticks, replies and events.
+
+        A data frame carries many trades: a message that cannot be read is left
+        out and reported in ``malformed``, the others still count.
+        """
         out = Received()
-        for message in self._messages(frame):
+        for message in self._messages(frame, out.malformed):
             if type(message) is _Trade:
-                out.ticks.append(self._tick(message, frame, receive_ns))
+                try:
+                    out.ticks.append(self._tick(message, receive_ns))
+                except ValueError as exc:
+                    out.malformed.append(MalformedFrame(f"bad trade: {exc}",
+                                                        msgspec.json.encode(message)))
             elif type(message) is _Success:
                 self._on_success(message.msg, out)
             elif type(message) is _Error:
@@ -323,8 +331,9 @@ class AlpacaSession:
         return alpaca_symbol(symbol, crypto=self.crypto)
 
     # -- data ---------------------------------------------------------------------------
-    def _messages(self, frame: bytes | str) -> list[_Message]:
-        """The messages of a frame this session handles; others (quotes, bars...) are skipped."""
+    def _messages(self, frame: bytes | str, malformed: list[MalformedFrame]) -> list[_Message]:
+        """The messages of a frame this session handles; others (quotes, bars...) are skipped,
+        and those it cannot read go to ``malformed``. A frame that is no JSON array raises."""
         try:
             return _decode_messages(frame)
         except msgspec.ValidationError:
@@ -333,22 +342,23 @@ class AlpacaSession:
             raise MalformedFrame(f"invalid JSON: {exc}", frame) from None
         try:
             raws = _decode_raw_list(frame)
-            messages = []
-            for raw in raws:
-                if _decode_head(raw).T in _HANDLED_TYPES:
-                    messages.append(_decode_message(raw))
         except msgspec.DecodeError as exc:
             raise MalformedFrame(f"not an Alpaca message array: {exc}", frame) from None
+        messages = []
+        for raw in raws:
+            try:
+                if _decode_head(raw).T in _HANDLED_TYPES:
+                    messages.append(_decode_message(raw))
+            except msgspec.DecodeError as exc:
+                malformed.append(MalformedFrame(f"bad message: {exc}", bytes(raw)))
         return messages
 
-    def _tick(self, m: _Trade, frame: bytes | str, receive_ns: int) -> Tick:
-        try:
-            timestamp = parse_rfc3339_ns(m.t)
-            if self.crypto:
-                return Tick(self.venue, m.S, m.p, m.s, _TAKER_SIDES.get(m.tks, Side.UNKNOWN),
-                            m.i, timestamp, receive_ns, m.c, m.x, UPDATES_ALL)
-            trade_id = stock_trade_id(m.x, m.i)
-        except ValueError as exc:
-            raise MalformedFrame(f"bad trade: {exc}", frame) from None
+    def _tick(self, m: _Trade, receive_ns: int) -> Tick:
+        """The trade as a tick; ValueError when its time or id cannot be one."""
+        timestamp = parse_rfc3339_ns(m.t)
+        if self.crypto:
+            return Tick(self.venue, m.S, m.p, m.s, _TAKER_SIDES.get(m.tks, Side.UNKNOWN),
+                        m.i, timestamp, receive_ns, m.c, m.x, UPDATES_ALL)
+        trade_id = stock_trade_id(m.x, m.i)  # before the tick rule sees a trade that may not be
         return Tick(self.venue, m.S, m.p, m.s, self._tick_rule.classify(m.S, m.p), trade_id,
                     timestamp, receive_ns, m.c, m.x, updates_for(m.c))
