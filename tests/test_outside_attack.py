@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,11 +16,17 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from bot.data import StreamManager
 from bot.data.config import StreamManagerConfig
-from bot.data.models import Tick
+from bot.data.models import BarFlag, Side, Tick
+from bot.data.pipeline import TickPipeline
+from bot.data.recovery import GapRecovery, GapReport
+from bot.data.sim import ExchangeSimulator
+from bot.data.supervision import Supervisor
 from bot.data.transport import Backoff, Connection
 from bot.data.venues.alpaca.session import AlpacaCredentials, AlpacaSession
-from tests.streaming import wait_for
+from bot.data.venues.history import TradePosition
+from tests.streaming import fast_config, point_at, wait_for
 
 CREDS = AlpacaCredentials("PKOUTSIDEKEY1", "outside-secret-value-2")
 TIME = "2024-03-12T14:30:00.123456789Z"
@@ -83,3 +90,95 @@ async def test_one_bad_alpaca_message_costs_only_itself_not_its_frames_other_tra
         await asyncio.sleep(0.05)
         assert [t.trade_id & (2**56 - 1) for t in ticks] == [1, 3, 4]
         assert conn.stats.malformed == 1
+
+
+SECOND = 10**9
+T0 = 1_735_689_600 * SECOND  # a minute boundary
+
+
+class FailingHistory:
+    """A venue's REST history that refuses every fetch (a ban, an outage)."""
+
+    sequenced = True
+    tick_rule = False
+
+    async def fetch(self, symbol: str, after: TradePosition, until: Tick | None,
+                    now_ns: int) -> list[Tick]:
+        raise ConnectionError("REST refused")
+
+
+def btc(trade_id: int, ts: int) -> Tick:
+    return Tick("binance", "BTC/USDT", 100.0, 1.0, Side.BUY, trade_id, ts, T0 + 10 * SECOND)
+
+
+async def test_a_failed_fill_after_a_trade_stamped_before_the_last_reports_its_gap_and_streams_on(
+        ) -> None:
+    # Exchange times need not follow trade ids: the trade that ends a gap may carry a time
+    # a millisecond before the last trade's. The gap is reported and flagged all the same,
+    # and the symbol's live ticks go on; they never wait behind a fill that died.
+    pipeline = TickPipeline(StreamManagerConfig(supported_timeframes=["1m"]), clock=lambda: T0)
+    reports: list[GapReport] = []
+    recovery = GapRecovery(pipeline, {"binance": FailingHistory()},
+                           clock=lambda: T0 + 10 * SECOND, on_gap=reports.append)
+    recovery.track("binance", "BTC/USDT")
+    for tick in (btc(1, T0 + 5 * SECOND), btc(2, T0 + 5 * SECOND),
+                 btc(5, T0 + 5 * SECOND - 1_000_000)):  # ids 3 and 4 missing
+        recovery.on_tick(tick)
+    await wait_for(lambda: not recovery.filling_symbols(), timeout=2)
+    for i in range(6, 20):
+        recovery.on_tick(btc(i, T0 + 6 * SECOND))
+
+    assert [(r.start_ns, r.end_ns, r.missing_ids) for r in reports] == [
+        (T0 + 5 * SECOND - 1_000_000, T0 + 5 * SECOND, (3, 4))]
+    assert pipeline.ticks_accepted == 2 + 1 + 14
+    bars = pipeline.advance(T0 + 2 * 60 * SECOND)
+    assert [b.trade_count for b in bars] == [17] and bars[0].flags & BarFlag.GAP
+
+
+async def test_a_fill_that_raises_releases_its_symbol_and_is_reported_as_a_failed_task() -> None:
+    # A bug behind the fill (here: the gap callback) must not leave the symbol buffering
+    # forever with its bars held, and must show in health as a failed task.
+    pipeline = TickPipeline(StreamManagerConfig(supported_timeframes=["1m"]), clock=lambda: T0)
+    supervisor = Supervisor()
+
+    def broken_callback(_report: GapReport) -> None:
+        raise RuntimeError("bug in a gap callback")
+
+    recovery = GapRecovery(pipeline, {"binance": FailingHistory()},
+                           clock=lambda: T0 + 10 * SECOND, on_gap=broken_callback,
+                           spawn=supervisor.job)
+    recovery.track("binance", "BTC/USDT")
+    for tick in (btc(1, T0 + 5 * SECOND), btc(5, T0 + 6 * SECOND)):
+        recovery.on_tick(tick)
+    await wait_for(lambda: not recovery.filling_symbols(), timeout=2)
+    recovery.on_tick(btc(6, T0 + 7 * SECOND))
+
+    assert pipeline.ticks_accepted == 3
+    assert any("backfill-BTC/USDT" in reason and "bug in a gap callback" in reason
+               for reason in supervisor.reasons())
+
+
+async def test_a_reconnect_fill_that_fails_while_the_venue_clock_leads_reports_a_gap_and_streams_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The simulator's clock runs 30 s ahead of ours (a venue clock the gate follows). The
+    # stream drops and REST refuses the fill: the outage is a reported gap, and the symbol
+    # streams on after it instead of buffering behind the fill forever.
+    async with ExchangeSimulator(symbols=["BTC/USDT"], history_seconds=60,
+                                 start_time_ns=time.time_ns() + 30 * SECOND) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(warm_up=False, backfill_timeout_seconds=0.5))
+        manager.add_crypto_symbols(["BTC/USDT"])
+        await manager.start()
+        try:
+            await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 5, timeout=10)
+            sim.fail_rest(10_000, status=503)
+            sim.drop_all()
+            await wait_for(lambda: manager.get_health()["gaps"], timeout=10)
+            streamed = manager.get_metrics()["counters"]["ticks"]
+            await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > streamed + 5,
+                           timeout=10)
+            gap = manager.get_health()["gaps"][-1]
+            assert gap["symbol"] == "BTC/USDT" and gap["start_ns"] <= gap["end_ns"]
+            assert not manager._recovery.filling_symbols()
+        finally:
+            await manager.stop()

@@ -43,7 +43,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,11 @@ MAX_BUFFERED = 100_000  # live ticks one symbol may buffer while its gap is fill
 
 @dataclass
 class GapReport:
-    """A span of trades that could not be recovered (its bars carry GAP)."""
+    """A span of trades that could not be recovered (its bars carry GAP).
+
+    The span runs between two trades (or a trade and the venue's clock), whose
+    times need not follow their ids: it is kept in order, ``start_ns <= end_ns``.
+    """
 
     venue: str
     symbol: str
@@ -72,6 +76,10 @@ class GapReport:
     end_ns: int
     cause: str
     missing_ids: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.end_ns < self.start_ns:
+            self.start_ns, self.end_ns = self.end_ns, self.start_ns
 
     def to_dict(self) -> dict[str, Any]:
         return {"venue": self.venue, "symbol": self.symbol, "start_ns": self.start_ns,
@@ -115,14 +123,18 @@ class GapRecovery:
     ``fetchers`` maps a venue to its REST trade history; a venue without one
     passes ticks straight through (its gaps are then only visible as GAP-free
     but short bars, which is why every supported venue has one). ``on_gap`` is
-    told about every span that could not be recovered.
+    told about every span that could not be recovered. ``spawn`` runs each fill
+    as a task (the manager's supervisor, so one that fails shows in health);
+    whatever a fill ends with, its symbol's buffered ticks go on.
     """
 
     def __init__(self, pipeline: TickPipeline, fetchers: dict[str, TradeFetcher], *,
                  clock: Callable[[], int] = time.time_ns,
                  on_gap: Callable[[GapReport], None] | None = None,
                  concurrency: int = 4, fetch_timeout: float = 60.0,
-                 max_buffered: int = MAX_BUFFERED) -> None:
+                 max_buffered: int = MAX_BUFFERED,
+                 spawn: Callable[[str, Coroutine[Any, Any, None]], asyncio.Task[None]]
+                 | None = None) -> None:
         self.pipeline = pipeline
         self._fast_process = pipeline.fast_process
         self.fetchers = fetchers
@@ -133,6 +145,7 @@ class GapRecovery:
         self._limit = asyncio.Semaphore(concurrency)
         self._fetch_timeout = fetch_timeout
         self._max_buffered = max_buffered
+        self._spawn_task = spawn if spawn is not None else _create_task
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- symbols -------------------------------------------------------------------
@@ -304,8 +317,7 @@ class GapRecovery:
             late = f"the fill did not finish within {timeout:g} s"
         cur.timeout = None
         cur.overflow = False
-        task = asyncio.get_running_loop().create_task(self._fill(cur, until, timeout, late),
-                                                      name=f"backfill-{cur.symbol}")
+        task = self._spawn_task(f"backfill-{cur.symbol}", self._fill(cur, until, timeout, late))
         cur.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -321,7 +333,7 @@ class GapRecovery:
         error: str | None = None
         try:
             async with asyncio.timeout(timeout), self._limit:
-                trades = await fetcher.fetch(cur.symbol, before, until, self._clock())
+                trades = await fetcher.fetch(cur.symbol, before, until, self._venue_now(cur))
         except asyncio.CancelledError:
             if not cur.overflow:
                 raise
@@ -337,9 +349,16 @@ class GapRecovery:
         cur.task = None
         if self._cursors.get(cur.symbol) is not cur:
             return  # unsubscribed meanwhile
-        self._apply(cur, before, until, trades, error)
-        self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
-        self._drain(cur)
+        try:
+            self._apply(cur, before, until, trades, error)
+            self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
+        finally:  # whatever _apply raised (reported by whoever spawned the fill), ticks go on
+            self._drain(cur)
+
+    def _venue_now(self, cur: _Cursor) -> int:
+        """Now on ``cur``'s venue's clock as the gate estimates it: where a gap without a
+        live trade after it ends (the trades' times are on that clock, not ours)."""
+        return self.pipeline.gate.venue_time_ns(cur.venue, self._clock())
 
     def _apply(self, cur: _Cursor, before: TradePosition, until: Tick | None,
                trades: list[Tick], error: str | None) -> None:
@@ -408,7 +427,7 @@ class GapRecovery:
         fetcher = cur.fetcher
         assert fetcher is not None
         start = before.last_ts if before.last_ts >= 0 else (before.since_ns or 0)
-        end_of_gap = until.timestamp if until is not None else self._clock()
+        end_of_gap = until.timestamp if until is not None else self._venue_now(cur)
         if error is not None:
             ids = ((before.last_id + 1, until.trade_id - 1)
                    if fetcher.sequenced and until is not None and before.last_id >= 0 else None)
@@ -459,3 +478,7 @@ class GapRecovery:
     def filling_symbols(self) -> list[str]:
         """Symbols whose live ticks wait for a fill right now."""
         return sorted(s for s, cur in self._cursors.items() if cur.filling)
+
+
+def _create_task(name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coro, name=name)
