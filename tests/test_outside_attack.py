@@ -182,3 +182,68 @@ async def test_a_reconnect_fill_that_fails_while_the_venue_clock_leads_reports_a
             assert not manager._recovery.filling_symbols()
         finally:
             await manager.stop()
+
+
+class BlockedHistory:
+    """A venue's REST history whose fetches wait until ``answer`` is set, then serve ``trades``."""
+
+    sequenced = True
+    tick_rule = False
+
+    def __init__(self) -> None:
+        self.answer = asyncio.Event()
+        self.trades: list[Tick] = []
+
+    async def fetch(self, symbol: str, after: TradePosition, until: Tick | None,
+                    now_ns: int) -> list[Tick]:
+        await self.answer.wait()
+        hi = until.trade_id if until is not None else 1 << 62
+        return [t for t in self.trades if after.last_id < t.trade_id < hi]
+
+
+async def test_a_stop_during_a_fill_leaves_no_symbol_filling_or_held_for_the_next_start() -> None:
+    # stop() cancels the fill; the next start must not find the symbol still waiting for it
+    # (its live ticks buffered forever, its bars never completed by the clock).
+    pipeline = TickPipeline(StreamManagerConfig(supported_timeframes=["1m"]), clock=lambda: T0)
+    history = BlockedHistory()
+    history.trades = [btc(i, T0 + 5 * SECOND) for i in range(1, 30)]
+    recovery = GapRecovery(pipeline, {"binance": history}, clock=lambda: T0 + 10 * SECOND)
+    recovery.track("binance", "BTC/USDT")
+    recovery.on_tick(history.trades[0])
+    recovery.on_tick(history.trades[4])  # ids 2-4 missing: a fill starts and waits on REST
+    await asyncio.sleep(0.01)
+    assert recovery.filling_symbols() == ["BTC/USDT"]
+    recovery.disconnected(["BTC/USDT"])  # and the stream went down before the stop
+    await recovery.stop()
+
+    recovery.track("binance", "BTC/USDT")  # started again: REST answers now
+    history.answer.set()
+    for tick in history.trades[10:20]:
+        recovery.on_tick(tick)
+    await wait_for(lambda: not recovery.filling_symbols(), timeout=2)
+    bars = pipeline.advance(T0 + 2 * 60 * SECOND)  # the clock completes the quiet bar
+
+    assert [b.trade_count for b in bars] == [20]  # 1, 5 before; 6-10 and 11-20 after
+    assert bars[0].first_trade_id == 1 and bars[0].last_trade_id == 20
+
+
+async def test_a_restart_during_a_failing_fill_streams_the_symbol_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with ExchangeSimulator(symbols=["BTC/USDT"], history_seconds=60) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(warm_up=False, backfill_timeout_seconds=30))
+        manager.add_crypto_symbols(["BTC/USDT"])
+        await manager.start()
+        try:
+            await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 5, timeout=10)
+            sim.fail_rest(10_000, status=503)
+            sim.drop_all()
+            await wait_for(lambda: manager._recovery.filling_symbols(), timeout=10)
+            await manager.stop()
+            sim.clear_faults()
+            await manager.start()
+            streamed = manager.get_metrics()["counters"]["ticks"]
+            await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > streamed + 5,
+                           timeout=10)
+        finally:
+            await manager.stop()

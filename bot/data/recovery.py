@@ -468,12 +468,22 @@ class GapRecovery:
             self.pipeline.aggregator.release(cur.symbol)
 
     async def stop(self) -> None:
-        """Cancel running fills (their symbols' buffered ticks are dropped with them)."""
+        """Cancel running fills and end the session.
+
+        Each symbol keeps only its position, so the next start fills from its
+        last trade; the ticks its fill buffered are dropped, and nothing stays
+        filling or held (a cancelled fill never drains).
+        """
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for symbol, cur in self._cursors.items():
+            self._cursors[symbol] = fresh = _Cursor(cur.venue, symbol, cur.fetcher)
+            fresh.position = dataclasses.replace(cur.position, since_ns=None)
+            fresh.tick_rule = cur.tick_rule  # the last price stays the best reference
+            self.pipeline.aggregator.release(symbol)
 
     def filling_symbols(self) -> list[str]:
         """Symbols whose live ticks wait for a fill right now."""
