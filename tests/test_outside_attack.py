@@ -179,7 +179,7 @@ async def test_a_reconnect_fill_that_fails_while_the_venue_clock_leads_reports_a
                            timeout=10)
             gap = manager.get_health()["gaps"][-1]
             assert gap["symbol"] == "BTC/USDT" and gap["start_ns"] <= gap["end_ns"]
-            assert not manager._recovery.filling_symbols()
+            assert not manager.get_health()["backfilling"]
         finally:
             await manager.stop()
 
@@ -238,7 +238,7 @@ async def test_a_restart_during_a_failing_fill_streams_the_symbol_again(
             await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 5, timeout=10)
             sim.fail_rest(10_000, status=503)
             sim.drop_all()
-            await wait_for(lambda: manager._recovery.filling_symbols(), timeout=10)
+            await wait_for(lambda: manager.get_health()["backfilling"], timeout=10)
             await manager.stop()
             sim.clear_faults()
             await manager.start()
