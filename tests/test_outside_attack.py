@@ -146,7 +146,7 @@ async def test_a_fill_that_raises_releases_its_symbol_and_is_reported_as_a_faile
 
     recovery = GapRecovery(pipeline, {"binance": FailingHistory()},
                            clock=lambda: T0 + 10 * SECOND, on_gap=broken_callback,
-                           spawn=supervisor.job)
+                           supervisor=supervisor)
     recovery.track("binance", "BTC/USDT")
     for tick in (btc(1, T0 + 5 * SECOND), btc(5, T0 + 6 * SECOND)):
         recovery.on_tick(tick)

@@ -43,7 +43,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ import msgspec
 from bot.data.gate import valid_trade_id
 from bot.data.models import BarFlag, Tick
 from bot.data.pipeline import TickPipeline
+from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 from bot.data.venues.history import TradeFetcher, TradePosition
 from bot.data.venues.tickrule import TickRule
@@ -66,8 +67,8 @@ MAX_BUFFERED = 100_000  # live ticks one symbol may buffer while its gap is fill
 class GapReport:
     """A span of trades that could not be recovered (its bars carry GAP).
 
-    The span runs between two trades (or a trade and the venue's clock), whose
-    times need not follow their ids: it is kept in order, ``start_ns <= end_ns``.
+    The span is ordered whatever the evidence: times that disagree (a clock
+    behind the venue's, a venue answer out of order) widen it, never reverse it.
     """
 
     venue: str
@@ -78,7 +79,7 @@ class GapReport:
     missing_ids: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if self.end_ns < self.start_ns:
+        if self.start_ns > self.end_ns:
             self.start_ns, self.end_ns = self.end_ns, self.start_ns
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,19 +124,18 @@ class GapRecovery:
     ``fetchers`` maps a venue to its REST trade history; a venue without one
     passes ticks straight through (its gaps are then only visible as GAP-free
     but short bars, which is why every supported venue has one). ``on_gap`` is
-    told about every span that could not be recovered. ``spawn`` runs each fill
-    as a task (the manager's supervisor, so one that fails shows in health);
-    whatever a fill ends with, its symbol's buffered ticks go on.
+    told about every span that could not be recovered.
     """
 
     def __init__(self, pipeline: TickPipeline, fetchers: dict[str, TradeFetcher], *,
                  clock: Callable[[], int] = time.time_ns,
                  on_gap: Callable[[GapReport], None] | None = None,
                  concurrency: int = 4, fetch_timeout: float = 60.0,
-                 max_buffered: int = MAX_BUFFERED,
-                 spawn: Callable[[str, Coroutine[Any, Any, None]], asyncio.Task[None]]
-                 | None = None) -> None:
+                 max_buffered: int = MAX_BUFFERED, supervisor: Supervisor | None = None) -> None:
+        """``supervisor`` runs the fills (a fill that fails is logged, counted and shown
+        in health there); its own one when not given."""
         self.pipeline = pipeline
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
         self._fast_process = pipeline.fast_process
         self.fetchers = fetchers
         self.counters = RecoveryCounters()
@@ -145,7 +145,6 @@ class GapRecovery:
         self._limit = asyncio.Semaphore(concurrency)
         self._fetch_timeout = fetch_timeout
         self._max_buffered = max_buffered
-        self._spawn_task = spawn if spawn is not None else _create_task
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- symbols -------------------------------------------------------------------
@@ -317,7 +316,8 @@ class GapRecovery:
             late = f"the fill did not finish within {timeout:g} s"
         cur.timeout = None
         cur.overflow = False
-        task = self._spawn_task(f"backfill-{cur.symbol}", self._fill(cur, until, timeout, late))
+        task = self.supervisor.job(f"backfill-{cur.symbol}",
+                                   self._fill(cur, until, timeout, late))
         cur.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -351,14 +351,15 @@ class GapRecovery:
             return  # unsubscribed meanwhile
         try:
             self._apply(cur, before, until, trades, error)
+        except Exception as exc:
+            # A defect applying the fill must neither hide the span nor hold the symbol:
+            # the span is reported as a gap, the symbol goes on, the supervisor shows it.
+            self._apply(cur, before, until, [],
+                        f"the fill could not be applied ({type(exc).__name__}: {exc})")
+            raise
+        finally:
             self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
-        finally:  # whatever _apply raised (reported by whoever spawned the fill), ticks go on
             self._drain(cur)
-
-    def _venue_now(self, cur: _Cursor) -> int:
-        """Now on ``cur``'s venue's clock as the gate estimates it: where a gap without a
-        live trade after it ends (the trades' times are on that clock, not ours)."""
-        return self.pipeline.gate.venue_time_ns(cur.venue, self._clock())
 
     def _apply(self, cur: _Cursor, before: TradePosition, until: Tick | None,
                trades: list[Tick], error: str | None) -> None:
@@ -420,6 +421,11 @@ class GapRecovery:
             last = context[-1]
             cur.tick_rule.seed(last.symbol, last.price, last.side)
         return [t for t in trades if t.timestamp >= since_ns] if context else trades
+
+    def _venue_now(self, cur: _Cursor) -> int:
+        """Now on ``cur``'s venue clock: what a fill without a live tick to stop at reads
+        up to. Trade times are the venue's; the local clock may be behind it."""
+        return self.pipeline.gate.venue_time_ns(cur.venue, self._clock())
 
     def _hole(self, cur: _Cursor, before: TradePosition, until: Tick | None,
               trades: list[Tick], error: str | None) -> GapReport | None:
@@ -488,7 +494,3 @@ class GapRecovery:
     def filling_symbols(self) -> list[str]:
         """Symbols whose live ticks wait for a fill right now."""
         return sorted(s for s, cur in self._cursors.items() if cur.filling)
-
-
-def _create_task(name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    return asyncio.get_running_loop().create_task(coro, name=name)
