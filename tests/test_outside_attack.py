@@ -22,6 +22,7 @@ from bot.data.models import BarFlag, Side, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport
 from bot.data.sim import ExchangeSimulator
+from bot.data.store import TradeStore
 from bot.data.supervision import Supervisor
 from bot.data.transport import Backoff, Connection
 from bot.data.venues.alpaca.session import AlpacaCredentials, AlpacaSession
@@ -245,5 +246,35 @@ async def test_a_restart_during_a_failing_fill_streams_the_symbol_again(
             streamed = manager.get_metrics()["counters"]["ticks"]
             await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > streamed + 5,
                            timeout=10)
+        finally:
+            await manager.stop()
+
+
+async def test_a_runtime_subscription_whose_warm_up_fails_still_streams_the_symbol(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    # Re-adding a symbol reads its stored trades; a disk error there fails the subscription
+    # job (reported), but must not leave the symbol waiting for a warm-up fill that never
+    # starts: its live ticks buffered without bound, its bars held, for good.
+    async with ExchangeSimulator(symbols=["BTC/USDT", "ETH/USDT"], history_seconds=60) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(store_path=str(tmp_path), store_flush_interval=0.2))
+        manager.add_crypto_symbols(["BTC/USDT", "ETH/USDT"])
+        await manager.start()
+        try:
+            await wait_for(lambda: len(manager.get_ticks("ETH/USDT", 1000)) > 5, timeout=10)
+            await asyncio.sleep(0.5)  # stored
+            manager.remove_symbols(["ETH/USDT"])
+            await wait_for(lambda: "ETH/USDT" not in manager.symbols, timeout=5)
+            await asyncio.sleep(0.2)
+
+            def disk_error(*_args: Any, **_kwargs: Any) -> None:
+                raise OSError(5, "Input/output error")
+
+            monkeypatch.setattr(TradeStore, "tick_records", disk_error)
+            manager.add_crypto_symbols(["ETH/USDT"])
+            await wait_for(lambda: "Input/output error" in str(manager.get_health()["reasons"]),
+                           timeout=10)
+            await wait_for(lambda: len(manager.get_ticks("ETH/USDT", 1000)) > 5, timeout=10)
+            assert "ETH/USDT" not in manager.get_health()["backfilling"]
         finally:
             await manager.stop()

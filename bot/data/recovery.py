@@ -168,12 +168,13 @@ class GapRecovery:
         self._cursors.pop(symbol, None)
 
     def begin(self, symbol: str, timeout: float | None = None) -> None:
-        """Start the warm-up fill registered by :meth:`track` (``since_ns``).
+        """Start the warm-up fill registered by :meth:`track` (``since_ns``); nothing when
+        none waits to start (a fill already runs, or none was registered).
 
         ``timeout``: how long the fill may take (default: the fills' timeout).
         """
         cur = self._cursors.get(symbol)
-        if cur is not None and cur.filling:
+        if cur is not None and cur.filling and cur.task is None:
             cur.timeout = timeout
             self._spawn(cur)
 

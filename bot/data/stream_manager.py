@@ -513,7 +513,12 @@ class StreamManager:
             if last is not None and self.recorder is not None:
                 self.recorder.resume_after(last)
         before = set(self._connections)
-        await self.source.subscribe(group, symbols)
+        try:
+            await self.source.subscribe(group, symbols)
+        except Exception:
+            for symbol in symbols:  # no warm-up will begin their fills: never leave them waiting
+                self._recovery.begin(symbol)
+            raise
         waits = [c.wait_ready(wait) for c in self._connections if c not in before] \
             if wait is not None else []
         warmups = [self._warm_up(symbol, starts[symbol], symbol in stored) for symbol in symbols] \
@@ -540,13 +545,21 @@ class StreamManager:
         return out
 
     async def _warm_up(self, symbol: str, fill_start: int, resume: bool) -> None:
-        venue = self._venue_of(symbol)
-        source: BarSource = self._sources[venue]  # opened by _subscribe_new when warm_up is on
-        stored: list[Tick] = []
-        if resume and self._store is not None:
-            stored = await asyncio.to_thread(self._store.tick_records, venue, symbol, fill_start)
-        await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start, stored,
-                      timeout=self.config.warm_up_timeout_seconds)
+        """Warm ``symbol`` up (see :func:`warm_up`); whatever fails, its fill begins (the
+        failure is the caller's to report), so its live ticks never wait for one that would
+        not start."""
+        try:
+            venue = self._venue_of(symbol)
+            source: BarSource = self._sources[venue]  # opened by _subscribe_new (warm_up on)
+            stored: list[Tick] = []
+            if resume and self._store is not None:
+                stored = await asyncio.to_thread(self._store.tick_records, venue, symbol,
+                                                 fill_start)
+            await warm_up(self.pipeline, self._recovery, source, venue, symbol, fill_start,
+                          stored, timeout=self.config.warm_up_timeout_seconds)
+        except Exception:
+            self._recovery.begin(symbol)
+            raise
 
     def _on_gap(self, gap: GapReport) -> None:
         """A span REST could not fill: its bars carry GAP, and HEALTH says so at once.
