@@ -18,6 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from bot.data import StreamManager
 from bot.data.config import StreamManagerConfig
+from bot.data.errors import ConfigError
 from bot.data.models import BarFlag, Side, Tick
 from bot.data.pipeline import TickPipeline
 from bot.data.recovery import GapRecovery, GapReport
@@ -278,3 +279,22 @@ async def test_a_runtime_subscription_whose_warm_up_fails_still_streams_the_symb
             assert "ETH/USDT" not in manager.get_health()["backfilling"]
         finally:
             await manager.stop()
+
+
+@pytest.mark.parametrize("limit", ["5", 2.5, True, -1])
+def test_a_limit_that_is_no_count_is_refused_naming_the_limit_and_what_is_allowed(
+        limit: object) -> None:
+    manager = StreamManager(StreamManagerConfig())
+    manager.add_crypto_symbols(["BTC/USDT"])
+    for read in (manager.get_ticks, manager.get_bars, manager.get_bar_dataframe):
+        with pytest.raises(ConfigError, match=r"limit=.*integer >= 0.*None"):
+            read("BTC/USDT", limit=limit)  # type: ignore[arg-type]
+
+
+def test_a_limit_of_zero_none_or_a_count_reads_the_newest() -> None:
+    manager = StreamManager(StreamManagerConfig())
+    manager.add_crypto_symbols(["BTC/USDT"])
+    for limit in (0, 3, None):
+        assert manager.get_ticks("BTC/USDT", limit=limit) == []  # type: ignore[arg-type]
+        assert manager.get_bars("BTC/USDT", limit=limit) == []  # type: ignore[arg-type]
+        assert manager.get_bar_dataframe("BTC/USDT", limit=limit).empty  # type: ignore[arg-type]

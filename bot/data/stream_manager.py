@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -831,11 +832,11 @@ class StreamManager:
     def get_bar_dataframe(self, symbol: str, timeframe: str = "1m",
                           limit: int = 100) -> pd.DataFrame:
         """The last ``limit`` completed bars as a DataFrame indexed by UTC open time."""
-        return self._history(symbol, timeframe).dataframe(limit)
+        return self._history(symbol, timeframe).dataframe(_count(limit))
 
     def get_bars(self, symbol: str, timeframe: str = "1m", limit: int = 100) -> list[Bar]:
         """The last ``limit`` completed bars as ``Bar`` records, oldest first."""
-        return self._history(symbol, timeframe).bars(limit)
+        return self._history(symbol, timeframe).bars(_count(limit))
 
     def _history(self, symbol: str, timeframe: str) -> BarHistory:
         """The bar history of a subscribed series; raises naming what is subscribed."""
@@ -853,7 +854,7 @@ class StreamManager:
         """The last ``limit`` ticks of ``symbol``, oldest first."""
         symbol = symbol.upper()
         self.pipeline.check_series(symbol, self.config.default_timeframe, self.symbols)
-        return self.pipeline.recent_ticks(symbol, limit)
+        return self.pipeline.recent_ticks(symbol, _count(limit))
 
     def get_health(self) -> dict[str, Any]:
         """Current health (JSON-serialisable), also what every HEALTH event carries; see the
@@ -948,3 +949,17 @@ def create_default_trading_stream(crypto_symbols: Iterable[str] | None = None,
     if stock_symbols:
         manager.add_stock_symbols(stock_symbols)
     return manager
+
+
+def _count(limit: object) -> int | None:
+    """A data access ``limit``: a count of the newest (an integer >= 0, numpy's too) or None
+    for all; anything else a :class:`ConfigError` naming it and what is allowed."""
+    if limit is None:
+        return None
+    if not isinstance(limit, bool):
+        with contextlib.suppress(TypeError):
+            count = operator.index(limit)  # type: ignore[arg-type]
+            if count >= 0:
+                return count
+    raise ConfigError("limit", limit, "must be an integer >= 0 (how many of the newest), "
+                                      "or None for all")
