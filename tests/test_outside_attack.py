@@ -298,3 +298,32 @@ def test_a_limit_of_zero_none_or_a_count_reads_the_newest() -> None:
         assert manager.get_ticks("BTC/USDT", limit=limit) == []  # type: ignore[arg-type]
         assert manager.get_bars("BTC/USDT", limit=limit) == []  # type: ignore[arg-type]
         assert manager.get_bar_dataframe("BTC/USDT", limit=limit).empty  # type: ignore[arg-type]
+
+
+async def test_a_dashboard_publisher_that_fails_is_reported_and_restarted() -> None:
+    # The dashboard's push loop is a background task like the stream's own: a failure in it
+    # (here: a defect in building an update) shows in health and the loop goes on, instead
+    # of every open page freezing silently.
+    from bot.data.dashboard import DashboardServer
+
+    manager = StreamManager(StreamManagerConfig())
+    manager.add_crypto_symbols(["BTC/USDT"])
+    server = DashboardServer(manager, "127.0.0.1", 0, push_interval=0.01)
+    calls = 0
+    update = server.feed.update
+
+    def failing_once() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("defect building an update")
+        return update()
+
+    server.feed.update = failing_once  # type: ignore[method-assign]
+    await server.start()
+    try:
+        await wait_for(lambda: calls >= 3, timeout=5)
+        assert any("dashboard-publisher" in reason and "defect building an update" in reason
+                   for reason in manager.get_health()["reasons"])
+    finally:
+        await server.stop()

@@ -102,6 +102,7 @@ class DashboardServer(StatusServer):
             raise ValueError(f"push_interval ({push_interval!r}) and status_interval "
                              f"({status_interval!r}) must be > 0 seconds")
         super().__init__(manager, host, port, allowed_hosts=allowed_hosts)
+        self._supervisor = manager.supervisor
         self.feed = DashboardFeed(manager, history, engine=engine, account=account)
         self.push_interval = push_interval
         self.status_interval = status_interval
@@ -119,8 +120,9 @@ class DashboardServer(StatusServer):
         await super().start()
         if self._publisher is None:
             self._detach = self.feed.attach()
-            self._publisher = asyncio.get_running_loop().create_task(
-                self._publish(), name="dashboard-publisher")
+            # Under the manager's supervisor: a failure shows in its health, and the loop
+            # restarts instead of leaving every page frozen.
+            self._publisher = self._supervisor.loop("dashboard-publisher", self._publish)
 
     async def stop(self) -> None:
         task, self._publisher = self._publisher, None
