@@ -22,6 +22,7 @@ from bot.data.sim import ExchangeSimulator, SimTrade
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOL = "BTC/USDT"
 NS_PER_MS = 1_000_000
+ACK_TIMEOUT_S = 30.0  # kill tests: an ack is confirmed, not given up, however slow the server
 
 
 class Process:
@@ -82,9 +83,9 @@ async def start_worker(nats_url: str, sim: ExchangeSimulator, worker_id: str,
 
 
 def remote(nats_url: str, durable: str, symbols: Sequence[str] = (SYMBOL,),
-           ) -> RemoteStreamManager:
+           ack_timeout: float = 1.0) -> RemoteStreamManager:
     manager = RemoteStreamManager(StreamManagerConfig(supported_timeframes=["1m"]),
-                                  servers=nats_url, durable=durable, ack_timeout=1.0)
+                                  servers=nats_url, durable=durable, ack_timeout=ack_timeout)
     manager.add_crypto_symbols(list(symbols))
     return manager
 
