@@ -158,9 +158,9 @@ def secured(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Secured]
 
 
 async def _cli_output(*argv: str) -> str:
-    """stdout and stderr of ``python -m bot.data.nats.worker ARGV`` (NATS at DEBUG)."""
+    """stdout and stderr of ``bot-stream ingest ARGV`` (``python -m bot.data``), at DEBUG."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.data.nats.worker", *argv, "--log-level", "DEBUG",
+        sys.executable, "-m", "bot.data", "ingest", *argv, "--log-level", "DEBUG",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), 60)
     return f"exit {process.returncode}\n{out.decode('utf-8', 'replace')}"
