@@ -175,6 +175,7 @@ async def test_killed_consumer_resumes_after_its_last_ack_without_loss_or_repeat
         await run(second, 200)  # after a SIGKILL
         await run(third, 200)  # after a graceful stop
     finally:
+        killed.kill()  # a frozen consumer would otherwise outlive a failed test
         await nc.close()
         await worker.stop()
     assert line == "frozen ack_errors=0", "every ack of the killed consumer was confirmed"
