@@ -4,7 +4,10 @@ Prints messages/s for the full pipeline (one no-op TICK handler subscribed),
 for the same behind the gap detection the StreamManager puts in front of it
 (the manager's path), and for the manager's path with the fast path turned off
 (every trade the general way), beside a baseline measured in the same run:
-decoding the same frames with msgspec and summing one field. Figures are
+decoding the same frames with msgspec and summing one field. It also prints
+the floor of any path that hands each trade to a TICK handler as a Tick: the
+codec's decode (every field, the Tick, the clock read) and the TICK event to
+the one no-op handler, with no gate, bar, buffer or gap detection. Figures are
 medians of several interleaved runs, timed on this process's CPU time (other
 load on the machine does not count); the ratio to the baseline is what to
 compare across machines.
@@ -129,6 +132,19 @@ def run_pipeline(symbols: list[str], frames: list[bytes], *, with_recovery: bool
     return rate
 
 
+def run_floor(symbols: list[str], frames: list[bytes]) -> float:
+    """Decode each frame into a Tick and hand it to the one TICK handler, nothing else."""
+    decode = _codec(symbols).decode_trade
+    emit = _pipeline().bus.emit_tick
+    clock = time.time_ns
+    start = _cpu()
+    for frame in frames:
+        tick = decode(frame, clock())
+        if tick is not None:
+            emit(tick, tick.venue, tick.receive_timestamp)
+    return len(frames) / (_cpu() - start)
+
+
 def _per_trade_us(items: Iterable[T], step: Callable[[T], object], n: int) -> float:
     start = _cpu()
     for item in items:
@@ -142,7 +158,8 @@ def stage_costs(symbols: list[str], frames: list[bytes]) -> dict[str, float]:
     clock = time.time_ns
     decode = _codec(symbols).decode_trade
     ticks = [t for t in (decode(frame, clock()) for frame in frames) if t is not None]
-    buffer = TickRing(StreamManagerConfig().tick_buffer_size)
+    capacity = StreamManagerConfig().tick_buffer_size
+    rings = {s: TickRing(capacity) for s in symbols}  # one per symbol, as the pipeline keeps
     emit = _pipeline().bus.emit_tick
     general = _pipeline(fast_path=False)
     return {
@@ -151,7 +168,8 @@ def stage_costs(symbols: list[str], frames: list[bytes]) -> dict[str, float]:
         "gate.admit": _per_trade_us(ticks, _pipeline().gate.admit, n),
         "aggregator.add": _per_trade_us(
             ticks, _pipeline().aggregator.add, n),
-        "tick buffer append": _per_trade_us(ticks, buffer.append, n),
+        "tick buffer append (the symbol's ring)": _per_trade_us(
+            ticks, lambda t: rings[t.symbol].append(t), n),
         "bus.emit_tick (1 no-op handler)": _per_trade_us(
             ticks, lambda t: emit(t, t.venue, t.receive_timestamp), n),
         "general: pipeline.build (add + buffer + event)": _per_trade_us(
@@ -174,20 +192,22 @@ def main() -> None:
                         help="also print each stage's µs per trade")
     args = parser.parse_args()
     symbols, frames = make_frames(args.messages, args.symbols)
-    base, pipe, guarded, general = [], [], [], []
+    base, floor, pipe, guarded, general = [], [], [], [], []
     for _ in range(args.runs):
         base.append(run_baseline(frames))
+        floor.append(run_floor(symbols, frames))
         pipe.append(run_pipeline(symbols, frames, with_recovery=False))
         guarded.append(run_pipeline(symbols, frames, with_recovery=True))
         general.append(run_pipeline(symbols, frames, with_recovery=True, fast_path=False))
-    b, p, g, o = (statistics.median(x) for x in (base, pipe, guarded, general))
+    b, f, p, g, o = (statistics.median(x) for x in (base, floor, pipe, guarded, general))
     print(f"messages: {args.messages:,} across {args.symbols} symbols, runs: {args.runs}")
     print(f"baseline (msgspec decode + sum one field): {b:,.0f} msg/s (median)")
+    print(f"floor (bytes -> Tick -> TICK handler, no bars): {f:,.0f} msg/s (median)")
     print(f"pipeline (bytes -> Tick -> 1m/5m/15m bars -> bus): {p:,.0f} msg/s (median)")
     print(f"with gap detection in front (the manager's path): {g:,.0f} msg/s (median)")
     print(f"the manager's path with the fast path off: {o:,.0f} msg/s (median)")
     print(f"ratio pipeline/baseline: {p / b:.3f}; with gap detection: {g / b:.3f}; "
-          f"fast path off: {o / b:.3f}")
+          f"fast path off: {o / b:.3f}; floor: {f / b:.3f}")
     if args.stages:
         runs = [stage_costs(symbols, frames) for _ in range(args.runs)]
         print(f"per stage, alone (µs per trade, median of {args.runs}; baseline "

@@ -62,7 +62,7 @@ def _pipeline(fast: bool, monotonic: _Monotonic) -> TickPipeline:
 
 def _odd(rng: random.Random, tick: Tick) -> Tick:
     """``tick`` with one thing the fast path must leave to the general path."""
-    kind = rng.randrange(11)
+    kind = rng.randrange(13)
     replace = msgspec.structs.replace
     if kind == 0:
         return replace(tick, price=rng.choice([0.0, -1.0, math.nan, math.inf]))
@@ -84,6 +84,10 @@ def _odd(rng: random.Random, tick: Tick) -> Tick:
         return replace(tick, receive_timestamp=tick.receive_timestamp + 2 * PAST_WINDOW)
     if kind == 7:
         return replace(tick, conditions=("ADL",), venue=RULED_VENUE)
+    if kind == 10:  # sale conditions the tick buffer must keep
+        return replace(tick, conditions=("I",))
+    if kind == 11:  # an exchange code the tick buffer must keep
+        return replace(tick, exchange="V")
     return replace(tick, side=Side.UNKNOWN)
 
 

@@ -10,6 +10,7 @@ fresh, with its documented weight counted in the REST budget.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -211,3 +212,25 @@ async def test_start_timeout_bounds_a_start_up_that_cannot_reach_the_venue(
 async def test_a_start_timeout_that_is_not_a_positive_number_is_refused(timeout: Any) -> None:
     with pytest.raises(ConfigError, match="timeout"):
         await StreamManager().start(timeout=timeout)
+
+
+async def test_a_listing_another_manager_fetched_does_not_set_this_managers_venue_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached listing's clock reading was taken on the clock of the manager that asked:
+    a manager on another clock (here a day ahead) checks its symbols with it but takes the
+    venue's clock from its own evidence, so the venue's trades still stream to it."""
+    day = 86_400 * 10**9
+    async with ExchangeSimulator(["BTC/USDT"]) as sim:
+        point_at(sim, monkeypatch)
+        first = StreamManager(fast_config(warm_up=False, backfill=False))
+        first.add_crypto_symbols(["BTC/USDT"])
+        async with first:
+            await wait_for(lambda: first.get_ticks("BTC/USDT"))
+        ahead = StreamManager(fast_config(warm_up=False, backfill=False),
+                              clock=lambda: time.time_ns() + day)
+        ahead.add_crypto_symbols(["BTC/USDT"])
+        async with ahead:
+            await wait_for(lambda: ahead.get_ticks("BTC/USDT"), timeout=10)
+            venue_now = ahead.pipeline.gate.venue_time_ns("binance", time.time_ns() + day)
+        assert _exchange_info_requests(sim) == 1, "the second manager used the cached listing"
+        assert abs(venue_now - time.time_ns()) < 60 * 10**9, "the venue's clock is its own"

@@ -78,14 +78,14 @@ def deque_count_since(ticks: deque[Tick], since: int) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(capacity=st.integers(1, 40), chunk=st.integers(1, 9),
+@given(capacity=st.integers(1, 40),
        steps=st.lists(st.tuples(any_ticks(), st.booleans()), max_size=120),
        limits=st.lists(st.none() | st.integers(-2, 50), min_size=1, max_size=4),
        cutoff=INT64)
 def test_any_appends_and_any_limit_give_what_a_bounded_deque_gives(
-        capacity: int, chunk: int, steps: list[tuple[Tick, bool]],
+        capacity: int, steps: list[tuple[Tick, bool]],
         limits: list[int | None], cutoff: int) -> None:
-    ring, reference = TickRing(capacity, chunk), deque[Tick](maxlen=capacity)
+    ring, reference = TickRing(capacity), deque[Tick](maxlen=capacity)
     for tick, look in steps:
         ring.append(tick)
         reference.append(tick)
@@ -108,7 +108,7 @@ def test_an_empty_ring_has_no_ticks_no_count_and_no_receive_time() -> None:
 def test_recent_ticks_are_equal_objects_with_their_sides_as_side_members() -> None:
     ticks = [Tick(VENUE, SYMBOL, 100.0 + i, 0.5, side, 1000 + i, T0 + i, T0 + i + 7)
              for i, side in enumerate([Side.BUY, Side.SELL, Side.UNKNOWN] * 40)]
-    ring = TickRing(100, chunk=16)
+    ring = TickRing(100)
     for tick in ticks:
         ring.append(tick)
     got = ring.recent()
@@ -117,14 +117,14 @@ def test_recent_ticks_are_equal_objects_with_their_sides_as_side_members() -> No
 
 
 def test_a_ring_of_stock_trades_with_ever_new_conditions_keeps_its_kind_table_bounded() -> None:
-    ring = TickRing(8, chunk=3)
+    ring = TickRing(8)
     ticks = [Tick("alpaca", "TSLA", 200.0, 1.0, Side.BUY, i, T0 + i, T0 + i,
                   (f"c{i}",), "V", UPDATES_HIGH_LOW) for i in range(5000)]
     for tick in ticks:
         ring.append(tick)
     assert ring.recent() == ticks[-8:]
     # Every tick brought a new combination; the table keeps about what the rows use.
-    assert len(ring._kinds) <= 2 * 8 + 3 + 3 + 3
+    assert len(ring._kinds) <= 2 * 8 + 3 + 1
 
 
 def test_a_full_ring_of_ten_thousand_ticks_takes_at_most_64_bytes_a_tick() -> None:
@@ -149,9 +149,9 @@ def test_rings_of_symbols_that_rarely_trade_hold_what_they_have_not_their_capaci
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        rings = [TickRing(10_000, chunk=4) for _ in range(1000)]
+        rings = [TickRing(10_000) for _ in range(1000)]
         for r, ring in enumerate(rings):
-            for i in range(5):  # one packed chunk, one tick waiting
+            for i in range(5):
                 ring.append(Tick(VENUE, f"S{r}/USDT", 1.0 + i, 2.0, Side.BUY, i, T0 + i, T0 + i))
         held = tracemalloc.get_traced_memory()[0] - before
     finally:

@@ -41,8 +41,9 @@ class Listing:
     """The symbols a venue lists (unified form) and each one's status on it.
 
     ``trading`` is the status meaning "trades now" (Binance ``TRADING``);
-    ``venue_time_ns``/``local_time_ns``: the venue's clock as it answered and
-    this machine's clock when the answer arrived (None when the venue sent no time).
+    ``venue_time_ns``/``local_time_ns``: the venue's clock as it answered and the
+    asking manager's clock when the answer arrived (None when the venue sent no
+    time); only that manager takes the venue's clock from them.
     """
 
     venue: str

@@ -36,7 +36,7 @@ from bot.data.events import EventBus, EventType
 from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, MAX_INT64, TickGate
 from bot.data.history import BarHistory
 from bot.data.models import Bar, Side, Tick
-from bot.data.tick_buffer import TickRing
+from bot.data.tick_buffer import UNFIT_ERRORS, TickRing
 from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS
 from bot.data.venues.registry import facts_of, gate_rules
 
@@ -130,7 +130,8 @@ class TickPipeline:
         buf = self.ticks.get(tick.symbol)
         if buf is None:  # the symbol's first tick: its venue's policy first
             self.configure(tick.venue, tick.symbol)
-            buf = self.ticks[tick.symbol] = TickRing(self.config.tick_buffer_size)
+            buf = self.ticks[tick.symbol] = TickRing(self.config.tick_buffer_size,
+                                                     tick.venue, tick.symbol)
             # A venue with its own rule sends every tick the general way.
             if self._fast_path and tick.venue not in self.gate.venue_rules:
                 self._lanes[tick.symbol] = _Lane(
@@ -167,17 +168,23 @@ class TickPipeline:
         if (b is None or tid <= st.max_id or not b.open_time <= ts < b.end_time
                 or type(tid) is not int or tid > MAX_INT64 or type(ts) is not int
                 or not (0.0 < price < _INF and 0.0 < qty < _INF) or tick.updates != 7
-                or clock.suspect is not None or tick.venue != lane.venue):
+                or clock.suspect is not None or tick.venue != lane.venue
+                or tick.conditions or tick.exchange):
             return False
         recv = tick.receive_timestamp
         ahead = ts - recv - clock.offset
-        if ahead > 0:
-            if ahead > lane.future_ns:
-                return False
-            clock.offset = ts - recv  # the venue's clock is at least here
-        elif -ahead > lane.past_ns:
+        if ahead > lane.future_ns or -ahead > lane.past_ns:
             return False
-        # Admitted: BarAggregator.add's fast case.
+        side = tick.side
+        # Admitted. build's tick buffer first: a row it cannot pack leaves it all to the
+        # general path (which keeps such a tick whole), with nothing changed.
+        try:
+            lane.ticks.append_plain(price, qty, tid, ts, recv, side)
+        except UNFIT_ERRORS:
+            return False
+        if ahead > 0:
+            clock.offset = ts - recv  # the venue's clock is at least here
+        # BarAggregator.add's fast case.
         st.max_id = tid
         b.ids.add(tid)
         if ts > st.max_ts:
@@ -198,15 +205,13 @@ class TickPipeline:
         quote = price * qty
         b.volume += qty
         b.quote += quote
-        side = tick.side
         if side is _BUY:
             b.buy_volume += qty
             b.buy_quote += quote
         elif side is _SELL:
             b.sell_volume += qty
         b.count += 1
-        # build's remainder: the tick buffer and the TICK event (it completed no bar).
-        lane.ticks.append(tick)
+        # build's remainder: the TICK event (it completed no bar).
         self.ticks_accepted += 1
         self.bus.emit_tick(tick, tick.venue, recv)
         return True

@@ -426,21 +426,24 @@ class StreamManager:
         return [s for s in symbols if s not in problems]
 
     async def _listing(self, group: VenueGroup) -> Listing:
-        """The venue's listing (cached per process); its clock anchors the venue clock."""
+        """The venue's listing (cached per process). One this manager asks for anchors
+        its venue clock; a cached one does not: its clock reading was taken on the
+        clock of the manager that asked, which need not be this one's."""
         spec = group.spec
         url = spec.listing_url(self.config) or ""
         listing = LISTINGS.get(spec.name, url)
-        if listing is None:
-            source = self._sources.get(group.name)
-            if source is not None:  # the REST history's client: one budget per venue
-                rest = source.rest
-            else:
-                rest = self._listing_rests.get(group.name)
-                if rest is None:
-                    rest = self._listing_rests[group.name] = spec.rest(
-                        self.config, group.credentials(), self._clock)
-            listing = await spec.listing(rest)
-            LISTINGS.put(url, listing)
+        if listing is not None:
+            return listing
+        source = self._sources.get(group.name)
+        if source is not None:  # the REST history's client: one budget per venue
+            rest = source.rest
+        else:
+            rest = self._listing_rests.get(group.name)
+            if rest is None:
+                rest = self._listing_rests[group.name] = spec.rest(
+                    self.config, group.credentials(), self._clock)
+        listing = await spec.listing(rest)
+        LISTINGS.put(url, listing)
         if listing.venue_time_ns is not None and listing.local_time_ns is not None:
             self.pipeline.gate.observe_venue_clock(listing.venue, listing.venue_time_ns,
                                                    listing.local_time_ns)

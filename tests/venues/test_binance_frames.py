@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.data.config import StreamManagerConfig
+from bot.data.errors import MalformedFrame
 from bot.data.models import Side, Tick
 from bot.data.venues.binance.session import BinanceSession
 from bot.data.venues.protocol import Received, TickerUpdate
@@ -76,6 +77,27 @@ def test_every_captured_book_ticker_becomes_a_ticker_update(ticker_channel: str 
         assert update.last is None
         assert update.timestamp == (data["E"] * MS if "E" in data else None)
         assert update.receive_timestamp == 7
+
+
+@pytest.mark.parametrize("channel", ["trade", "aggTrade"])
+def test_a_payload_is_this_channels_trade_only_when_its_event_type_says_so(channel: str) -> None:
+    """``e`` decides, not the fields: a payload with the trade fields but no ``e``, or
+    another event's, is no trade of this channel (the live path's other decoders see it:
+    an aggregate trade on a trade session still becomes a tick there, nothing else does)."""
+    session = _session(channel)
+    session.add_symbol("BTC/USDT")
+    fields = {"s": "BTCUSDT", "t": 7, "a": 7, "p": "1.5", "q": "2", "T": 1_700_000_000_000,
+              "m": False}
+    for event in (None, "kline", "trade" if channel == "aggTrade" else "aggTrade"):
+        data = fields if event is None else {"e": event, **fields}
+        frame = json.dumps({"stream": f"btcusdt@{channel}", "data": data}).encode()
+        assert session.decode_trade(frame, 42) is None, event
+        if event in (None, "kline"):  # a malformed frame of its stream, named as such
+            with pytest.raises(MalformedFrame, match=f"bad {channel} event"):
+                session.receive(frame, 42)
+    frame = json.dumps({"stream": f"btcusdt@{channel}", "data": {**fields, "e": channel}})
+    tick = session.decode_trade(frame.encode(), 42)
+    assert tick is not None and (tick.symbol, tick.trade_id) == ("BTC/USDT", 7)
 
 
 def test_streams_the_session_does_not_decode_are_skipped_quietly() -> None:

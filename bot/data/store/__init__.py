@@ -7,7 +7,8 @@
 - :func:`replay` feeds recorded ticks through a ``TickPipeline``.
 - :func:`aggregate_ticks` builds the streaming aggregator's bars from a whole
   tick table at once, vectorized.
-- :func:`read_binance_trades` reads Binance's public trade files as a tick table.
+- :func:`read_binance_trades` reads Binance's public trade files as a tick table
+  (it lives in the Binance venue package, ``bot.data.venues.binance.downloads``).
 
 Needs the ``store`` extra: ``pip install 'bot-stream[store]'``.
 """
@@ -16,12 +17,12 @@ from bot.data.extras import require
 
 try:
     from bot.data.store.bulk import aggregate_ticks
-    from bot.data.store.downloads import read_binance_trades
     from bot.data.store.files import StoreError
     from bot.data.store.lock import StoreLocked
     from bot.data.store.recorder import Recorder
     from bot.data.store.replay import ReplayResult, replay
     from bot.data.store.store import TradeStore
+    from bot.data.venues.binance.downloads import read_binance_trades
 except ImportError:
     require("store", "The Parquet store (recording, TradeStore, replay)")
     raise

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
 import msgspec
 
@@ -85,9 +86,10 @@ CONTROL_INTERVAL_S = 0.5
 
 
 class _Trade(msgspec.Struct, gc=False):
-    """A ``@trade`` payload; ``X`` is the trade type where the venue sends one (USDⓈ-M)."""
+    """A ``@trade`` payload (the decoder checks ``e``); ``X`` is the trade type where the
+    venue sends one (USDⓈ-M)."""
 
-    e: str
+    e: Literal["trade"]
     s: str
     t: int
     p: float
@@ -98,14 +100,14 @@ class _Trade(msgspec.Struct, gc=False):
 
 
 class _TradeFrame(msgspec.Struct, gc=False):
-    stream: str
-    data: _Trade
+    data: _Trade  # the envelope's stream name is not read: the payload names its symbol
 
 
 class _AggTrade(msgspec.Struct, gc=False):
-    """An ``@aggTrade`` payload; the aggregate id ``a`` is read as the trade id."""
+    """An ``@aggTrade`` payload (the decoder checks ``e``); the aggregate id ``a`` is read
+    as the trade id."""
 
-    e: str
+    e: Literal["aggTrade"]
     s: str
     t: int = msgspec.field(name="a")
     p: float
@@ -116,7 +118,6 @@ class _AggTrade(msgspec.Struct, gc=False):
 
 
 class _AggTradeFrame(msgspec.Struct, gc=False):
-    stream: str
     data: _AggTrade
 
 
@@ -202,7 +203,6 @@ class BinanceCodec:
         self.time_unit_ns = time_unit_ns
         self.trade_channel = trade_channel
         self._unified: dict[str, str] = {}
-        self._event = trade_channel
         frame_type: type[_TradeFrame | _AggTradeFrame] = (
             _TradeFrame if trade_channel == "trade" else _AggTradeFrame)
         self._trade_decoder = msgspec.json.Decoder(frame_type, strict=False)
@@ -233,9 +233,7 @@ class BinanceCodec:
         """
         try:
             d = self._trade_decoder.decode(frame).data
-        except msgspec.ValidationError:
-            return None
-        if d.e != self._event:
+        except msgspec.ValidationError:  # another event or stream, or a field missing
             return None
         # _tick's body, inlined: one call less per trade.
         return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
@@ -380,8 +378,6 @@ class BinanceSession(BinanceCodec):
             return self._receive_other(frame, receive_ns)
         except msgspec.DecodeError as exc:
             raise MalformedFrame(f"invalid JSON: {exc}", frame) from None
-        if d.e != self._event:
-            return self._receive_other(frame, receive_ns)
         return Tick(self.venue, self._unified.get(d.s) or d.s, d.p, d.q,
                     _SELL if d.m else _BUY, d.t, d.T * self.time_unit_ns, receive_ns,
                     _NO_CONDITIONS if d.X == MARKET else (d.X,))

@@ -21,10 +21,16 @@ import io
 import zipfile
 from pathlib import Path
 
-import polars as pl
-
+from bot.data.extras import require
 from bot.data.models import UPDATES_ALL, Side
-from bot.data.store.layout import TICK_SCHEMA
+
+try:
+    import polars as pl
+
+    from bot.data.store.layout import TICK_SCHEMA
+except ImportError:
+    require("store", "Reading Binance's public trade files")
+    raise
 
 _LAYOUTS = {
     7: ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"),
