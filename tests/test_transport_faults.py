@@ -416,3 +416,26 @@ async def test_a_socket_that_only_pings_is_recycled_as_silent(
         finally:
             await manager.stop()
     assert counters["silent_recycles"] >= 2 and len(attempts) >= 2
+
+
+async def test_a_connection_cut_again_and_again_but_streaming_trades_between_cuts_never_gives_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reconnect_attempts`` counts attempts in a row that brought no trade: a flaky link
+    that still carries the market keeps being reconnected (a closed one still fails, above)."""
+    from bot.data.sim import ExchangeSimulator
+    from tests.streaming import fast_config, point_at
+
+    async with ExchangeSimulator(["BTC/USDT"], speed=20.0) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(reconnect_attempts=2, warm_up=False))
+        manager.add_crypto_symbols(["BTC/USDT"])
+        ticks: list[Tick] = []
+        manager.on_tick(lambda e: ticks.append(e.data))
+        async with manager:
+            sim.drop_after(25)  # every connection is cut after 25 frames
+            await wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 8, 30)
+            conn = manager._connections[0]
+            assert conn.state is not ConnectionState.FAILED
+            seen = len(ticks)
+            await wait_for(lambda: len(ticks) > seen + 50, 20)
+            assert conn.state is not ConnectionState.FAILED

@@ -52,6 +52,7 @@ import msgspec
 from bot.data.gate import valid_trade_id
 from bot.data.models import BarFlag, Tick
 from bot.data.pipeline import TickPipeline
+from bot.data.supervision import Supervisor
 from bot.data.throttle import LogThrottle
 from bot.data.venues.history import TradeFetcher, TradePosition
 from bot.data.venues.tickrule import TickRule
@@ -64,7 +65,11 @@ MAX_BUFFERED = 100_000  # live ticks one symbol may buffer while its gap is fill
 
 @dataclass
 class GapReport:
-    """A span of trades that could not be recovered (its bars carry GAP)."""
+    """A span of trades that could not be recovered (its bars carry GAP).
+
+    The span is ordered whatever the evidence: times that disagree (a clock
+    behind the venue's, a venue answer out of order) widen it, never reverse it.
+    """
 
     venue: str
     symbol: str
@@ -72,6 +77,10 @@ class GapReport:
     end_ns: int
     cause: str
     missing_ids: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.start_ns > self.end_ns:
+            self.start_ns, self.end_ns = self.end_ns, self.start_ns
 
     def to_dict(self) -> dict[str, Any]:
         return {"venue": self.venue, "symbol": self.symbol, "start_ns": self.start_ns,
@@ -122,8 +131,11 @@ class GapRecovery:
                  clock: Callable[[], int] = time.time_ns,
                  on_gap: Callable[[GapReport], None] | None = None,
                  concurrency: int = 4, fetch_timeout: float = 60.0,
-                 max_buffered: int = MAX_BUFFERED) -> None:
+                 max_buffered: int = MAX_BUFFERED, supervisor: Supervisor | None = None) -> None:
+        """``supervisor`` runs the fills (a fill that fails is logged, counted and shown
+        in health there); its own one when not given."""
         self.pipeline = pipeline
+        self.supervisor = supervisor if supervisor is not None else Supervisor()
         self._fast_process = pipeline.fast_process
         self.fetchers = fetchers
         self.counters = RecoveryCounters()
@@ -304,8 +316,8 @@ class GapRecovery:
             late = f"the fill did not finish within {timeout:g} s"
         cur.timeout = None
         cur.overflow = False
-        task = asyncio.get_running_loop().create_task(self._fill(cur, until, timeout, late),
-                                                      name=f"backfill-{cur.symbol}")
+        task = self.supervisor.job(f"backfill-{cur.symbol}",
+                                   self._fill(cur, until, timeout, late))
         cur.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -321,7 +333,7 @@ class GapRecovery:
         error: str | None = None
         try:
             async with asyncio.timeout(timeout), self._limit:
-                trades = await fetcher.fetch(cur.symbol, before, until, self._clock())
+                trades = await fetcher.fetch(cur.symbol, before, until, self._venue_now(cur))
         except asyncio.CancelledError:
             if not cur.overflow:
                 raise
@@ -337,9 +349,17 @@ class GapRecovery:
         cur.task = None
         if self._cursors.get(cur.symbol) is not cur:
             return  # unsubscribed meanwhile
-        self._apply(cur, before, until, trades, error)
-        self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
-        self._drain(cur)
+        try:
+            self._apply(cur, before, until, trades, error)
+        except Exception as exc:
+            # A defect applying the fill must neither hide the span nor hold the symbol:
+            # the span is reported as a gap, the symbol goes on, the supervisor shows it.
+            self._apply(cur, before, until, [],
+                        f"the fill could not be applied ({type(exc).__name__}: {exc})")
+            raise
+        finally:
+            self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
+            self._drain(cur)
 
     def _apply(self, cur: _Cursor, before: TradePosition, until: Tick | None,
                trades: list[Tick], error: str | None) -> None:
@@ -402,13 +422,18 @@ class GapRecovery:
             cur.tick_rule.seed(last.symbol, last.price, last.side)
         return [t for t in trades if t.timestamp >= since_ns] if context else trades
 
+    def _venue_now(self, cur: _Cursor) -> int:
+        """Now on ``cur``'s venue clock: what a fill without a live tick to stop at reads
+        up to. Trade times are the venue's; the local clock may be behind it."""
+        return self.pipeline.gate.venue_time_ns(cur.venue, self._clock())
+
     def _hole(self, cur: _Cursor, before: TradePosition, until: Tick | None,
               trades: list[Tick], error: str | None) -> GapReport | None:
         """The span still missing after the fetch, or None when it was filled."""
         fetcher = cur.fetcher
         assert fetcher is not None
         start = before.last_ts if before.last_ts >= 0 else (before.since_ns or 0)
-        end_of_gap = until.timestamp if until is not None else self._clock()
+        end_of_gap = until.timestamp if until is not None else self._venue_now(cur)
         if error is not None:
             ids = ((before.last_id + 1, until.trade_id - 1)
                    if fetcher.sequenced and until is not None and before.last_id >= 0 else None)

@@ -112,7 +112,8 @@ class StreamManager:
         self._health_contributors: list[Callable[[HealthReport], None]] = [self.source.judge]
         self._reconnects = 0
         self._recovery = GapRecovery(self.pipeline, {}, clock=clock, on_gap=self._on_gap,
-                                     fetch_timeout=self.config.backfill_timeout_seconds)
+                                     fetch_timeout=self.config.backfill_timeout_seconds,
+                                     supervisor=self.supervisor)
         self._sources: dict[str, Any] = {}  # venue -> REST history (trades and bars)
         self._gaps: deque[tuple[int, dict[str, Any]]] = deque(maxlen=50)  # (reported at, gap)
         self._store_unwritable = (0, 0)  # (rows the store left out, clock time that grew)

@@ -217,3 +217,62 @@ async def test_an_empty_warm_up_window_still_starts_the_tick_rule_from_its_conte
 
     assert [t.trade_id for t in seen] == [103, 104], "context trades are not passed on"
     assert [t.side for t in seen] == [Side.BUY, Side.SELL]
+
+
+@pytest.mark.parametrize("fail", [True, False])
+async def test_a_reconnect_fill_with_the_local_clock_behind_the_venue_reports_and_goes_on(
+        fail: bool) -> None:
+    """A fill after a reconnect reads up to now. The local clock is 5 s behind the time of
+    the last trade (a slow machine clock): the gap it reports is still an ordered span,
+    the fill ends, and the symbol's next live trades build bars (they used to wait behind
+    a fill task that had died on a reversed span, for good)."""
+    trades = xrpeth_trades()[:3000]
+    pipeline = _pipeline()
+    reports: list[GapReport] = []
+    behind = trades[999].timestamp - 5_000_000_000
+    recovery = GapRecovery(pipeline, {"binance": FakeHistory(trades, fail=fail)},
+                           clock=lambda: behind, on_gap=reports.append)
+    recovery.track("binance", "XRP/ETH")
+    await _feed(recovery, trades[:1000])
+    recovery.disconnected(["XRP/ETH"])
+    recovery.reconnected(["XRP/ETH"])
+    await _feed(recovery, [])
+    assert recovery.filling_symbols() == []
+    if fail:
+        (gap,) = reports
+        assert (gap.start_ns, gap.end_ns) == (behind, trades[999].timestamp)
+    await _feed(recovery, trades[1500:])
+    assert recovery.filling_symbols() == []
+    assert pipeline.ticks_accepted == 3000 - (500 if fail else 0)
+
+
+async def test_a_fill_that_fails_to_apply_is_reported_shown_and_does_not_hold_its_symbol(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever goes wrong applying a fill (here the bar marking raises once), the span is
+    a reported gap, the failure is the supervisor's (logged, counted, in health), and the
+    symbol's live trades go on building bars."""
+    trades = xrpeth_trades()[:3000]
+    pipeline = _pipeline()
+    reports: list[GapReport] = []
+    recovery = GapRecovery(pipeline, {"binance": FakeHistory(trades)}, on_gap=reports.append)
+    recovery.track("binance", "XRP/ETH")
+    mark = pipeline.aggregator.mark
+    calls = [0]
+
+    def mark_failing_once(*args: object) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("a defect")
+        mark(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline.aggregator, "mark", mark_failing_once)
+    await _feed(recovery, trades[:1000] + trades[1500:2000])  # ids 1000-1499 missing
+    await _feed(recovery, trades[2000:])
+    assert recovery.filling_symbols() == []
+    (gap,) = reports
+    assert "the fill could not be applied (RuntimeError: a defect)" in gap.cause
+    assert gap.missing_ids == (trades[1000].trade_id, trades[1499].trade_id)
+    assert recovery.supervisor.failures == 1
+    assert "task backfill-XRP/ETH failed (1x): RuntimeError: a defect" in \
+        recovery.supervisor.reasons()[0]
+    assert pipeline.ticks_accepted == 2500
