@@ -2,7 +2,8 @@
 
 Credentials register their values when they are loaded (:func:`register_secret`;
 :class:`~bot.data.venues.alpaca.AlpacaCredentials` does it for the key id and
-the secret, the NATS client for passwords in server URLs). From the first one on:
+the secret, the NATS client for user names, passwords and tokens in server
+URLs). From the first one on:
 
 * every log record of every logger in the process, at any level, is redacted
   when it is created: its message, exception text and stack text. A log record
@@ -22,11 +23,12 @@ mask ordinary words, and they are no secret worth the name.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import traceback
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 FRAGMENT = 8
 MIN_SECRET = 4
@@ -89,15 +91,29 @@ def register_secret(value: str) -> None:
 
 
 def register_url_credentials(url: str) -> None:
-    """Register the user name and password of a URL such as ``nats://user:pass@host``."""
+    """Register the credentials of a URL such as ``nats://user:pass@host`` or ``nats://token@host``.
+
+    The user name and password as written and percent-decoded, and the HTTP Basic
+    credentials a client derives from them (base64 of ``user:password``): a
+    ``ws://`` URL's credentials travel in the handshake's ``Authorization``
+    header, and libraries show that header in their errors.
+    """
     try:
         parts = urlsplit(url)
-        user, password = parts.username, parts.password
+        written = (parts.username or "", parts.password or "")
     except ValueError:
         return
-    for value in (user, password):
-        if value:
+    if max(len(v) for v in written) < MIN_SECRET:  # none, or too short to be worth hiding
+        return
+    for user, password in {written, (unquote(written[0]), unquote(written[1]))}:
+        for value in (user, password):
             register_secret(value)
+        pair = f"{user}:{password}"
+        try:
+            raw = pair.encode("latin-1")  # what HTTP clients encode Basic credentials with
+        except UnicodeEncodeError:
+            raw = pair.encode()
+        register_secret(base64.b64encode(raw).decode())
 
 
 def redact(text: str) -> str:

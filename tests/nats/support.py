@@ -22,6 +22,7 @@ from bot.data.sim import ExchangeSimulator, SimTrade
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOL = "BTC/USDT"
 NS_PER_MS = 1_000_000
+ACK_TIMEOUT_S = 30.0  # kill tests: an ack is confirmed, not given up, however slow the server
 
 
 class Process:
@@ -30,12 +31,16 @@ class Process:
     def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
         self.proc = proc
         self.name = name
+        self.lines: list[str] = []  # every line read so far
 
     @classmethod
-    async def spawn(cls, name: str, args: Sequence[str], env: dict[str, str]) -> Process:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, env={**os.environ, **env}, cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    async def spawn(cls, name: str, args: Sequence[str], env: dict[str, str],
+                    stderr: Path | None = None) -> Process:
+        """``python ARGS``; its stderr goes to the file ``stderr`` (default: discarded)."""
+        with open(stderr or os.devnull, "wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, *args, env={**os.environ, **env}, cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE, stderr=err)
         return cls(proc, name)
 
     async def readline(self, timeout: float = 20.0) -> str:
@@ -45,13 +50,16 @@ class Process:
         if not line.endswith(b"\n"):
             raise AssertionError(f"{self.name} ended (status {self.proc.returncode}) "
                                  f"before a full line: {line!r}")
-        return line.decode().rstrip("\n")
+        self.lines.append(line.decode().rstrip("\n"))
+        return self.lines[-1]
 
     async def remaining_lines(self) -> list[str]:
         """Every complete line left once the process has ended (a cut last line is dropped)."""
         assert self.proc.stdout is not None
         data = await self.proc.stdout.read()
-        return data.decode().split("\n")[:-1]
+        lines = data.decode().split("\n")[:-1]
+        self.lines += lines
+        return lines
 
     def kill(self) -> None:
         """SIGKILL: no cleanup of any kind in the child."""
@@ -70,21 +78,25 @@ class Process:
 
 
 async def start_worker(nats_url: str, sim: ExchangeSimulator, worker_id: str,
-                       symbols: Sequence[str] = (SYMBOL,), *extra: str) -> Process:
-    """``python -m bot.data.nats.worker`` for ``symbols``; returns once it streams."""
+                       symbols: Sequence[str] = (SYMBOL,), *extra: str,
+                       stderr: Path | None = None) -> Process:
+    """``python -m bot.data.nats.worker`` for ``symbols``; returns once it streams.
+
+    ``extra`` options come last (a second ``--log-level`` wins); its log goes to ``stderr``.
+    """
     worker = await Process.spawn(worker_id, [
         "-m", "bot.data.nats.worker", "--nats", nats_url, "--symbols", *symbols,
         "--worker-id", worker_id, "--timeframes", "1m", "--health-interval", "1",
-        "--log-level", "WARNING", *extra], sim.env())
+        "--log-level", "WARNING", *extra], sim.env(), stderr)
     line = await worker.readline()
     assert line.startswith(f"worker {worker_id} "), line
     return worker
 
 
 def remote(nats_url: str, durable: str, symbols: Sequence[str] = (SYMBOL,),
-           ) -> RemoteStreamManager:
+           ack_timeout: float = 1.0) -> RemoteStreamManager:
     manager = RemoteStreamManager(StreamManagerConfig(supported_timeframes=["1m"]),
-                                  servers=nats_url, durable=durable, ack_timeout=1.0)
+                                  servers=nats_url, durable=durable, ack_timeout=ack_timeout)
     manager.add_crypto_symbols(list(symbols))
     return manager
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from bot.data.nats.server import NatsServer
 from bot.data.sim import ExchangeSimulator
 from bot.data.stream_manager import StreamManager
 from tests.nats.support import (
+    ACK_TIMEOUT_S,
     SYMBOL,
     Process,
     assert_exact_trade_sequence,
@@ -136,10 +138,11 @@ async def test_redundant_workers_either_killed_mid_run_deliver_each_trade_once(
 
 
 async def test_killed_consumer_resumes_after_its_last_ack_without_loss_or_repeat(
-        nats_server: NatsServer, sim: ExchangeSimulator) -> None:
+        nats_server: NatsServer, sim: ExchangeSimulator, tmp_path: Path) -> None:
     worker = await start_worker(nats_server.url, sim, "w-resume")
+    freeze = tmp_path / "freeze"
     killed = await Process.spawn("consumer", [
-        "-m", "tests.nats.consumer_proc", nats_server.url, "resume", SYMBOL], {})
+        "-m", "tests.nats.consumer_proc", nats_server.url, "resume", SYMBOL, str(freeze)], {})
     nc = await connect(nats_server.url, "inspect")
     js = nc.jetstream()
     second: list[Tick] = []
@@ -150,15 +153,20 @@ async def test_killed_consumer_resumes_after_its_last_ack_without_loss_or_repeat
         while not getattr((await js.consumer_info("MD_TICKS", "resume")).ack_floor,
                           "stream_seq", 0):
             printed += [int(await killed.readline()) for _ in range(20)]
+        # Killed inside its tick handler: between two confirmed acks. An ack sent just
+        # before a kill reaches the server's ack queue after it, and the floor read here
+        # would still move (the server processes acks apart from consumer info requests).
+        freeze.touch()
+        while not (line := await killed.readline()).startswith("frozen"):
+            printed.append(int(line))
         killed.kill()
         await killed.proc.wait()
-        printed += [int(line) for line in await killed.remaining_lines()]
         floor = (await js.consumer_info("MD_TICKS", "resume")).ack_floor
         assert floor is not None and floor.stream_seq
         acked_last = (await stored_ticks(js, floor.stream_seq))[-1]  # the floor's batch's last
 
         async def run(into: list[Tick], count: int) -> None:
-            manager = remote(nats_server.url, "resume")
+            manager = remote(nats_server.url, "resume", ack_timeout=ACK_TIMEOUT_S)
             manager.on_tick(lambda e: into.append(e.data))
             await manager.start()
             await wait_for(lambda: len(into) >= count, 20, f"{count} ticks after a restart")
@@ -167,8 +175,10 @@ async def test_killed_consumer_resumes_after_its_last_ack_without_loss_or_repeat
         await run(second, 200)  # after a SIGKILL
         await run(third, 200)  # after a graceful stop
     finally:
+        killed.kill()  # a frozen consumer would otherwise outlive a failed test
         await nc.close()
         await worker.stop()
+    assert line == "frozen ack_errors=0", "every ack of the killed consumer was confirmed"
     assert acked_last.trade_id in printed, "the killed consumer processed what it acknowledged"
     assert second[0].trade_id == acked_last.trade_id + 1, "resumed right after the last ack"
     assert third[0].trade_id == second[-1].trade_id + 1, "a graceful stop acknowledges all"

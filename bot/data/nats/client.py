@@ -51,9 +51,11 @@ async def connect(servers: str | Sequence[str], name: str, *,
 
     The first connection is retried for ``start_timeout`` seconds (a server
     starting beside us gets that long), then fails with a ConnectionError
-    naming the URLs, so a misconfigured address is reported rather than awaited.
+    naming the URLs and the last error (refused, or an authorization violation),
+    so a misconfigured address or credential is reported rather than awaited.
     """
     urls = server_list(servers)
+    last_error: Exception | None = None
 
     async def disconnected() -> None:
         if not (nc.is_closed or nc.is_draining):  # not our own close
@@ -67,6 +69,8 @@ async def connect(servers: str | Sequence[str], name: str, *,
             await on_reconnected()
 
     async def error(exc: Exception) -> None:
+        nonlocal last_error
+        last_error = exc
         _throttle.log(f"{name}:{type(exc).__name__}", logging.WARNING, "%s: NATS error: %r",
                       name, exc)
 
@@ -78,8 +82,9 @@ async def connect(servers: str | Sequence[str], name: str, *,
             start_timeout)
     except TimeoutError:
         where = redact(", ".join(urls))
-        raise ConnectionError(f"{name}: no NATS server answered at {where} within "
-                              f"{start_timeout:g}s") from None
+        why = "" if last_error is None else f" (last error: {redact(repr(last_error))})"
+        raise ConnectionError(f"{name}: could not connect to NATS at {where} within "
+                              f"{start_timeout:g}s{why}") from None
     return nc
 
 

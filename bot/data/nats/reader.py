@@ -18,7 +18,10 @@ open, a durable that delivered beyond its ack floor (its last process died) is
 repositioned after the ack floor the same way. A redelivery of a message at or
 before the position is acknowledged and skipped. The handler runs before the
 batch is acknowledged (ack-all of the last handled message, confirmed by the
-server), so a restart resumes right after the last acknowledged message.
+server), so a restart resumes right after the last acknowledged message. An
+ack the server did not confirm in time is covered by the next batch's; at
+:meth:`StreamReader.close` it is sent once more and awaited, so a graceful stop
+leaves nothing handled for the next start to read again.
 
 One process per durable name: two readers sharing one would split its messages.
 """
@@ -82,6 +85,7 @@ class StreamReader:
         self._next_delivery = 1
         self._astray: str | None = None  # why the consumer must be repositioned
         self._current: ConsumerConfig | None = None
+        self._unconfirmed: Msg | None = None  # the last ack, if the server did not confirm it
         self._sub: JetStreamContext.PullSubscription | None = None
         self._throttle = LogThrottle(logger)
 
@@ -117,6 +121,13 @@ class StreamReader:
                               subscribe=False)
 
     async def close(self) -> None:
+        """Stop reading, once the last acknowledgement is confirmed (sent again if it was not)."""
+        unconfirmed = self._unconfirmed
+        if unconfirmed is not None and self._sub is not None:
+            await self._ack(unconfirmed)
+        await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(*NATS_ERRORS):
@@ -146,7 +157,7 @@ class StreamReader:
         self._current = config.evolve(name=info.name)
         if subscribe:
             # A new inbox: deliveries of a consumer being replaced cannot reach this one.
-            await self.close()
+            await self._unsubscribe()
             self._sub = await self.js.pull_subscribe_bind(
                 durable=self.durable, stream=self.stream,
                 name=None if self.durable else info.name)
@@ -156,6 +167,7 @@ class StreamReader:
         self._astray = why
         logger.warning("reader %s: %s; restarting after stream sequence %d", self.name, why,
                        self.position)
+        self._unconfirmed = None  # the consumer it was for is replaced
         if self.name is not None:
             with contextlib.suppress(NotFoundError):
                 await self.js.delete_consumer(self.stream, self.name)
@@ -225,7 +237,11 @@ class StreamReader:
         try:
             await msg.ack_sync(timeout=self.ack_timeout)
         except NATS_ERRORS as exc:
-            # Not lost: redelivered later, then skipped by position.
+            # Not lost: the next ack covers it (ack-all) and close() sends it again; until
+            # then a redelivery of its batch is skipped by position.
+            self._unconfirmed = msg
             self.counters.ack_errors += 1
             self._throttle.log("ack", logging.WARNING, "reader %s: ack failed: %r",
                                self.name, exc)
+        else:
+            self._unconfirmed = None

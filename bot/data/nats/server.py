@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
@@ -54,16 +55,20 @@ class NatsServer:
     """One ``nats-server -js`` process on loopback with file storage under ``store_dir``.
 
     ``port`` 0 picks a free port once; :meth:`restart` reuses it, so clients
-    reconnect to the same URL.
+    reconnect to the same URL. ``options`` go to the server's command line as
+    they are, e.g. ``("--user", "md", "--pass", "...")`` to require credentials
+    (:attr:`url` carries none).
     """
 
     def __init__(self, store_dir: str | Path, *, port: int = 0, host: str = "127.0.0.1",
-                 binary: Path | None = None, ready_timeout: float = 10.0) -> None:
+                 binary: Path | None = None, ready_timeout: float = 10.0,
+                 options: Sequence[str] = ()) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary or nats_server_binary()
         self.ready_timeout = ready_timeout
+        self.options = list(options)
         self.log_path = self.store_dir / "nats-server.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -81,7 +86,7 @@ class NatsServer:
             return
         self.store_dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(self.binary), "-js", "-sd", str(self.store_dir), "-a", self.host,
-               "-p", str(self.port), "-l", str(self.log_path)]
+               "-p", str(self.port), "-l", str(self.log_path), *self.options]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + self.ready_timeout

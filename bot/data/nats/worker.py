@@ -44,7 +44,7 @@ from bot.data.config import (
 )
 from bot.data.errors import ConfigError, StreamError
 from bot.data.health import HealthReport
-from bot.data.nats.client import connect, connected_url
+from bot.data.nats.client import connect, connected_url, server_list
 from bot.data.nats.publisher import Publisher
 from bot.data.nats.sharding import Shard
 from bot.data.nats.streams import DAY_S, default_streams, ensure_streams
@@ -91,6 +91,7 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         """Fail now, naming the bad value, rather than after connecting."""
         check_token("worker_id", self.worker_id)
+        self.servers = server_list(self.servers)  # registers credentials in the URLs first
         if self.health_interval_s <= 0:
             raise ConfigError("health_interval", self.health_interval_s, "must be > 0 seconds")
         config = self.manager_config()
