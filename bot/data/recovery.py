@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 _log_throttle = LogThrottle(logger)
 
 MAX_BUFFERED = 100_000  # live ticks one symbol may buffer while its gap is filled
+# How long a window fill (a venue without trade sequence) waits for the stream's first trade
+# after its fetch: that trade, not the venue's clock as estimated, is where the window ends.
+STREAM_WAIT_S = 1.0
 
 
 @dataclass
@@ -98,8 +101,8 @@ class RecoveryCounters:
 
 
 class _Cursor:
-    __slots__ = ("buffer", "connected", "fetcher", "filling", "overflow", "position", "refill",
-                 "symbol", "task", "tick_rule", "timeout", "venue")
+    __slots__ = ("buffer", "connected", "fetcher", "filling", "live", "overflow", "position",
+                 "refill", "symbol", "task", "tick_rule", "timeout", "venue")
 
     def __init__(self, venue: str, symbol: str, fetcher: TradeFetcher | None) -> None:
         self.venue = venue
@@ -113,6 +116,7 @@ class _Cursor:
         # Live ticks in arrival order while a fill runs; False marks a tick the gate refused
         # or held (only its id counts: it moves the cursor in its place).
         self.buffer: list[tuple[Tick, bool]] = []
+        self.live = asyncio.Event()  # set when an admitted live tick is buffered
         self.task: asyncio.Task[None] | None = None  # the fill running, if any
         self.timeout: float | None = None  # the next fill's own timeout (a warm-up's deadline)
         self.overflow = False  # the buffer passed its bound: the running fill gives up
@@ -271,6 +275,8 @@ class GapRecovery:
 
     def _buffer(self, cur: _Cursor, tick: Tick, admitted: bool) -> None:
         cur.buffer.append((tick, admitted))
+        if admitted:
+            cur.live.set()
         if len(cur.buffer) > self._max_buffered and not cur.overflow:
             cur.overflow = True
             if cur.task is not None:
@@ -309,7 +315,7 @@ class GapRecovery:
     # -- filling ---------------------------------------------------------------------
     def _spawn(self, cur: _Cursor) -> None:
         # The live tick that ends the gap (a gap is only ever opened by an admitted one).
-        until = next((t for t, admitted in cur.buffer if admitted), None)
+        until = _first_live(cur)
         if cur.timeout is not None:
             timeout, late = cur.timeout, "the warm-up did not finish by its deadline"
         else:
@@ -333,8 +339,13 @@ class GapRecovery:
         trades: list[Tick] = []
         error: str | None = None
         try:
-            async with asyncio.timeout(timeout), self._limit:
-                trades = await fetcher.fetch(cur.symbol, before, until, self._venue_now(cur))
+            async with asyncio.timeout(timeout):
+                now = self._venue_now(cur)
+                async with self._limit:
+                    trades = await fetcher.fetch(cur.symbol, before, until, now)
+                if until is None and not fetcher.sequenced:
+                    until, more = await self._reach_stream(cur, before, trades, now)
+                    trades += more
         except asyncio.CancelledError:
             if not cur.overflow:
                 raise
@@ -361,6 +372,32 @@ class GapRecovery:
         finally:
             self.counters.backfill_latency_ns.append(time.monotonic_ns() - started)
             self._drain(cur)
+
+    async def _reach_stream(self, cur: _Cursor, before: TradePosition, trades: list[Tick],
+                            fetched_to: int) -> tuple[Tick | None, list[Tick]]:
+        """Where a window fill without a live trade to stop at ends, and what more it reads.
+
+        The window was read up to ``fetched_to``, the venue's now as estimated, which
+        trails a venue clock running faster than ours (a simulator). The stream's
+        first trade once it is back (awaited up to :data:`STREAM_WAIT_S`) is where the
+        window really ends: the trades between are read too, from the last one
+        fetched. Returns that trade (None when none came) and the trades read up to it.
+        """
+        live = _first_live(cur)
+        if live is None:
+            cur.live.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STREAM_WAIT_S):
+                    await cur.live.wait()
+            live = _first_live(cur)
+        if live is None or live.timestamp <= fetched_to:
+            return None, []
+        last = trades[-1] if trades else None
+        after = before if last is None else TradePosition(
+            last.trade_id, last.timestamp, last.price, last_side=last.side)
+        assert cur.fetcher is not None
+        async with self._limit:
+            return live, await cur.fetcher.fetch(cur.symbol, after, live, self._venue_now(cur))
 
     def _apply(self, cur: _Cursor, before: TradePosition, until: Tick | None,
                trades: list[Tick], error: str | None) -> None:
@@ -495,3 +532,8 @@ class GapRecovery:
     def filling_symbols(self) -> list[str]:
         """Symbols whose live ticks wait for a fill right now."""
         return sorted(s for s, cur in self._cursors.items() if cur.filling)
+
+
+def _first_live(cur: _Cursor) -> Tick | None:
+    """The first live tick the gate admitted among those ``cur``'s fill buffered."""
+    return next((t for t, admitted in cur.buffer if admitted), None)
