@@ -329,12 +329,9 @@ async def test_a_dashboard_publisher_that_fails_is_reported_and_restarted() -> N
         await server.stop()
 
 
-async def test_every_alpaca_trade_across_reconnects_reaches_tick_or_a_reported_gap(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # Alpaca trades carry no sequence: a reconnect's window is filled from REST up to the
-    # venue's now as estimated, which trails a fast venue clock (the simulator at 30x). The
-    # first trade the stream brings back must bound the window instead, or the trades in
-    # between are lost without a word.
+async def alpaca_trades_lost(monkeypatch: pytest.MonkeyPatch, fault: str) -> dict[str, int]:
+    """Per stock symbol, the simulator's trades (30x its clock) that reached no TICK and lie
+    in no reported gap while ``fault`` ("drops" or "garbled") was done to the stream."""
     async with ExchangeSimulator(symbols=[], stock_symbols=["AAPL", "TSLA"], seed=1,
                                  history_seconds=30, speed=30) as sim:
         point_at(sim, monkeypatch)
@@ -347,16 +344,42 @@ async def test_every_alpaca_trade_across_reconnects_reaches_tick_or_a_reported_g
             start = sim.now_ns()
             for _ in range(3):
                 await asyncio.sleep(2)
-                sim.drop_all()
+                if fault == "drops":
+                    sim.drop_all()
+                else:
+                    sim.send_malformed(0.05)
+            sim.clear_faults()
             await asyncio.sleep(3)
             end = sim.now_ns() - 60 * SECOND  # well before the last trades still arriving
             gaps = manager.get_health()["gaps"]
         finally:
             await manager.stop()
+    lost = {}
     for symbol in ("AAPL", "TSLA"):
         got = {split_stock_trade_id(t.trade_id) for t in ticks if t.symbol == symbol}
-        lost = [t for t in sim.trades("alpaca", symbol) if start <= t.time_ns <= end
-                and (t.exchange, t.trade_id) not in got
-                and not any(g["symbol"] == symbol and g["start_ns"] <= t.time_ns <= g["end_ns"]
-                            for g in gaps)]
-        assert not lost, f"{symbol}: {len(lost)} trades lost outside any reported gap"
+        missed = [t for t in sim.trades("alpaca", symbol) if start <= t.time_ns <= end
+                  and (t.exchange, t.trade_id) not in got
+                  and not any(g["symbol"] == symbol and g["start_ns"] <= t.time_ns <= g["end_ns"]
+                              for g in gaps)]
+        lost[symbol] = len(missed)
+    return lost
+
+
+async def test_every_alpaca_trade_across_reconnects_reaches_tick_or_a_reported_gap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Alpaca trades carry no sequence: a reconnect's window is filled from REST up to the
+    # venue's now as estimated, which trails a fast venue clock. The first trade the stream
+    # brings back must bound the window instead, or the trades between are lost unreported.
+    assert await alpaca_trades_lost(monkeypatch, "drops") == {"AAPL": 0, "TSLA": 0}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a frame the Alpaca session cannot read is only counted (transport.Connection."
+    "_parse_error): with no trade sequence nothing opens a gap for the trades it carried; "
+    "filling a window per unreadable frame floods REST under garbage, so the span should be "
+    "flagged GAP between each symbol's trades around it instead (recovery.GapRecovery)"))
+async def test_every_alpaca_trade_around_unreadable_frames_reaches_tick_or_a_reported_gap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A frame that cannot be read loses the trades it carried, and with no sequence nothing
+    # else shows it: those trades must reach a reported gap, the bars around them flagged.
+    assert await alpaca_trades_lost(monkeypatch, "garbled") == {"AAPL": 0, "TSLA": 0}
