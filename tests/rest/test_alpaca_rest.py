@@ -23,6 +23,7 @@ from bot.data.sim import ExchangeSimulator
 from bot.data.sim.trades import E8, SimTrade
 from bot.data.venues.alpaca import rest as alpaca_module
 from bot.data.venues.alpaca.conditions import updates_for
+from bot.data.venues.alpaca.rest import rfc3339_ns
 from bot.data.venues.alpaca.session import AlpacaCredentials, stock_trade_id
 from tests.rest.conftest import (
     CREDENTIALS,
@@ -267,6 +268,43 @@ async def test_bars_look_further_back_until_the_history_runs_out(
                                                  if w["close_time"] < NOW_NS)
     for bar in bars:
         assert_bar_is(bar, want[bar.open_time], "5m")
+
+
+async def test_bars_behind_a_long_closed_market_take_one_request(
+        alpaca_sim: ExchangeSimulator) -> None:
+    """Three hours of history behind a long silence (a weekend, a holiday): one request,
+    newest first, finds every bar there is, instead of a window doubling back for weeks."""
+    async with AlpacaRest(config_for(alpaca_sim), CREDENTIALS) as rest:
+        before = requests_of(alpaca_sim)
+        bars = await rest.bars(SYMBOL, "1m", limit=500, end_ns=NOW_NS)
+        requests = requests_of(alpaca_sim) - before
+    want = expected_bars(alpaca_sim, MINUTE)
+    assert [b.open_time for b in bars] == sorted(t for t, w in want.items()
+                                                 if w["close_time"] < NOW_NS)[-500:]
+    assert requests == 1
+
+
+async def test_bars_from_a_server_that_ignores_sort_are_still_the_newest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server answering oldest first whatever ``sort`` says: every page is read and the
+    newest ``limit`` bars kept (reading only the first page would keep the oldest)."""
+    monkeypatch.setattr(alpaca_module, "PAGE_LIMIT", 4)
+    opens = [NOW_NS - (20 - i) * MINUTE for i in range(20)]  # 20 closed 1m bars, ascending
+
+    def row(open_ns: int) -> dict[str, Any]:
+        return {"t": rfc3339_ns(open_ns), "o": 1.0, "h": 1.0, "l": 1.0, "c": 1.0, "v": 1.0,
+                "n": 1, "vw": 1.0}
+
+    async def bars(request: web.Request) -> web.Response:
+        first = int(request.query.get("page_token", "0"))
+        token = str(first + 4) if first + 4 < len(opens) else None
+        return web.json_response({"bars": [row(t) for t in opens[first:first + 4]],
+                                  "symbol": "AAPL", "next_page_token": token})
+
+    async with local_server([web.get("/v2/stocks/{symbol}/bars", bars)]) as url, \
+            AlpacaRest(StreamManagerConfig(alpaca_rest_url=url), CREDENTIALS) as rest:
+        got = await rest.bars("AAPL", "1m", limit=6, end_ns=NOW_NS)
+    assert [b.open_time for b in got] == opens[-6:]
 
 
 async def test_bars_end_at_or_before_end_ns(alpaca_sim: ExchangeSimulator) -> None:

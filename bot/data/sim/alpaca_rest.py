@@ -2,8 +2,9 @@
 
 Requests must carry ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` (else 403).
 ``start``/``end`` are RFC-3339 (``start`` defaults to the beginning of the
-current day, ``end`` to now), ``limit`` is 1-10000 (default 1000), and a
-``next_page_token`` continues a result that did not fit. Bars are built from
+current day, ``end`` to now), ``limit`` is 1-10000 (default 1000), ``sort`` is
+``asc`` (the default: oldest first) or ``desc`` (newest first), and a
+``next_page_token`` continues a result that did not fit, in the same order. Bars are built from
 the simulator's trades with per-field trade-condition rules: odd lots (``I``)
 count toward volume but not prices, and a bucket without a price-eligible trade
 has no bar. Bars are UTC epoch multiples of the timeframe.
@@ -52,6 +53,14 @@ def decode_token(token: str) -> tuple[int, int]:
         return int(time_ns), int(trade_id)
     except (ValueError, UnicodeDecodeError):
         raise InvalidQuery("invalid page token") from None
+
+
+def _descending(request: web.Request) -> bool:
+    """The ``sort`` parameter: ``desc`` is newest first; ``asc``, the default, oldest first."""
+    sort = request.query.get("sort", "asc")
+    if sort not in ("asc", "desc"):
+        raise InvalidQuery(f"invalid sort: {sort}")
+    return sort == "desc"
 
 
 def bar_length_ns(timeframe: str) -> int:
@@ -129,14 +138,19 @@ class SimAlpacaRest:
     def trades(self, request: web.Request) -> dict[str, Any]:
         symbol = request.match_info["symbol"]
         start, end, limit = self._window(request)
+        descending = _descending(request)
         trades = self._trades(symbol, start, end)
+        if descending:
+            trades.reverse()
         if "page_token" in request.query:
-            after = decode_token(request.query["page_token"])
-            trades = [t for t in trades if (t.time_ns, t.trade_id) >= after]
+            token = decode_token(request.query["page_token"])
+            trades = [t for t in trades
+                      if ((t.time_ns, t.trade_id) <= token if descending
+                          else (t.time_ns, t.trade_id) >= token)]
         page, rest = trades[:limit], trades[limit:]
-        token = encode_token(rest[0].time_ns, rest[0].trade_id) if rest else None
+        next_token = encode_token(rest[0].time_ns, rest[0].trade_id) if rest else None
         return {"trades": [rest_trade(t) for t in page], "symbol": symbol,
-                "next_page_token": token}
+                "next_page_token": next_token}
 
     def bars(self, request: web.Request) -> dict[str, Any]:
         symbol = request.match_info["symbol"]
@@ -144,14 +158,19 @@ class SimAlpacaRest:
             raise InvalidQuery("timeframe is required")
         length = bar_length_ns(request.query["timeframe"])
         start, end, limit = self._window(request)
-        if "page_token" in request.query:
-            start = max(start, decode_token(request.query["page_token"])[0])
+        descending = _descending(request)
+        first = start - start % length
         buckets: dict[int, list[SimTrade]] = {}
-        for t in self._trades(symbol, start - start % length, end):
-            if t.time_ns >= start - start % length:
+        for t in self._trades(symbol, first, end):
+            if t.time_ns >= first:
                 buckets.setdefault(t.time_ns - t.time_ns % length, []).append(t)
-        bars = [(open_ns, bar) for open_ns, trades in buckets.items()
-                if open_ns >= start - start % length and (bar := build_bar(open_ns, trades))]
+        bars = [(open_ns, bar) for open_ns, trades in sorted(buckets.items())
+                if (bar := build_bar(open_ns, trades))]
+        if descending:
+            bars.reverse()
+        if "page_token" in request.query:
+            key = decode_token(request.query["page_token"])[0]
+            bars = [(o, b) for o, b in bars if (o <= key if descending else o >= key)]
         page, rest = bars[:limit], bars[limit:]
         token = encode_token(rest[0][0], 0) if rest else None
         return {"bars": [bar for _, bar in page], "symbol": symbol, "next_page_token": token}

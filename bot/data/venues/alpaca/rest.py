@@ -22,8 +22,9 @@ the keys). A refused request raises
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -198,9 +199,12 @@ class AlpacaRest(HttpClient):
         volume is of unknown side); ``quote_volume`` is ``vw * v``,
         ``trade_count`` is ``n``, trade ids are -1. Alpaca has no bar for an
         interval without an eligible trade. Its daily bars open at midnight New
-        York time, not UTC. The window grows backwards (doubling) until
-        ``limit`` bars are found or it spans ``MAX_SPARSITY`` times the bars'
-        span (at least 14 days); a sparser symbol returns fewer bars.
+        York time, not UTC. One window is asked, newest first (``sort=desc``),
+        reaching back ``MAX_SPARSITY`` times the bars' span (at least 14 days:
+        weekends and holidays), and read until ``limit`` bars are found: one
+        request for up to 10,000 bars however long the market was closed. A
+        sparser symbol returns fewer bars. Should the answer come oldest first
+        (a server that ignores ``sort``), the whole window is read instead.
         """
         symbol = _stock_symbol(symbol)
         name = TIMEFRAMES.get(timeframe)
@@ -211,21 +215,22 @@ class AlpacaRest(HttpClient):
             raise ConfigError("limit", limit, "must be an integer >= 1")
         length = timeframe_ns(timeframe)
         end = time.time_ns() if end_ns is None else end_ns
-        span = limit * length
-        horizon = max(end - max(span * MAX_SPARSITY, MIN_LOOKBACK_NS), 0) // length * length
+        horizon = max(end - max(limit * length * MAX_SPARSITY, MIN_LOOKBACK_NS), 0)
+        params = {"timeframe": name, "start": rfc3339_ns(horizon // length * length),
+                  "end": rfc3339_ns(end), "sort": "desc"}
         found: dict[int, Bar] = {}
-        window_end = end
-        while len(found) < limit and window_end > horizon:
-            start = max((end - span) // length * length, horizon)
-            params = {"timeframe": name, "start": rfc3339_ns(start),
-                      "end": rfc3339_ns(window_end)}
-            async for page in self._pages(f"/v2/stocks/{symbol}/bars", params, _BARS_PAGE):
-                for row in page.bars or ():
-                    bar = self._bar(row, symbol, timeframe, length)
+        newest_first = True
+        pages = self._pages(f"/v2/stocks/{symbol}/bars", params, _BARS_PAGE)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                bars = [self._bar(row, symbol, timeframe, length) for row in page.bars or ()]
+                if len(bars) > 1 and bars[0].open_time < bars[-1].open_time:
+                    newest_first = False
+                for bar in bars:
                     if bar.close_time <= end:
                         found.setdefault(bar.open_time, bar)
-            window_end = start - 1
-            span *= 2
+                if newest_first and len(found) >= limit:
+                    break
         return [found[t] for t in sorted(found)[-limit:]]
 
     def _bar(self, row: _Bar, symbol: str, timeframe: str, length: int) -> Bar:
@@ -239,7 +244,7 @@ class AlpacaRest(HttpClient):
                    row.n, -1, -1, BarFlag.NONE)
 
     async def _pages(self, path: str, params: dict[str, str], decoder: msgspec.json.Decoder[P]
-                     ) -> AsyncIterator[P]:
+                     ) -> AsyncGenerator[P, None]:
         """Every page of a paginated answer, following ``next_page_token``.
 
         A token the venue already gave (its paging would never end) or more than
