@@ -420,8 +420,9 @@ async def test_a_socket_that_only_pings_is_recycled_as_silent(
 
 async def test_a_connection_cut_again_and_again_but_streaming_trades_between_cuts_never_gives_up(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``reconnect_attempts`` counts attempts in a row that brought no trade: a flaky link
-    that still carries the market keeps being reconnected (a closed one still fails, above)."""
+    """``reconnect_attempts`` counts attempts in a row on which the venue sent nothing: a
+    flaky link that still carries the market keeps being reconnected (a server that closes
+    every connection at once still fails, above)."""
     from bot.data.sim import ExchangeSimulator
     from tests.streaming import fast_config, point_at
 
@@ -439,3 +440,24 @@ async def test_a_connection_cut_again_and_again_but_streaming_trades_between_cut
             seen = len(ticks)
             await wait_for(lambda: len(ticks) > seen + 50, 20)
             assert conn.state is not ConnectionState.FAILED
+
+
+async def test_a_connection_to_a_closed_market_cut_again_and_again_never_gives_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At night no stock trades; a link that drops every connection after the venue's
+    replies (connected, authenticated, subscribed) still hears from the venue, so it keeps
+    reconnecting and streams when the market opens (it used to fail for good by morning)."""
+    from bot.data.sim import ExchangeSimulator
+    from tests.streaming import fast_config, point_at
+
+    night = 1_796_094_000 * 10**9  # 2026-12-01 03:00 UTC: 22:00 in New York, closed
+    async with ExchangeSimulator([], ["AAPL"], start_time_ns=night) as sim:
+        point_at(sim, monkeypatch)
+        manager = StreamManager(fast_config(reconnect_attempts=2, warm_up=False))
+        manager.add_stock_symbols(["AAPL"])
+        async with manager:
+            sim.drop_after(3)  # cut once the replies are sent: no trade ever comes
+            await wait_for(lambda: manager.get_metrics()["counters"]["reconnects"] >= 6, 30)
+            conn = manager._connections[0]
+            assert conn.state is not ConnectionState.FAILED
+            assert not manager.get_ticks("AAPL")

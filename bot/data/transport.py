@@ -9,12 +9,13 @@ Reliability rules it enforces:
 
 * backoff ``uniform(reconnect_delay, min(max_reconnect_delay, reconnect_delay * 2**n))``,
   reset once a connection has stayed up for ``stable_connection_seconds``;
-* after ``reconnect_attempts`` consecutive failed attempts that brought no trade, or
-  at once on a fatal venue answer (bad credentials, connection limit, insufficient
-  subscription), the connection is FAILED and the error is kept for whoever awaits
-  it. A connection that drops again and again but streams trades in between keeps
-  reconnecting (its backoff grows to ``max_reconnect_delay``): giving up on it
-  would stop a market that is flowing;
+* after ``reconnect_attempts`` consecutive failed attempts on which the venue sent
+  nothing, or at once on a fatal venue answer (bad credentials, connection limit,
+  insufficient subscription), the connection is FAILED and the error is kept for
+  whoever awaits it. A connection that drops again and again but hears from the
+  venue in between (trades, or only its replies while the market is closed) keeps
+  reconnecting, its backoff grown to ``max_reconnect_delay``: giving up on it would
+  stop a market that is flowing, or one about to open;
 * a connection that stays open but sends nothing for ``silence_timeout`` is recycled;
   so is one whose liveness probe (:meth:`Connection.probe`, for venues that answer
   a request in order on the stream) goes unanswered for ``probe_timeout``;
@@ -370,7 +371,7 @@ class Connection:
     # -- the loop --------------------------------------------------------------------
     async def _run(self) -> None:
         attempt = 0  # failures since the last stable connection: the backoff's exponent
-        barren = 0  # attempts in a row that brought no trade: the give-up count
+        barren = 0  # attempts in a row on which the venue sent nothing: the give-up count
         try:
             while True:
                 if not self.symbols:
@@ -378,7 +379,7 @@ class Connection:
                     await asyncio.sleep(0.2)
                     continue
                 started = time.monotonic()
-                ticks_before = self.stats.ticks
+                frames_before = self.stats.frames
                 try:
                     await self._connect_and_stream()
                 except ExchangeError as exc:
@@ -391,14 +392,14 @@ class Connection:
                 if time.monotonic() - started >= self._stable_after:
                     attempt = barren = 0
                 attempt += 1
-                # A connection that keeps dropping but streams trades in between is flaky,
-                # not dead: it keeps reconnecting, at the backoff's longest delay.
-                barren = 0 if self.stats.ticks > ticks_before else barren + 1
+                # A connection that keeps dropping but hears from the venue in between is
+                # flaky, not dead: it keeps reconnecting, at the backoff's longest delay.
+                barren = 0 if self.stats.frames > frames_before else barren + 1
                 self.stats.consecutive_failures = barren
                 if barren > self._max_attempts:
                     self._fail(ConnectionFailed(
                         self.name, 0, f"gave up after {self._max_attempts} consecutive failed "
-                        f"attempts (none brought a trade); last error: {self.error!r}",
+                        f"attempts (the venue sent nothing on any); last error: {self.error!r}",
                         fatal=True))
                     return
                 self.stats.reconnects += 1
@@ -465,6 +466,7 @@ class Connection:
             async with asyncio.timeout(self._connect_timeout):
                 while not session.ready:
                     frame = await ws.recv_queued()
+                    self.stats.frames += 1
                     try:
                         out = session.receive(frame, self._clock())
                     except Exception as exc:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot.data.aggregation import BarAggregator
 from bot.data.config import StreamManagerConfig
-from bot.data.errors import ConfigError
+from bot.data.errors import ConfigError, MalformedFrame
 from bot.data.models import Bar, BarFlag, Side, Tick
 from bot.data.rest import BinanceRest, RestError
 from bot.data.sim import ExchangeSimulator
@@ -323,3 +323,19 @@ async def test_the_listing_reads_the_venue_clock_for_the_klines() -> None:
         await rest.listing()
         await rest.klines(SYMBOL, "1m", limit=5)
     assert venue.counts == {"time": 0, "klines": 1, "exchangeInfo": 1}
+
+
+async def test_a_success_whose_body_is_cut_short_is_asked_once_more(
+        binance_sim: ExchangeSimulator) -> None:
+    """A 200 with half its body (cut on its way) is asked again, in the budget: one such
+    answer costs a request, not the fill; two in a row reach the caller as malformed."""
+    chosen = binance_sim.trades("binance", SYMBOL)[100:1100]
+    async with BinanceRest(config_for(binance_sim)) as rest:
+        binance_sim.garble_rest(1)
+        ticks = await rest.historical_trades(SYMBOL, chosen[0].trade_id)
+        assert [t.trade_id for t in ticks] == [t.trade_id for t in chosen]
+        assert rest.limiter.usage()["requests"] == {"historicalTrades": 2}
+        binance_sim.garble_rest(2)
+        with pytest.raises(MalformedFrame, match="unexpected historicalTrades answer"):
+            await rest.historical_trades(SYMBOL, chosen[0].trade_id)
+        assert rest.limiter.usage()["requests"] == {"historicalTrades": 4}

@@ -27,6 +27,9 @@ What the exchanges publish and this module does about it:
   last answer becomes a :class:`RestError` (status 0 when none came).
 - Any other 4xx is the caller's mistake: no retry; the client raises
   :class:`RestError` with the venue's own code and message.
+- A success whose body is not JSON at all (cut short on its way, a proxy's page)
+  is asked once more; a second one reaches the caller, whose decoding raises
+  :class:`~bot.data.errors.MalformedFrame`.
 
 Every wait goes through the injected ``sleep`` and is recorded in
 :attr:`RateLimiter.waits`, so tests and metrics see exactly what happened;
@@ -491,8 +494,17 @@ class HttpClient:
                 body = await response.read()
                 return Reply(response.status, response.headers, body)
 
+        endpoint = path.rsplit("/", 1)[-1]
         reply = await self.limiter.run(send, weight=weight, venue=self.venue,
-                                       endpoint=path.rsplit("/", 1)[-1], host=host)
+                                       endpoint=endpoint, host=host)
+        if reply.ok and not _is_json(reply.body):
+            # A success whose body is no JSON (cut short on its way, a proxy's page): asked
+            # once more, in the budget like any request; a second such body is the caller's
+            # MalformedFrame.
+            logger.warning("%s REST answered %s with a body that is no JSON; asking once more",
+                           self.venue, path)
+            reply = await self.limiter.run(send, weight=weight, venue=self.venue,
+                                           endpoint=endpoint, host=host)
         if not reply.ok:
             raise self._error(reply)
         return reply.body
@@ -519,6 +531,18 @@ class _ErrorBody(msgspec.Struct):
 
 
 _decode_error = msgspec.json.Decoder(_ErrorBody).decode
+
+
+_ANY_JSON = msgspec.json.Decoder(msgspec.Raw)
+
+
+def _is_json(body: bytes) -> bool:
+    """True when ``body`` is one well-formed JSON document (checked, not decoded)."""
+    try:
+        _ANY_JSON.decode(body)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
