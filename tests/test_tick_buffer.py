@@ -191,3 +191,35 @@ def test_a_pipeline_keeps_each_buffered_tick_in_at_most_64_bytes() -> None:
 def test_a_ring_without_room_is_refused_with_what_it_needs(capacity: int) -> None:
     with pytest.raises(ValueError, match="capacity >= 1"):
         TickRing(capacity)
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 12), ticks=st.lists(any_ticks(), max_size=60))
+def test_appending_plain_fields_keeps_what_appending_the_tick_keeps(
+        capacity: int, ticks: list[Tick]) -> None:
+    """The fast path's append (the fields it holds, with the tick for a fallback) gives what
+    append gives, tick for tick, also when a field does not fit a row: the packing it
+    began is overwritten, and no older row is touched."""
+    plain, whole = TickRing(capacity, VENUE, SYMBOL), TickRing(capacity, VENUE, SYMBOL)
+    for tick in ticks:
+        plain_kind = (tick.venue, tick.symbol, tick.conditions, tick.exchange, tick.updates) \
+            == (VENUE, SYMBOL, (), "", UPDATES_ALL) and tick.side in list(Side)
+        if plain_kind:
+            plain.append_plain(tick, tick.price, tick.volume, tick.trade_id, tick.timestamp,
+                               tick.receive_timestamp, tick.side)
+        else:
+            plain.append(tick)
+        whole.append(tick)
+        assert [exactly(t) for t in plain.recent()] == [exactly(t) for t in whole.recent()]
+
+
+def test_a_plain_trade_whose_receive_time_does_not_fit_leaves_the_oldest_row_intact() -> None:
+    ring = TickRing(3, VENUE, SYMBOL)
+    kept = [Tick(VENUE, SYMBOL, 1.0 + i, 2.0, Side.BUY, i, T0 + i, T0 + i) for i in range(3)]
+    for tick in kept:
+        ring.append_plain(tick, tick.price, tick.volume, tick.trade_id, tick.timestamp,
+                          tick.receive_timestamp, tick.side)
+    odd = Tick(VENUE, SYMBOL, 9.0, 9.0, Side.SELL, 9, T0 + 9, 2**70)
+    ring.append_plain(odd, odd.price, odd.volume, odd.trade_id, odd.timestamp,
+                      odd.receive_timestamp, odd.side)
+    assert ring.recent() == [*kept[1:], odd]

@@ -36,7 +36,7 @@ from bot.data.events import EventBus, EventType
 from bot.data.gate import DEFAULT_FUTURE_WINDOW_NS, MAX_INT64, TickGate
 from bot.data.history import BarHistory
 from bot.data.models import Bar, Side, Tick
-from bot.data.tick_buffer import UNFIT_ERRORS, TickRing
+from bot.data.tick_buffer import TickRing
 from bot.data.timeframes import NS_PER_MS, NS_PER_SECOND, TIMEFRAME_SECONDS
 from bot.data.venues.registry import facts_of, gate_rules
 
@@ -176,12 +176,8 @@ class TickPipeline:
         if ahead > lane.future_ns or -ahead > lane.past_ns:
             return False
         side = tick.side
-        # Admitted. build's tick buffer first: a row it cannot pack leaves it all to the
-        # general path (which keeps such a tick whole), with nothing changed.
-        try:
-            lane.ticks.append_plain(price, qty, tid, ts, recv, side)
-        except UNFIT_ERRORS:
-            return False
+        # Admitted: build's remainder, the tick buffer first.
+        lane.ticks.append_plain(tick, price, qty, tid, ts, recv, side)
         if ahead > 0:
             clock.offset = ts - recv  # the venue's clock is at least here
         # BarAggregator.add's fast case.
@@ -211,7 +207,7 @@ class TickPipeline:
         elif side is _SELL:
             b.sell_volume += qty
         b.count += 1
-        # build's remainder: the TICK event (it completed no bar).
+        # The TICK event (it completed no bar).
         self.ticks_accepted += 1
         self.bus.emit_tick(tick, tick.venue, recv)
         return True

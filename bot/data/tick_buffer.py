@@ -36,7 +36,7 @@ _PACK_INTO: Final = ROW.pack_into
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 # What packing a tick whose fields are not what Tick declares can raise.
-UNFIT_ERRORS: Final = (KeyError, TypeError, ValueError, OverflowError, struct.error)
+_UNFIT: Final = (KeyError, TypeError, ValueError, OverflowError, struct.error)
 
 # A kind is (side, conditions, exchange, updates), or a whole Tick kept as it came.
 _Kind = tuple[Side, tuple[str, ...], str, int] | Tick
@@ -86,23 +86,27 @@ class TickRing:
                 kind = self._keep_whole(tick)
             self._write(tick.price, tick.volume, tick.trade_id, tick.timestamp,
                         tick.receive_timestamp, kind)
-        except UNFIT_ERRORS:  # a side that is no Side, or a value that does not fit a row
+        except _UNFIT:  # a side that is no Side, or a value that does not fit a row
             self._write(0.0, 0.0, 0, _int64(tick.timestamp), _int64(tick.receive_timestamp),
                         self._keep_whole(tick))
 
-    def append_plain(self, price: float, volume: float, trade_id: int, timestamp: int,
-                     receive_timestamp: int, side: Side) -> None:
-        """Keep a plain trade of the ring's own venue and symbol (no conditions, no
-        exchange code, every bar field updated) from its fields: what :meth:`append`
-        keeps of such a tick, for a caller that already holds them. Raises one of
-        :data:`UNFIT_ERRORS`, keeping nothing, if a field does not fit a row (then
-        :meth:`append` keeps the tick whole)."""
-        self._write(price, volume, trade_id, timestamp, receive_timestamp,
+    def append_plain(self, tick: Tick, price: float, volume: float, trade_id: int,
+                     timestamp: int, receive_timestamp: int, side: Side) -> None:
+        """Keep ``tick``, a plain trade of the ring's own venue and symbol (no conditions,
+        no exchange code, every bar field updated), from its fields the caller already
+        holds: what :meth:`append` keeps of it, without reading them again. A field that
+        does not fit a row sends it to :meth:`append`, which keeps it whole."""
+        try:
+            self._write(price, volume, trade_id, timestamp, receive_timestamp,
                         _PLAIN_KIND_OF[side])
+        except _UNFIT:
+            self.append(tick)
 
     def _write(self, price: float, volume: float, trade_id: int, timestamp: int,
-                   receive_timestamp: int, kind: int) -> None:
-        """Pack one row at the write position; raises (writing nothing) if it does not fit."""
+               receive_timestamp: int, kind: int) -> None:
+        """Pack one row at the write position. A value that does not fit raises, leaving
+        the position and count as they were; the slot may then hold part of the row,
+        which the caller overwrites at once (both appends' fallbacks do)."""
         pos = self._pos
         if pos == len(self._rows):  # still filling: room for more rows first
             self._grow()
