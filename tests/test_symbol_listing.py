@@ -234,3 +234,38 @@ async def test_a_listing_another_manager_fetched_does_not_set_this_managers_venu
             venue_now = ahead.pipeline.gate.venue_time_ns("binance", time.time_ns() + day)
         assert _exchange_info_requests(sim) == 1, "the second manager used the cached listing"
         assert abs(venue_now - time.time_ns()) < 60 * 10**9, "the venue's clock is its own"
+
+
+async def test_a_rest_host_that_never_answers_fails_the_start_at_the_listing_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that accepts connections and never answers: start() (no timeout of its own)
+    fails at the listing's deadline naming the venue, instead of waiting out every retry
+    of every 30 s request (about 3 minutes)."""
+    from aiohttp import web
+
+    from bot.data import listing as listing_module
+
+    async def never(_request: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", never)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    monkeypatch.setattr(listing_module, "LISTING_DEADLINE_S", 1.0)
+    monkeypatch.setenv("BINANCE_REST_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("BINANCE_WS_URL", f"ws://127.0.0.1:{port}")
+    manager = StreamManager(fast_config(warm_up=False, backfill=False))
+    manager.add_crypto_symbols(["BTC/USDT"])
+    try:
+        started = time.monotonic()
+        with pytest.raises(StreamError, match="cannot check symbols against binance: binance "
+                           "REST did not answer its listing within 1 s"):
+            await asyncio.wait_for(manager.start(), 20)
+        assert time.monotonic() - started < 5
+        assert not manager.is_running
+    finally:
+        await runner.cleanup()

@@ -30,6 +30,10 @@ from bot.data.errors import ConfigError
 
 # Binance lists and delists pairs with days of notice: a listing ten minutes old is current.
 LISTING_TTL_S = 600.0
+# How long asking for a listing may take, retries included. A REST host that accepts
+# connections but never answers would otherwise hold start() for the retries' sum
+# (30 s a request, 6 requests: about 3 minutes).
+LISTING_DEADLINE_S = 30.0
 SUGGESTIONS = 3
 # How alike (difflib ratio) a listed symbol must be to be suggested: BTC/USDT for
 # BTC/USDTT (0.94), not ETH/USDT (0.71).

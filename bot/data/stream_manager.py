@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from bot.data import listing as listing_module
 from bot.data.config import StreamManagerConfig, symbol_list
 from bot.data.errors import ConfigError, StartTimeout, StreamError
 from bot.data.events import EventType, Handler
@@ -444,7 +445,12 @@ class StreamManager:
             if rest is None:
                 rest = self._listing_rests[group.name] = spec.rest(
                     self.config, group.credentials(), self._clock)
-        listing = await spec.listing(rest)
+        try:
+            async with asyncio.timeout(listing_module.LISTING_DEADLINE_S):
+                listing = await spec.listing(rest)
+        except TimeoutError:
+            raise StreamError(f"{group.name} REST did not answer its listing within "
+                              f"{listing_module.LISTING_DEADLINE_S:g} s") from None
         LISTINGS.put(url, listing)
         if listing.venue_time_ns is not None and listing.local_time_ns is not None:
             self.pipeline.gate.observe_venue_clock(listing.venue, listing.venue_time_ns,
