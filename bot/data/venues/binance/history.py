@@ -74,8 +74,8 @@ def binance_request_bound(*, symbols: int, timeframes: Sequence[str], bar_histor
     reads for a run of that length when given, else (a run of unknown length,
     restarts) one per symbol. ``fills``: the trades each gap fill fetched (and
     any warm-up fill past its first page), ``n // 1000 + 1`` pages each.
-    ``retries``: answers retried (429, 5xx, no answer), one request each;
-    ``max_retries`` (5) per request at most.
+    ``retries``: answers retried (429, 5xx, no answer: ``max_retries`` (5) per
+    request at most; a success whose body is no JSON: once), one request each.
     """
     from bot.data.venues.binance.rest import SERVER_TIME_TTL_S  # the REST client, when used
 
