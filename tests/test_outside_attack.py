@@ -160,6 +160,24 @@ async def test_a_fill_that_raises_releases_its_symbol_and_is_reported_as_a_faile
                for reason in supervisor.reasons())
 
 
+async def _streaming_then_cut_off(sim: ExchangeSimulator,
+                                  backfill_timeout_seconds: float) -> StreamManager:
+    """A started manager streaming BTC/USDT from ``sim``, whose stream then drops while
+    its REST refuses every request (the caller stops the manager)."""
+    manager = StreamManager(fast_config(warm_up=False,
+                                        backfill_timeout_seconds=backfill_timeout_seconds))
+    manager.add_crypto_symbols(["BTC/USDT"])
+    await manager.start()
+    try:
+        await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 5, timeout=10)
+    except BaseException:
+        await manager.stop()
+        raise
+    sim.fail_rest(10_000, status=503)
+    sim.drop_all()
+    return manager
+
+
 async def test_a_reconnect_fill_that_fails_while_the_venue_clock_leads_reports_a_gap_and_streams_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # The simulator's clock runs 30 s ahead of ours (a venue clock the gate follows). The
@@ -168,13 +186,8 @@ async def test_a_reconnect_fill_that_fails_while_the_venue_clock_leads_reports_a
     async with ExchangeSimulator(symbols=["BTC/USDT"], history_seconds=60,
                                  start_time_ns=time.time_ns() + 30 * SECOND) as sim:
         point_at(sim, monkeypatch)
-        manager = StreamManager(fast_config(warm_up=False, backfill_timeout_seconds=0.5))
-        manager.add_crypto_symbols(["BTC/USDT"])
-        await manager.start()
+        manager = await _streaming_then_cut_off(sim, backfill_timeout_seconds=0.5)
         try:
-            await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 5, timeout=10)
-            sim.fail_rest(10_000, status=503)
-            sim.drop_all()
             await wait_for(lambda: manager.get_health()["gaps"], timeout=10)
             streamed = manager.get_metrics()["counters"]["ticks"]
             await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > streamed + 5,
@@ -233,13 +246,8 @@ async def test_a_restart_during_a_failing_fill_streams_the_symbol_again(
         monkeypatch: pytest.MonkeyPatch) -> None:
     async with ExchangeSimulator(symbols=["BTC/USDT"], history_seconds=60) as sim:
         point_at(sim, monkeypatch)
-        manager = StreamManager(fast_config(warm_up=False, backfill_timeout_seconds=30))
-        manager.add_crypto_symbols(["BTC/USDT"])
-        await manager.start()
+        manager = await _streaming_then_cut_off(sim, backfill_timeout_seconds=30)
         try:
-            await wait_for(lambda: manager.get_metrics()["counters"]["ticks"] > 5, timeout=10)
-            sim.fail_rest(10_000, status=503)
-            sim.drop_all()
             await wait_for(lambda: manager.get_health()["backfilling"], timeout=10)
             await manager.stop()
             sim.clear_faults()
