@@ -2,6 +2,9 @@
 
 Configs read BINANCE_* / ALPACA_* variables at construction, so a leaked value
 silently points every later test at a server that no longer exists.
+
+Also: the fault catalogue's run summaries end the pytest output (collected from the
+test reports, so they arrive from the workers of a parallel run too).
 """
 
 from __future__ import annotations
@@ -12,6 +15,22 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.support.fakex import FakeBinance
+
+FAULT_SUMMARY_PROPERTY = "fault_catalogue"  # the property tests/test_fault_catalogue.py records
+_fault_summaries: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _fault_summaries.extend(str(value) for name, value in report.user_properties
+                                if name == FAULT_SUMMARY_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _fault_summaries:
+        terminalreporter.write_sep("-", "fault catalogue")
+        for text in _fault_summaries:
+            terminalreporter.write_line(text)
 
 WATCHED = ("BINANCE_WS_URL", "BINANCE_REST_URL", "ALPACA_WS_URL", "ALPACA_REST_URL",
            "ALPACA_TRADING_URL",

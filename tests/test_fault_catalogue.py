@@ -22,6 +22,7 @@ import pytest
 from bot.data.models import Side, Tick
 from bot.data.sim import ExchangeSimulator, SimTrade
 from bot.data.sim.trades import E8
+from tests.conftest import FAULT_SUMMARY_PROPERTY
 from tests.fault_catalogue import TOTAL, Run, Settings, Verdict, draw, run_catalogue
 from tests.streaming import point_at
 
@@ -29,30 +30,8 @@ CI_SEED = 20261130
 SEEDS = [int(s) for s in os.environ.get("FAULT_SEED", str(CI_SEED)).split(",") if s.strip()]
 FAULTS_PER_RUN = int(os.environ.get("FAULT_COUNT", "10"))
 EXAMPLES = 4  # failures shown per invariant
+
 FAULT_KINDS = [k.strip() for k in os.environ.get("FAULT_KINDS", "").split(",") if k.strip()]
-
-
-class _TerminalSummary:
-    """Writes the runs' summaries at the end of the session, captured output or not."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        terminalreporter.write_sep("-", "fault catalogue")
-        for line in self.lines:
-            terminalreporter.write_line(line)
-
-
-@pytest.fixture
-def summary(request: pytest.FixtureRequest) -> _TerminalSummary:
-    plugins = request.config.pluginmanager
-    plugin = plugins.get_plugin("fault-catalogue-summary")
-    if plugin is None:
-        plugin = _TerminalSummary()
-        plugins.register(plugin, "fault-catalogue-summary")
-    assert isinstance(plugin, _TerminalSummary)
-    return plugin
 
 
 def _report(seed: int, names: list[str], run: Run, verdict: Verdict) -> list[str]:
@@ -97,8 +76,7 @@ def _report(seed: int, names: list[str], run: Run, verdict: Verdict) -> list[str
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_random_fault_sequences_keep_every_invariant(
-        seed: int, monkeypatch: pytest.MonkeyPatch, summary: _TerminalSummary,
-        record_property: Any) -> None:
+        seed: int, monkeypatch: pytest.MonkeyPatch, record_property: Any) -> None:
     names = draw(seed, FAULTS_PER_RUN, FAULT_KINDS)
 
     def set_env(sim: ExchangeSimulator) -> None:
@@ -108,8 +86,7 @@ async def test_random_fault_sequences_keep_every_invariant(
     lines = _report(seed, names, run, verdict)
     text = "\n".join(lines)
     print(text)
-    record_property("fault_catalogue", text)
-    summary.lines.extend(lines)
+    record_property(FAULT_SUMMARY_PROPERTY, text)  # tests/conftest.py ends the output with it
     assert not verdict.failures, (
         f"FAULT_SEED={seed}: {len(verdict.failures)} invariant checks failed\n{text}")
 
