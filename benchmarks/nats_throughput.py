@@ -110,15 +110,21 @@ def _pipeline() -> TickPipeline:
     return pipeline
 
 
+async def _feed(ticks: list[Tick], take: Callable[[Tick], object]) -> None:
+    """Hand every tick to ``take``, yielding to the loop every 1,000 ticks as a live worker
+    yields between socket reads."""
+    for i, tick in enumerate(ticks):
+        take(tick)
+        if i % 1000 == 999:
+            await asyncio.sleep(0)
+
+
 async def pipeline_only(ticks: list[Tick]) -> float:
     """What a worker ingests beyond decoding: the bare pipeline, no NATS."""
     pipeline = _pipeline()
     ticks = from_now(ticks)
     start = time.perf_counter()
-    for i, tick in enumerate(ticks):
-        pipeline.process(tick)
-        if i % 1000 == 999:
-            await asyncio.sleep(0)
+    await _feed(ticks, pipeline.process)
     return time.perf_counter() - start
 
 
@@ -129,10 +135,7 @@ async def publisher_only(nc: Client, ticks: list[Tick], args: argparse.Namespace
     await publisher.start()
     ticks = from_now(ticks)
     start = time.perf_counter()
-    for i, tick in enumerate(ticks):
-        publisher.publish(tick)
-        if i % 1000 == 999:
-            await asyncio.sleep(0)
+    await _feed(ticks, publisher.publish)
     await publisher.stop()  # the input ends here: the open batches go out now
     elapsed = time.perf_counter() - start
     _check_all_sent(publisher, ticks)
@@ -148,10 +151,7 @@ async def worker_path(nc: Client, ticks: list[Tick], args: argparse.Namespace) -
     await publisher.start()
     ticks = from_now(ticks)
     start = time.perf_counter()
-    for i, tick in enumerate(ticks):
-        pipeline.process(tick)
-        if i % 1000 == 999:
-            await asyncio.sleep(0)  # a live worker yields between socket reads
+    await _feed(ticks, pipeline.process)
     await publisher.stop()  # the input ends here: the open batches go out now
     elapsed = time.perf_counter() - start
     _check_all_sent(publisher, ticks)
@@ -198,10 +198,7 @@ async def end_to_end(nc: Client, url: str, ticks: list[Tick], args: argparse.Nam
                           max_in_flight=args.in_flight, batch_ms=args.batch_ms)
     await publisher.start()
     start = time.perf_counter()
-    for i, tick in enumerate(ticks):
-        publisher.publish(tick)
-        if i % 1000 == 999:
-            await asyncio.sleep(0)
+    await _feed(ticks, publisher.publish)
     await publisher.stop()  # the input ends here: the open batches go out now
     await asyncio.wait_for(counter.done.wait(), 300)
     elapsed = time.perf_counter() - start
